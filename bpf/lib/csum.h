@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Checksum arithmetic in BPF: one's-complement sums with bpf_csum_diff() over 512-byte chunks
+ * loaded into a per-CPU scratch buffer (bpf_loop, so any frame length works and the verifier sees
+ * one chunk), and a byte-wise CRC32c for SCTP. All 16-bit values here are "raw": the two bytes as
+ * they lie in the packet, read into a __u16 in memory order, which is the order bpf_csum_diff()
+ * sums in. */
+#ifndef CSUMFIX_BPF_LIB_CSUM_H
+#define CSUMFIX_BPF_LIB_CSUM_H
+
+#include "lib/ctx.h"
+#include "lib/parse.h"
+#include "lib/crc32c_table.h"
+
+#define CSF_CHUNK 512
+#define CSF_MAX_CHUNKS 128 /* 64 KiB */
+
+struct csf_scratch {
+	__u8 buf[CSF_CHUNK + 4];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct csf_scratch);
+} csf_scratch_map SEC(".maps");
+
+static __always_inline __u16 csf_fold(__u64 s)
+{
+	s = (s & 0xffffffff) + (s >> 32);
+	s = (s & 0xffffffff) + (s >> 32);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)s;
+}
+
+/* Keeps the compiler from proving a clamp redundant, so the verifier sees the bound. */
+#define csf_barrier_var(v) asm volatile("" : "+r"(v))
+
+struct csf_walk {
+	void *ctx;
+	__u32 start;
+	__u32 end;
+	__u64 acc; /* one's-complement accumulator (sum) or CRC state */
+	__u32 err;
+	__u32 zero_off; /* CRC: offset relative to start of 4 bytes read as zero; ~0 for none */
+};
+
+/* Loads chunk i of [start, end) into the scratch buffer, zero-padded to a multiple of 4.
+ * Returns the chunk length, 0 when done or on error (w->err set). */
+static __always_inline __u32 csf_load_chunk(struct csf_walk *w, const bool xdp, __u32 i,
+					    struct csf_scratch **sp)
+{
+	__u32 zero = 0;
+	__u32 off = w->start + i * CSF_CHUNK;
+
+	if (off >= w->end)
+		return 0;
+	__u32 n = w->end - off;
+	if (n > CSF_CHUNK)
+		n = CSF_CHUNK;
+	/* n is in [1, CSF_CHUNK]; say so in a form the verifier keeps across the compiler. */
+	csf_barrier_var(n);
+	n = ((n - 1) & (CSF_CHUNK - 1)) + 1;
+	struct csf_scratch *s = bpf_map_lookup_elem(&csf_scratch_map, &zero);
+	if (!s) {
+		w->err = 1;
+		return 0;
+	}
+	__u32 last = n & ~3u;
+	csf_barrier_var(last);
+	if (last > CSF_CHUNK)
+		return 0;
+	*(__u32 *)&s->buf[last] = 0;
+	if (csf_load(w->ctx, xdp, off, s->buf, n)) {
+		w->err = 1;
+		return 0;
+	}
+	*sp = s;
+	return n;
+}
+
+static __always_inline long csf_sum_step(__u32 i, struct csf_walk *w, const bool xdp)
+{
+	struct csf_scratch *s = NULL;
+	__u32 n = csf_load_chunk(w, xdp, i, &s);
+
+	if (!n || !s)
+		return 1;
+	__u32 sz = (n + 3) & ~3u;
+	csf_barrier_var(sz);
+	if (sz > CSF_CHUNK || sz == 0)
+		return 1;
+	w->acc += (__u32)bpf_csum_diff(NULL, 0, (__be32 *)s->buf, sz, 0);
+	return 0;
+}
+
+static long csf_sum_cb_tc(__u32 i, void *w) { return csf_sum_step(i, w, false); }
+static long csf_sum_cb_xdp(__u32 i, void *w) { return csf_sum_step(i, w, true); }
+
+/* Unfolded one's-complement sum of frame bytes [start, end). Returns -1 on a helper failure. */
+static __always_inline int csf_sum_range(void *ctx, const bool xdp, __u32 start, __u32 end,
+					 __u64 *sum)
+{
+	struct csf_walk w = { .ctx = ctx, .start = start, .end = end };
+	__u32 chunks = (end - start + CSF_CHUNK - 1) / CSF_CHUNK;
+
+	if (end < start || chunks > CSF_MAX_CHUNKS)
+		return -1;
+	bpf_loop(chunks, xdp ? csf_sum_cb_xdp : csf_sum_cb_tc, &w, 0);
+	if (w.err)
+		return -1;
+	*sum = w.acc;
+	return 0;
+}
+
+/* Pseudo-header sum (unfolded). */
+static __always_inline __u64 csf_pseudo_sum(const struct csf_pkt *p)
+{
+	__u32 ph[10] = {};
+
+	if (p->ipver == 4) {
+		__builtin_memcpy(&ph[0], &p->addr[0], 4);
+		__builtin_memcpy(&ph[1], &p->addr[16], 4);
+		ph[2] = bpf_htonl(((__u32)p->proto << 16) | (p->pseudo_len & 0xffff));
+		return (__u32)bpf_csum_diff(NULL, 0, (__be32 *)ph, 12, 0);
+	}
+	__builtin_memcpy(&ph[0], &p->addr[0], 16);
+	__builtin_memcpy(&ph[4], &p->addr[16], 16);
+	ph[8] = bpf_htonl(p->pseudo_len);
+	ph[9] = bpf_htonl(p->proto);
+	return (__u32)bpf_csum_diff(NULL, 0, (__be32 *)ph, 40, 0);
+}
+
+/* ---- CRC32c for SCTP ---- */
+static __always_inline long csf_crc_step(__u32 i, struct csf_walk *w, const bool xdp)
+{
+	struct csf_scratch *s = NULL;
+	__u32 n = csf_load_chunk(w, xdp, i, &s);
+
+	if (!n || !s)
+		return 1;
+	if (i == 0) /* the CRC field (bytes 8..11 of the SCTP header) counts as zero */
+		*(__u32 *)&s->buf[8] = 0;
+	__u32 crc = (__u32)w->acc;
+	for (__u32 j = 0; j < CSF_CHUNK; j++) {
+		if (j >= n)
+			break;
+		crc = csf_crc32c_table[(crc ^ s->buf[j]) & 0xff] ^ (crc >> 8);
+	}
+	w->acc = crc;
+	return 0;
+}
+
+static long csf_crc_cb_tc(__u32 i, void *w) { return csf_crc_step(i, w, false); }
+static long csf_crc_cb_xdp(__u32 i, void *w) { return csf_crc_step(i, w, true); }
+
+static __always_inline int csf_crc32c_range(void *ctx, const bool xdp, __u32 start, __u32 end,
+					    __u32 *crc)
+{
+	struct csf_walk w = { .ctx = ctx, .start = start, .end = end, .acc = 0xffffffff };
+	__u32 chunks = (end - start + CSF_CHUNK - 1) / CSF_CHUNK;
+
+	if (end < start || chunks > CSF_MAX_CHUNKS)
+		return -1;
+	bpf_loop(chunks, xdp ? csf_crc_cb_xdp : csf_crc_cb_tc, &w, 0);
+	if (w.err)
+		return -1;
+	*crc = ~(__u32)w.acc;
+	return 0;
+}
+
+/* IPv4 header: 1 if the header checksum is correct, 0 if wrong, -1 on error. */
+static __always_inline int csf_ip4_hdr_ok(void *ctx, const bool xdp, const struct csf_pkt *p)
+{
+	__u32 h[15];
+	__u32 n = p->ip4_ihl4;
+
+	if (n < 20 || n > 60)
+		return -1;
+	csf_barrier_var(n);
+	if (n > 60)
+		return -1;
+	if (csf_load(ctx, xdp, p->l3_off, h, n))
+		return -1;
+	return csf_fold((__u32)bpf_csum_diff(NULL, 0, (__be32 *)h, n, 0)) == 0xffff;
+}
+
+#endif

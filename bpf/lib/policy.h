@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Classification and actions per docs/SEMANTICS.md §2-3, and the per-(ifindex, hook) counters. */
+#ifndef CSUMFIX_BPF_LIB_POLICY_H
+#define CSUMFIX_BPF_LIB_POLICY_H
+
+#include "lib/ctx.h"
+#include "lib/parse.h"
+#include "lib/csum.h"
+#include <bpf/bpf_core_read.h>
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, CSF_MAX_IFACES * CSF_HOOK_MAX);
+	__type(key, struct csf_if_key);
+	__type(value, struct csf_counters);
+} csf_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CSF_MAX_IFACES * CSF_HOOK_MAX);
+	__type(key, struct csf_if_key);
+	__type(value, struct csf_ifcfg);
+} csf_ifcfg SEC(".maps");
+
+static __always_inline struct csf_counters *csf_counters_get(const struct csf_if_key *key)
+{
+	struct csf_counters *c = bpf_map_lookup_elem(&csf_counters, key);
+
+	if (c)
+		return c;
+	struct csf_counters zero = {};
+	bpf_map_update_elem(&csf_counters, key, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&csf_counters, key);
+}
+
+/* ---- CHECKSUM_PARTIAL from tc: kfunc where the kernel has it, probe-read otherwise ---- */
+extern void *bpf_cast_to_kern_ctx(void *) __ksym __weak;
+#ifndef CHECKSUM_PARTIAL
+#define CHECKSUM_PARTIAL 3
+#endif
+
+static __always_inline bool csf_skb_is_partial(struct __sk_buff *ctx)
+{
+	if (bpf_ksym_exists(bpf_cast_to_kern_ctx)) {
+		struct sk_buff *skb = bpf_cast_to_kern_ctx(ctx);
+		return BPF_CORE_READ_BITFIELD(skb, ip_summed) == CHECKSUM_PARTIAL;
+	}
+	struct sk_buff *skb = (struct sk_buff *)ctx;
+	return BPF_CORE_READ_BITFIELD_PROBED(skb, ip_summed) == CHECKSUM_PARTIAL;
+}
+
+struct csf_meta {
+	bool is_partial;
+	bool is_gso;
+};
+
+struct csf_outcome {
+	__u32 cls;
+	__u32 ip4_bad;
+	__u32 filled;
+	__u32 zeroed;
+	__u32 fill_error;
+	__u32 drop;
+};
+
+static __always_inline __u16 csf_read16(void *ctx, const bool xdp, __u32 off, int *err)
+{
+	__u16 v = 0;
+
+	if (csf_load(ctx, xdp, off, &v, 2))
+		*err = 1;
+	return v;
+}
+
+/* Fills `o` for `action`; writes the packet when the action fills. */
+static __always_inline void csf_apply(void *ctx, const bool xdp, __u32 action,
+				      const struct csf_meta *m, struct csf_outcome *o)
+{
+	struct csf_pkt p = {};
+	int err = 0;
+	const bool verifying = action != CSF_ACT_OBSERVE;
+
+	if (m->is_gso) {
+		o->cls = CSF_CLASS_GSO;
+		return;
+	}
+	__u32 r = csf_parse(ctx, xdp, &p);
+	if (verifying && p.ip4_ihl4) {
+		int ok = csf_ip4_hdr_ok(ctx, xdp, &p);
+		o->ip4_bad = ok == 0;
+	}
+	if (r) {
+		o->cls = r;
+		return;
+	}
+
+	const bool sctp = p.proto == CSF_IPPROTO_SCTP;
+	const bool udp = p.proto == CSF_IPPROTO_UDP || p.proto == CSF_IPPROTO_UDPLITE;
+	__u32 field32 = 0;
+	__u16 field = 0;
+	if (sctp) {
+		if (csf_load(ctx, xdp, p.field_off, &field32, 4))
+			err = 1;
+	} else {
+		field = csf_read16(ctx, xdp, p.field_off, &err);
+	}
+	if (err) {
+		o->cls = CSF_CLASS_UNPARSABLE;
+		return;
+	}
+	if (udp && field == 0) {
+		o->cls = (p.proto == CSF_IPPROTO_UDP && p.ipver == 4) ? CSF_CLASS_ZERO : CSF_CLASS_BAD;
+		return;
+	}
+
+	__u64 pseudo = p.has_pseudo ? csf_pseudo_sum(&p) : 0;
+	const bool has_seed = p.proto != CSF_IPPROTO_ICMP;
+	const bool is_seed = sctp ? field32 == 0 : (has_seed && field == csf_fold(pseudo));
+
+	if (action == CSF_ACT_OBSERVE) {
+		o->cls = (m->is_partial || is_seed) ? CSF_CLASS_PARTIAL : CSF_CLASS_UNVERIFIED;
+		return;
+	}
+
+	/* Full verification. `correct` is the value the field must hold. */
+	__u32 correct = 0;
+	bool valid = false;
+	if (sctp) {
+		if (csf_crc32c_range(ctx, xdp, p.l4_off, p.l4_off + p.l4_len, &correct)) {
+			o->fill_error = 1;
+			o->cls = CSF_CLASS_UNPARSABLE;
+			return;
+		}
+		valid = correct == field32;
+	} else {
+		__u64 sum;
+		if (csf_sum_range(ctx, xdp, p.l4_off, p.l4_off + p.covered, &sum)) {
+			o->fill_error = 1;
+			o->cls = CSF_CLASS_UNPARSABLE;
+			return;
+		}
+		sum += pseudo;
+		valid = csf_fold(sum) == 0xffff;
+		__u16 c = ~csf_fold(sum + (__u16)~field);
+		correct = c ? c : 0xffff;
+	}
+
+	if (m->is_partial)
+		o->cls = CSF_CLASS_PARTIAL;
+	else if (valid)
+		o->cls = CSF_CLASS_VALID;
+	else if (is_seed)
+		o->cls = CSF_CLASS_PARTIAL;
+	else
+		o->cls = CSF_CLASS_BAD;
+
+	if (action == CSF_ACT_DROP_BAD) {
+		o->drop = o->cls == CSF_CLASS_BAD || o->ip4_bad;
+		return;
+	}
+	if (o->cls != CSF_CLASS_PARTIAL || xdp ||
+	    (action != CSF_ACT_FILL && action != CSF_ACT_ZERO_UDP4))
+		return;
+
+	if (action == CSF_ACT_ZERO_UDP4 && p.proto == CSF_IPPROTO_UDP && p.ipver == 4) {
+		__u16 z = 0;
+		if (csf_store(ctx, xdp, p.field_off, &z, 2))
+			o->fill_error = 1;
+		else
+			o->zeroed = 1;
+		return;
+	}
+	long e;
+	if (sctp) {
+		e = csf_store(ctx, xdp, p.field_off, &correct, 4);
+	} else {
+		__u16 c16 = correct;
+		e = csf_store(ctx, xdp, p.field_off, &c16, 2);
+	}
+	if (e)
+		o->fill_error = 1;
+	else
+		o->filled = 1;
+}
+
+static __always_inline void csf_count(struct csf_counters *c, __u32 len, __u32 action,
+				      const struct csf_outcome *o)
+{
+	if (!c)
+		return;
+	c->c[CSF_CTR_PACKETS]++;
+	c->c[CSF_CTR_BYTES] += len;
+	__u32 ci = CSF_CTR_CLASS_BASE + o->cls;
+	__u32 ai = CSF_CTR_ACTION_BASE + action;
+	csf_barrier_var(ci);
+	csf_barrier_var(ai);
+	if (ci < CSF_CTR_CLASS_BASE + CSF_CLASS_MAX)
+		c->c[ci]++;
+	if (ai < CSF_CTR_ACTION_BASE + CSF_ACT_MAX)
+		c->c[ai]++;
+	c->c[CSF_CTR_FILLED] += o->filled;
+	c->c[CSF_CTR_ZEROED] += o->zeroed;
+	c->c[CSF_CTR_DROPPED] += o->drop;
+	c->c[CSF_CTR_IP4_HDR_BAD] += o->ip4_bad;
+	c->c[CSF_CTR_FILL_ERROR] += o->fill_error;
+}
+
+/* Entry: returns 1 to drop, 0 to pass. */
+static __always_inline int csf_handle(void *ctx, const bool xdp, __u32 hook,
+				      const struct csf_meta *m)
+{
+	struct csf_if_key key = { .ifindex = csf_ifindex(ctx, xdp), .hook = hook };
+	struct csf_ifcfg *cfg = bpf_map_lookup_elem(&csf_ifcfg, &key);
+	__u32 action = cfg ? cfg->action : CSF_ACT_PASS;
+	struct csf_outcome o = {};
+
+	if (action >= CSF_ACT_MAX)
+		action = CSF_ACT_PASS;
+	if (action != CSF_ACT_PASS)
+		csf_apply(ctx, xdp, action, m, &o);
+	csf_count(csf_counters_get(&key), csf_frame_len(ctx, xdp), action, &o);
+	return o.drop;
+}
+
+#endif

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * csumfix ABI: the ONE header shared by the BPF programs (bpf/) and the C++ control plane and
+ * reference (userspace/). Plain C, fixed-width types, explicit padding, no bool/enum/long, so that
+ * the layout is identical for clang -target bpf and for x86-64 g++. Layout is checked twice:
+ * static_asserts in tests/unit/abi_test.cc and a comparison against the BTF of the built .bpf.o
+ * (tests/bpf/btf_abi_test.cc).
+ *
+ * Semantics of classes and actions are specified in docs/SEMANTICS.md; the reference
+ * (userspace/refcsum) and the BPF programs implement them independently.
+ */
+#ifndef CSUMFIX_ABI_H
+#define CSUMFIX_ABI_H
+
+#ifdef __bpf__
+/* vmlinux.h (included first by every .bpf.c) provides __u8.. __u64. */
+#else
+#include <linux/types.h>
+#endif
+
+#define CSF_ABI_VERSION 1
+
+/* ---- Hooks (the "direction" part of a counter key) ---- */
+#define CSF_HOOK_TC_INGRESS 0
+#define CSF_HOOK_TC_EGRESS 1
+#define CSF_HOOK_XDP 2
+#define CSF_HOOK_MAX 3
+
+/* ---- Policy actions ---- */
+#define CSF_ACT_PASS 0      /* leave alone: no parsing, only the packet is counted            */
+#define CSF_ACT_OBSERVE 1   /* classify by headers only (partial/zero/gso/na/unparsable)      */
+#define CSF_ACT_VERIFY 2    /* full classification incl. valid/bad; never modifies or drops   */
+#define CSF_ACT_DROP_BAD 3  /* verify + drop BAD L4 checksum or bad IPv4 header checksum      */
+#define CSF_ACT_FILL 4      /* verify + complete partial checksums                            */
+#define CSF_ACT_ZERO_UDP4 5 /* verify + partial UDP over IPv4 gets checksum 0 ("none")        */
+#define CSF_ACT_MAX 6
+
+/* ---- Checksum classes (exactly one per packet, except with CSF_ACT_PASS) ---- */
+#define CSF_CLASS_NONE 0        /* not classified (action pass)                              */
+#define CSF_CLASS_VALID 1       /* L4 checksum verifies                                      */
+#define CSF_CLASS_PARTIAL 2     /* kernel says CHECKSUM_PARTIAL, or field == pseudo seed      */
+#define CSF_CLASS_BAD 3         /* wrong checksum (incl. zero where zero is forbidden)        */
+#define CSF_CLASS_ZERO 4        /* UDP over IPv4 with checksum 0 ("no checksum")              */
+#define CSF_CLASS_NA 5          /* no L4 checksum to check: non-IP, other protocol, fragment  */
+#define CSF_CLASS_UNPARSABLE 6  /* truncated or malformed headers                             */
+#define CSF_CLASS_GSO 7         /* GSO super-frame: left to segmentation                      */
+#define CSF_CLASS_UNVERIFIED 8  /* observe only: not partial, checksum not computed           */
+#define CSF_CLASS_MAX 9
+
+/* ---- Counter ids: index into struct csf_counters.c[] ---- */
+#define CSF_CTR_PACKETS 0
+#define CSF_CTR_BYTES 1
+#define CSF_CTR_CLASS_BASE 2 /* CSF_CTR_CLASS_BASE + CSF_CLASS_x                               */
+#define CSF_CTR_ACTION_BASE (CSF_CTR_CLASS_BASE + CSF_CLASS_MAX) /* + CSF_ACT_x: action applied */
+#define CSF_CTR_FILLED (CSF_CTR_ACTION_BASE + CSF_ACT_MAX)        /* checksum written          */
+#define CSF_CTR_ZEROED (CSF_CTR_FILLED + 1)      /* UDP4 checksum set to 0 by zero-udp4         */
+#define CSF_CTR_DROPPED (CSF_CTR_FILLED + 2)     /* dropped by drop-bad                         */
+#define CSF_CTR_IP4_HDR_BAD (CSF_CTR_FILLED + 3) /* IPv4 header checksum wrong                  */
+#define CSF_CTR_FILL_ERROR (CSF_CTR_FILLED + 4)  /* fill wanted but a helper failed: unchanged  */
+#define CSF_CTR_MAX (CSF_CTR_FILLED + 5)
+
+/* ---- Maps ---- */
+/* Key of csf_counters (per-CPU hash) and of csf_ifcfg (hash). */
+struct csf_if_key {
+	__u32 ifindex;
+	__u32 hook; /* CSF_HOOK_* */
+};
+
+struct csf_counters {
+	__u64 c[CSF_CTR_MAX];
+};
+
+/* Value of csf_ifcfg: what an attachment does by default. A missing entry means CSF_ACT_PASS. */
+struct csf_ifcfg {
+	__u32 action; /* CSF_ACT_* */
+	__u32 flags;  /* CSF_IFCFG_F_* */
+};
+#define CSF_IFCFG_F_NONE 0
+
+#define CSF_MAX_IFACES 1024
+
+/* ---- Pins (relative to the bpffs mount, normally /sys/fs/bpf) ----
+ * csumfix/v1/maps/<map name>        shared maps (csf_ifcfg, csf_counters)
+ * csumfix/v1/<ifname>/state         1-entry array of struct csf_attach_state
+ * csumfix/v1/<ifname>/<hook>_prog   the program attached at that hook
+ * csumfix/v1/<ifname>/<hook>_link   its bpf_link (tcx, XDP); absent for clsact + cls_bpf
+ * Only userspace reads these; they live here so that every tool agrees on them. */
+#define CSF_PIN_ROOT "csumfix/v1"
+#define CSF_PIN_MAPS "maps"
+#define CSF_PIN_STATE "state"
+
+/* How a tc hook was attached (csf_attach_state.tc_mode[]). */
+#define CSF_TC_MODE_NONE 0
+#define CSF_TC_MODE_TCX 1    /* tcx bpf_link (6.6+)                                  */
+#define CSF_TC_MODE_CLSACT 2 /* clsact qdisc + cls_bpf direct-action filter          */
+#define CSF_XDP_MODE_NONE 0
+#define CSF_XDP_MODE_LINK 1
+
+struct csf_attach_state {
+	__u32 abi_version; /* CSF_ABI_VERSION */
+	__u32 ifindex;
+	__u32 flags;       /* reserved, 0 */
+	__u32 mode[CSF_HOOK_MAX]; /* per hook: CSF_TC_MODE_* or CSF_XDP_MODE_* */
+	__u32 prog_id[CSF_HOOK_MAX];
+	__u32 tc_handle;   /* clsact filters: handle and priority */
+	__u32 tc_priority;
+	__u32 pad;
+};
+
+#endif /* CSUMFIX_ABI_H */

@@ -1,0 +1,50 @@
+// Compares the structs of include/csumfix/abi.h as the C++ compiler lays them out with the BTF
+// that clang emitted for the BPF object: a mismatch means BPF and userspace disagree on a map.
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "csumfix/abi.h"
+#include "gtest/gtest.h"
+
+namespace {
+
+struct Field {
+  const char* name;
+  size_t offset;
+  size_t size;
+};
+
+void ExpectStruct(const btf* b, const char* name, size_t size, const std::vector<Field>& fields) {
+  int id = btf__find_by_name_kind(b, name, BTF_KIND_STRUCT);
+  ASSERT_GT(id, 0) << "struct " << name << " not in the BPF object's BTF";
+  const btf_type* t = btf__type_by_id(b, id);
+  EXPECT_EQ(t->size, size) << "sizeof(struct " << name << ") differs between BPF and C++";
+  ASSERT_EQ(btf_vlen(t), fields.size()) << "member count of struct " << name;
+  const btf_member* m = btf_members(t);
+  for (size_t i = 0; i < fields.size(); ++i) {
+    EXPECT_STREQ(btf__name_by_offset(b, m[i].name_off), fields[i].name) << name << " member " << i;
+    EXPECT_EQ(btf_member_bit_offset(t, i), fields[i].offset * 8) << name << "." << fields[i].name;
+    EXPECT_EQ(static_cast<size_t>(btf__resolve_size(b, m[i].type)), fields[i].size)
+        << name << "." << fields[i].name;
+  }
+}
+
+TEST(BtfAbi, MapTypesMatchCxxLayout) {
+  std::string path = std::string(CSUMFIX_BPF_OBJ_DIR) + "/csumfix.bpf.o";
+  bpf_object* obj = bpf_object__open_file(path.c_str(), nullptr);
+  ASSERT_NE(obj, nullptr) << "cannot open " << path << ": build it first (scripts/test.sh)";
+  const btf* b = bpf_object__btf(obj);
+  ASSERT_NE(b, nullptr) << path << " has no BTF: it must be built with clang -g";
+  ExpectStruct(b, "csf_if_key", sizeof(csf_if_key),
+               {{"ifindex", offsetof(csf_if_key, ifindex), 4}, {"hook", offsetof(csf_if_key, hook), 4}});
+  ExpectStruct(b, "csf_ifcfg", sizeof(csf_ifcfg),
+               {{"action", offsetof(csf_ifcfg, action), 4}, {"flags", offsetof(csf_ifcfg, flags), 4}});
+  ExpectStruct(b, "csf_counters", sizeof(csf_counters), {{"c", 0, sizeof(csf_counters)}});
+  bpf_object__close(obj);
+}
+
+}  // namespace

@@ -1,0 +1,316 @@
+// Differential suite: every case runs through the BPF programs with BPF_PROG_TEST_RUN and through
+// the reference (userspace/refcsum) on the same bytes; verdict, output bytes and counter deltas
+// must match exactly. PROG_TEST_RUN cannot make a CHECKSUM_PARTIAL skb, so partial packets are
+// represented by the seed in the bytes (docs/SEMANTICS.md); real partial traffic is tested in
+// tests/netns/.
+//
+// Environment: CSUMFIX_DIFF_CASES (default 100000), CSUMFIX_DIFF_SEED (default: time-based, printed).
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bpf/loader.h"
+#include "common/pktgen.h"
+#include "csumfix/abi.h"
+#include "gtest/gtest.h"
+#include "refcsum/refcsum.h"
+
+namespace csumfix {
+namespace {
+
+using testing::CsumState;
+using testing::Damage;
+using testing::L3Kind;
+using testing::L4Kind;
+using testing::PacketSpec;
+
+constexpr uint32_t kLoIfindex = 1;  // PROG_TEST_RUN runs tc and XDP on the loopback device
+constexpr uint32_t kTcActOk = 0, kTcActShot = 2, kXdpDrop = 1, kXdpPass = 2;
+// Largest frames BPF_PROG_TEST_RUN takes linearly (a page less head- and tailroom).
+constexpr size_t kMaxFrameTc = 3600;
+constexpr size_t kMaxFrameXdp = 3400;
+
+const char* kCounterNames[CSF_CTR_MAX] = {
+    "PACKETS", "BYTES", "class none", "class valid", "class partial", "class bad",
+    "class zero", "class na", "class unparsable", "class gso", "class unverified",
+    "act pass", "act observe", "act verify", "act drop-bad", "act fill", "act zero-udp4",
+    "FILLED", "ZEROED", "DROPPED", "IP4_HDR_BAD", "FILL_ERROR"};
+
+uint64_t EnvU64(const char* name, uint64_t dflt) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::strtoull(v, nullptr, 0) : dflt;
+}
+
+class Differential : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (geteuid() != 0) return;
+    auto p = bpf::Programs::Load();
+    if (!p.ok()) {
+      load_error_ = new std::string(p.status().ToString());
+      return;
+    }
+    progs_ = p->release();
+  }
+  static void TearDownTestSuite() {
+    delete progs_;
+    progs_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_EQ(geteuid(), 0) << "the BPF differential suite needs root (CAP_BPF, CAP_NET_ADMIN): "
+                               "run it through scripts/test.sh as root";
+    ASSERT_NE(progs_, nullptr) << "loading the BPF programs failed: "
+                               << (load_error_ ? *load_error_ : "?");
+  }
+
+  // Runs one case through both; returns "" when they agree, else a description of the mismatch.
+  static std::string Compare(const std::vector<uint8_t>& frame, uint32_t action, uint32_t hook) {
+    std::ostringstream err;
+    csf_if_key key{kLoIfindex, hook};
+    auto cfg = progs_->ifcfg();
+    auto ctrs = progs_->counters();
+    if (auto s = cfg.Update(key, csf_ifcfg{action, 0}); !s.ok()) return s.ToString();
+    if (auto s = ctrs.Delete(key); !s.ok()) return s.ToString();
+    auto run = bpf::TestRun(progs_->prog_fd(hook), frame);
+    if (!run.ok()) return run.status().ToString();
+    auto got = ctrs.Lookup(key);
+    if (!got.ok()) return got.status().ToString();
+    csf_counters bpf_ctr = got->value_or(csf_counters{});
+
+    ref::Meta meta;
+    meta.hook = hook;
+    ref::Result want = ref::Apply(action, frame, meta);
+    uint32_t want_ret = hook == CSF_HOOK_XDP
+                            ? (want.verdict == ref::Verdict::kDrop ? kXdpDrop : kXdpPass)
+                            : (want.verdict == ref::Verdict::kDrop ? kTcActShot : kTcActOk);
+    if (run->retval != want_ret)
+      err << "verdict: bpf " << run->retval << ", reference " << want_ret << "\n";
+    if (run->data_out != want.out) {
+      err << "output bytes differ (bpf " << run->data_out.size() << " bytes, reference "
+          << want.out.size() << ")";
+      for (size_t i = 0; i < std::min(run->data_out.size(), want.out.size()); ++i) {
+        if (run->data_out[i] != want.out[i]) {
+          err << "; first at offset " << i << ": bpf 0x" << std::hex << int(run->data_out[i])
+              << " reference 0x" << int(want.out[i]) << std::dec;
+          break;
+        }
+      }
+      err << "\nbpf output:\n" << testing::HexDump(run->data_out);
+    }
+    for (int i = 0; i < CSF_CTR_MAX; ++i) {
+      if (bpf_ctr.c[i] != want.deltas[i])
+        err << "counter " << kCounterNames[i] << ": bpf " << bpf_ctr.c[i] << ", reference "
+            << want.deltas[i] << "\n";
+    }
+    if (!err.str().empty()) {
+      err << "action " << ref::ActionName(action) << ", hook " << hook << ", reference class "
+          << ref::ClassName(want.cls) << "\nframe (" << frame.size() << " bytes):\n"
+          << testing::HexDump(frame);
+    }
+    return err.str();
+  }
+
+  static bpf::Programs* progs_;
+  static std::string* load_error_;
+};
+
+bpf::Programs* Differential::progs_ = nullptr;
+std::string* Differential::load_error_ = nullptr;
+
+// ---- Named cases: the expected class is stated, not taken from either implementation ----------
+struct Named {
+  const char* name;
+  PacketSpec spec;
+  uint32_t action;
+  uint32_t want_class;
+  bool want_drop;
+  bool want_modified;
+};
+
+PacketSpec Spec(L3Kind l3, L4Kind l4, CsumState cs, size_t payload = 64) {
+  PacketSpec s;
+  s.l3 = l3;
+  s.l4 = l4;
+  s.csum = cs;
+  s.payload_len = payload;
+  s.payload_seed = payload * 7 + static_cast<int>(l4);
+  return s;
+}
+
+std::vector<Named> NamedCases() {
+  using enum L3Kind;
+  using enum L4Kind;
+  using enum CsumState;
+  std::vector<Named> v = {
+      {"tcp4_valid_fill", Spec(kIpv4, kTcp, kValid), CSF_ACT_FILL, CSF_CLASS_VALID, false, false},
+      {"tcp4_seed_fill", Spec(kIpv4, kTcp, kSeed), CSF_ACT_FILL, CSF_CLASS_PARTIAL, false, true},
+      {"tcp6_seed_fill", Spec(kIpv6, kTcp, kSeed, 1400), CSF_ACT_FILL, CSF_CLASS_PARTIAL, false, true},
+      {"udp4_seed_fill", Spec(kIpv4, kUdp, kSeed), CSF_ACT_FILL, CSF_CLASS_PARTIAL, false, true},
+      {"udp6_seed_fill_odd", Spec(kIpv6, kUdp, kSeed, 1001), CSF_ACT_FILL, CSF_CLASS_PARTIAL, false, true},
+      {"udp4_seed_zero_udp4", Spec(kIpv4, kUdp, kSeed), CSF_ACT_ZERO_UDP4, CSF_CLASS_PARTIAL, false, true},
+      {"udp4_zero", Spec(kIpv4, kUdp, kZero), CSF_ACT_FILL, CSF_CLASS_ZERO, false, false},
+      {"udp6_zero_is_bad", Spec(kIpv6, kUdp, kZero), CSF_ACT_VERIFY, CSF_CLASS_BAD, false, false},
+      {"udp6_zero_dropped", Spec(kIpv6, kUdp, kZero), CSF_ACT_DROP_BAD, CSF_CLASS_BAD, true, false},
+      {"tcp4_bad_dropped", Spec(kIpv4, kTcp, kCorrupt), CSF_ACT_DROP_BAD, CSF_CLASS_BAD, true, false},
+      {"tcp4_seed_not_dropped", Spec(kIpv4, kTcp, kSeed), CSF_ACT_DROP_BAD, CSF_CLASS_PARTIAL, false, false},
+      {"tcp4_bad_not_filled", Spec(kIpv4, kTcp, kCorrupt), CSF_ACT_FILL, CSF_CLASS_BAD, false, false},
+      {"tcp4_observe_seed", Spec(kIpv4, kTcp, kSeed), CSF_ACT_OBSERVE, CSF_CLASS_PARTIAL, false, false},
+      {"tcp4_observe_valid", Spec(kIpv4, kTcp, kValid), CSF_ACT_OBSERVE, CSF_CLASS_UNVERIFIED, false, false},
+      {"tcp4_pass", Spec(kIpv4, kTcp, kSeed), CSF_ACT_PASS, CSF_CLASS_NONE, false, false},
+      {"udplite6_seed", Spec(kIpv6, kUdpLite, kSeed), CSF_ACT_FILL, CSF_CLASS_PARTIAL, false, true},
+      {"icmp4_valid", Spec(kIpv4, kIcmp4, kValid), CSF_ACT_VERIFY, CSF_CLASS_VALID, false, false},
+      {"icmp4_bad", Spec(kIpv4, kIcmp4, kCorrupt), CSF_ACT_VERIFY, CSF_CLASS_BAD, false, false},
+      {"icmp6_seed", Spec(kIpv6, kIcmp6, kSeed), CSF_ACT_FILL, CSF_CLASS_PARTIAL, false, true},
+      {"sctp4_valid", Spec(kIpv4, kSctp, kValid, 333), CSF_ACT_VERIFY, CSF_CLASS_VALID, false, false},
+      {"sctp6_seed_fill", Spec(kIpv6, kSctp, kSeed, 333), CSF_ACT_FILL, CSF_CLASS_PARTIAL, false, true},
+      {"sctp4_bad", Spec(kIpv4, kSctp, kCorrupt), CSF_ACT_VERIFY, CSF_CLASS_BAD, false, false},
+      {"gre_na", Spec(kIpv4, kOther, kValid), CSF_ACT_FILL, CSF_CLASS_NA, false, false},
+      {"arp_na", Spec(kNonIp, kUdp, kValid), CSF_ACT_FILL, CSF_CLASS_NA, false, false},
+      {"tcp4_jumbo_seed", Spec(kIpv4, kTcp, kSeed, 3400), CSF_ACT_FILL, CSF_CLASS_PARTIAL, false, true},
+  };
+  {
+    Named n{"vlan2_udp4_seed", Spec(kIpv4, kUdp, kSeed), CSF_ACT_FILL, CSF_CLASS_PARTIAL, false, true};
+    n.spec.vlan_tags = 2;
+    v.push_back(n);
+    n.name = "vlan3_na";
+    n.spec.vlan_tags = 3;
+    n.want_class = CSF_CLASS_NA;
+    n.want_modified = false;
+    v.push_back(n);
+  }
+  {
+    Named n{"ip4_options_tcp_seed", Spec(kIpv4, kTcp, kSeed), CSF_ACT_FILL, CSF_CLASS_PARTIAL, false, true};
+    n.spec.ip4_option_bytes = 12;
+    v.push_back(n);
+  }
+  {
+    Named n{"ip6_all_ext_udp_seed", Spec(kIpv6, kUdp, kSeed), CSF_ACT_FILL, CSF_CLASS_PARTIAL, false, true};
+    n.spec.ip6_ext = {0, 60, 43, 44};
+    v.push_back(n);
+    n.name = "ip6_routing_segleft_na";
+    n.spec.routing_segments_left = true;
+    n.spec.ip6_ext = {43};
+    n.want_class = CSF_CLASS_NA;
+    n.want_modified = false;
+    v.push_back(n);
+  }
+  {
+    Named n{"ip4_first_fragment_na", Spec(kIpv4, kUdp, kSeed), CSF_ACT_FILL, CSF_CLASS_NA, false, false};
+    n.spec.fragment_first = true;
+    v.push_back(n);
+    n.name = "ip6_nonfirst_fragment_na";
+    n.spec = Spec(kIpv6, kUdp, kSeed);
+    n.spec.ip6_ext = {44};
+    n.spec.fragment_nonfirst = true;
+    v.push_back(n);
+  }
+  {
+    Named n{"ip4_bad_hdr_dropped", Spec(kIpv4, kUdp, kValid), CSF_ACT_DROP_BAD, CSF_CLASS_VALID, true, false};
+    n.spec.bad_ip4_hdr_csum = true;
+    v.push_back(n);
+  }
+  {
+    Named n{"padded_udp4_seed", Spec(kIpv4, kUdp, kSeed, 4), CSF_ACT_FILL, CSF_CLASS_PARTIAL, false, true};
+    n.spec.eth_padding = 20;
+    v.push_back(n);
+  }
+  {
+    Named n{"truncated_tcp4", Spec(kIpv4, kTcp, kValid), CSF_ACT_FILL, CSF_CLASS_UNPARSABLE, false, false};
+    n.spec.damage = Damage::kTruncate;
+    n.spec.truncate_to = 40;
+    v.push_back(n);
+  }
+  return v;
+}
+
+TEST_F(Differential, NamedCases) {
+  for (const Named& n : NamedCases()) {
+    SCOPED_TRACE(n.name);
+    std::vector<uint8_t> frame = testing::Build(n.spec);
+    for (uint32_t hook = 0; hook < CSF_HOOK_MAX; ++hook) {
+      std::string diff = Compare(frame, n.action, hook);
+      EXPECT_EQ(diff, "") << n.name << ": " << testing::Describe(n.spec);
+      // The expectation stated here, independent of both implementations.
+      ref::Meta meta;
+      meta.hook = hook;
+      ref::Result r = ref::Apply(n.action, frame, meta);
+      EXPECT_EQ(ref::ClassName(r.cls), ref::ClassName(n.want_class)) << n.name;
+      EXPECT_EQ(r.verdict == ref::Verdict::kDrop, n.want_drop) << n.name;
+      // XDP never fills (no redirect table yet): it must leave the frame alone.
+      bool modified = r.out != frame;
+      EXPECT_EQ(modified, n.want_modified && hook != CSF_HOOK_XDP) << n.name << " hook " << hook;
+    }
+  }
+}
+
+TEST_F(Differential, FilledPacketsVerify) {
+  // A fill must produce a packet the reference then calls valid (closing the loop).
+  for (const Named& n : NamedCases()) {
+    if (!n.want_modified || n.action != CSF_ACT_FILL) continue;
+    SCOPED_TRACE(n.name);
+    std::vector<uint8_t> frame = testing::Build(n.spec);
+    csf_if_key key{kLoIfindex, CSF_HOOK_TC_INGRESS};
+    ASSERT_TRUE(progs_->ifcfg().Update(key, csf_ifcfg{CSF_ACT_FILL, 0}).ok());
+    auto run = bpf::TestRun(progs_->tc_ingress_fd(), frame);
+    ASSERT_TRUE(run.ok()) << run.status();
+    ref::Meta meta;
+    EXPECT_EQ(ref::ClassName(ref::Classify(run->data_out, CSF_ACT_VERIFY, meta)), "valid")
+        << n.name;
+  }
+}
+
+TEST_F(Differential, RandomCases) {
+  const uint64_t cases = EnvU64("CSUMFIX_DIFF_CASES", 100000);
+  const uint64_t seed = EnvU64(
+      "CSUMFIX_DIFF_SEED",
+      static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
+  std::printf("differential: %llu cases, CSUMFIX_DIFF_SEED=%llu\n",
+              static_cast<unsigned long long>(cases), static_cast<unsigned long long>(seed));
+  std::mt19937_64 rng(seed);
+  uint64_t per_class[CSF_CLASS_MAX] = {}, failures = 0, short_frames = 0;
+  for (uint64_t i = 0; i < cases && failures < 5; ++i) {
+    const uint32_t hook = rng() % CSF_HOOK_MAX;
+    const uint32_t action = rng() % CSF_ACT_MAX;
+    PacketSpec spec = testing::RandomSpec(rng, hook == CSF_HOOK_XDP ? kMaxFrameXdp : kMaxFrameTc);
+    std::vector<uint8_t> frame = testing::Build(spec);
+    if (frame.size() < 14) {
+      // The kernel refuses test frames shorter than an Ethernet header; the reference must call
+      // them unparsable.
+      ++short_frames;
+      ref::Meta meta;
+      meta.hook = hook;
+      uint32_t cls = ref::Apply(action, frame, meta).cls;
+      EXPECT_TRUE(action == CSF_ACT_PASS ? cls == CSF_CLASS_NONE : cls == CSF_CLASS_UNPARSABLE);
+      continue;
+    }
+    std::string diff = Compare(frame, action, hook);
+    if (!diff.empty()) {
+      ++failures;
+      ADD_FAILURE() << "case " << i << " of CSUMFIX_DIFF_SEED=" << seed << ": "
+                    << testing::Describe(spec) << "\n" << diff;
+    }
+    ref::Meta meta;
+    meta.hook = hook;
+    ++per_class[ref::Classify(frame, action, meta) % CSF_CLASS_MAX];
+  }
+  std::printf("differential: classes seen:");
+  for (uint32_t c = 0; c < CSF_CLASS_MAX; ++c)
+    std::printf(" %s=%llu", std::string(ref::ClassName(c)).c_str(),
+                static_cast<unsigned long long>(per_class[c]));
+  std::printf(" (frames under 14 bytes: %llu)\n", static_cast<unsigned long long>(short_frames));
+  // The generator must reach every class the test run can produce (GSO needs a real skb).
+  for (uint32_t c = 0; c < CSF_CLASS_MAX; ++c) {
+    if (c == CSF_CLASS_GSO || cases < 10000) continue;
+    EXPECT_GT(per_class[c], 0u) << "no case of class " << ref::ClassName(c);
+  }
+}
+
+}  // namespace
+}  // namespace csumfix

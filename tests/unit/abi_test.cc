@@ -1,0 +1,38 @@
+// The ABI header compiles to the layout BPF expects; tests/bpf/btf_abi_test.cc checks the same
+// numbers against the BTF of the built object.
+#include <cstddef>
+
+#include "csumfix/abi.h"
+#include "gtest/gtest.h"
+
+static_assert(sizeof(csf_if_key) == 8);
+static_assert(offsetof(csf_if_key, ifindex) == 0);
+static_assert(offsetof(csf_if_key, hook) == 4);
+static_assert(sizeof(csf_ifcfg) == 8);
+static_assert(offsetof(csf_ifcfg, action) == 0);
+static_assert(offsetof(csf_ifcfg, flags) == 4);
+static_assert(sizeof(csf_counters) == CSF_CTR_MAX * 8);
+static_assert(CSF_CTR_CLASS_BASE + CSF_CLASS_MAX == CSF_CTR_ACTION_BASE);
+static_assert(CSF_CTR_ACTION_BASE + CSF_ACT_MAX == CSF_CTR_FILLED);
+static_assert(CSF_CTR_FILL_ERROR + 1 == CSF_CTR_MAX);
+
+TEST(Abi, CounterIdsAreDenseAndDistinct) {
+  // Every counter index names exactly one slot.
+  bool seen[CSF_CTR_MAX] = {};
+  auto mark = [&](int i) {
+    ASSERT_GE(i, 0);
+    ASSERT_LT(i, CSF_CTR_MAX);
+    EXPECT_FALSE(seen[i]) << "counter index " << i << " used twice";
+    seen[i] = true;
+  };
+  mark(CSF_CTR_PACKETS);
+  mark(CSF_CTR_BYTES);
+  for (int c = 0; c < CSF_CLASS_MAX; ++c) mark(CSF_CTR_CLASS_BASE + c);
+  for (int a = 0; a < CSF_ACT_MAX; ++a) mark(CSF_CTR_ACTION_BASE + a);
+  mark(CSF_CTR_FILLED);
+  mark(CSF_CTR_ZEROED);
+  mark(CSF_CTR_DROPPED);
+  mark(CSF_CTR_IP4_HDR_BAD);
+  mark(CSF_CTR_FILL_ERROR);
+  for (int i = 0; i < CSF_CTR_MAX; ++i) EXPECT_TRUE(seen[i]) << "counter index " << i << " unused";
+}

@@ -1,0 +1,118 @@
+#include "bpf/loader.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "base/status.h"
+#include "csumfix.skel.h"
+
+namespace csumfix::bpf {
+namespace {
+
+// libbpf prints verifier logs through a process-wide callback; collect them while loading.
+std::mutex g_log_mu;
+std::string* g_log = nullptr;
+
+int CollectPrint(enum libbpf_print_level level, const char* fmt, va_list ap) {
+  if (level == LIBBPF_DEBUG || g_log == nullptr) return 0;
+  char buf[4096];
+  int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+  if (n > 0) g_log->append(buf, std::min<size_t>(n, sizeof(buf) - 1));
+  return n;
+}
+
+std::string Tail(const std::string& log, size_t lines) {
+  std::vector<absl::string_view> all = absl::StrSplit(log, '\n', absl::SkipEmpty());
+  size_t from = all.size() > lines ? all.size() - lines : 0;
+  std::string out;
+  for (size_t i = from; i < all.size(); ++i) absl::StrAppend(&out, "\n  ", all[i]);
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Programs>> Programs::Load(const LoadOptions& opts) {
+  std::lock_guard lock(g_log_mu);
+  std::string log;
+  g_log = &log;
+  libbpf_print_fn_t old = libbpf_set_print(CollectPrint);
+  auto restore = [&] {
+    libbpf_set_print(old);
+    g_log = nullptr;
+  };
+
+  csumfix_bpf* skel = csumfix_bpf__open();
+  if (skel == nullptr) {
+    int e = errno;
+    restore();
+    return ErrnoStatus(e, absl::StrCat("open csumfix BPF object", Tail(log, 10)));
+  }
+  if (!opts.pin_maps_dir.empty()) {
+    for (bpf_map* m : {skel->maps.csf_ifcfg, skel->maps.csf_counters}) {
+      std::string path = absl::StrCat(opts.pin_maps_dir, "/", bpf_map__name(m));
+      if (int e = bpf_map__set_pin_path(m, path.c_str()); e != 0) {
+        restore();
+        csumfix_bpf__destroy(skel);
+        return ErrnoStatus(e, "set pin path " + path);
+      }
+    }
+  }
+  int err = csumfix_bpf__load(skel);
+  restore();
+  if (err != 0) {
+    csumfix_bpf__destroy(skel);
+    return ErrnoStatus(err, absl::StrCat("load csumfix BPF programs (verifier said:",
+                                         opts.full_verifier_log ? "\n" + log : Tail(log, 12),
+                                         ")"));
+  }
+  return std::unique_ptr<Programs>(new Programs(skel));
+}
+
+Programs::~Programs() { csumfix_bpf__destroy(skel_); }
+
+int Programs::tc_ingress_fd() const { return bpf_program__fd(skel_->progs.csf_tc_ingress); }
+int Programs::tc_egress_fd() const { return bpf_program__fd(skel_->progs.csf_tc_egress); }
+int Programs::xdp_fd() const { return bpf_program__fd(skel_->progs.csf_xdp); }
+
+int Programs::prog_fd(uint32_t hook) const {
+  switch (hook) {
+    case CSF_HOOK_TC_INGRESS: return tc_ingress_fd();
+    case CSF_HOOK_TC_EGRESS: return tc_egress_fd();
+    case CSF_HOOK_XDP: return xdp_fd();
+  }
+  return -1;
+}
+
+Map<csf_if_key, csf_ifcfg> Programs::ifcfg() const {
+  return {bpf_map__fd(skel_->maps.csf_ifcfg), "csf_ifcfg"};
+}
+PerCpuSumMap<csf_if_key, csf_counters> Programs::counters() const {
+  return {bpf_map__fd(skel_->maps.csf_counters), "csf_counters"};
+}
+
+absl::StatusOr<TestRunResult> TestRun(int prog_fd, std::span<const uint8_t> frame,
+                                      uint32_t repeat) {
+  TestRunResult r;
+  r.data_out.resize(frame.size() + 256);
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
+              .data_out = r.data_out.data(),
+              .data_size_in = static_cast<__u32>(frame.size()),
+              .data_size_out = static_cast<__u32>(r.data_out.size()),
+              .repeat = static_cast<int>(repeat));
+  if (bpf_prog_test_run_opts(prog_fd, &opts) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("BPF_PROG_TEST_RUN on a ", frame.size(),
+                                           "-byte frame"));
+  }
+  r.retval = opts.retval;
+  r.data_out.resize(opts.data_size_out);
+  r.duration_ns = opts.duration;
+  return r;
+}
+
+}  // namespace csumfix::bpf

@@ -1,0 +1,64 @@
+// Loading the csumfix BPF object through its generated skeleton (RAII), with the verifier log
+// kept for error messages, and BPF_PROG_TEST_RUN for tests and benchmarks.
+#ifndef CSUMFIX_USERSPACE_BPF_LOADER_H_
+#define CSUMFIX_USERSPACE_BPF_LOADER_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "bpf/map.h"
+#include "csumfix/abi.h"
+
+struct csumfix_bpf;
+
+namespace csumfix::bpf {
+
+struct LoadOptions {
+  // Keep the full verifier log of a failed load in the error (long); otherwise the last lines.
+  bool full_verifier_log = false;
+  // When set, the shared maps (csf_ifcfg, csf_counters) are pinned in this bpffs directory, and
+  // reused from there when already pinned, so every attachment shares one set.
+  std::string pin_maps_dir;
+};
+
+class Programs {
+ public:
+  // Opens and loads every program and map. Fails with the verifier's last words on rejection.
+  static absl::StatusOr<std::unique_ptr<Programs>> Load(const LoadOptions& opts = {});
+  ~Programs();
+  Programs(const Programs&) = delete;
+  Programs& operator=(const Programs&) = delete;
+
+  int tc_ingress_fd() const;
+  int tc_egress_fd() const;
+  int xdp_fd() const;
+  // The program for a hook (CSF_HOOK_*).
+  int prog_fd(uint32_t hook) const;
+
+  Map<csf_if_key, csf_ifcfg> ifcfg() const;
+  PerCpuSumMap<csf_if_key, csf_counters> counters() const;
+
+  csumfix_bpf* skel() const { return skel_; }
+
+ private:
+  explicit Programs(csumfix_bpf* skel) : skel_(skel) {}
+  csumfix_bpf* skel_;
+};
+
+struct TestRunResult {
+  uint32_t retval = 0;
+  std::vector<uint8_t> data_out;
+  uint32_t duration_ns = 0;  // average per repetition, as the kernel reports it
+};
+
+// Runs `prog_fd` once (or `repeat` times) on `frame` with BPF_PROG_TEST_RUN.
+absl::StatusOr<TestRunResult> TestRun(int prog_fd, std::span<const uint8_t> frame,
+                                      uint32_t repeat = 1);
+
+}  // namespace csumfix::bpf
+
+#endif  // CSUMFIX_USERSPACE_BPF_LOADER_H_

@@ -1,0 +1,277 @@
+// csumfix command line: a command table in the style of iproute2 / bpftool / xdp-loader.
+// Exit codes: 0 success, 1 operation failed, 2 usage error (CLI11's), 3 partial success
+// (done with warnings).
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "base/status.h"
+#include "bpf/loader.h"
+#include "control/control.h"
+#include "csumfix/abi.h"
+#include "nlohmann/json.hpp"
+#include "refcsum/refcsum.h"
+
+namespace csumfix {
+namespace {
+
+using json = nlohmann::json;
+
+int Fail(const absl::Status& s) {
+  std::fprintf(stderr, "csumfix: %s\n", std::string(s.message()).c_str());
+  return s.code() == absl::StatusCode::kDataLoss ? 3 : 1;
+}
+
+std::string ActionList() {
+  std::string out;
+  for (uint32_t a = 0; a < CSF_ACT_MAX; ++a)
+    absl::StrAppend(&out, a ? "|" : "", std::string(ref::ActionName(a)));
+  return out;
+}
+
+// CLI11 validator/transform turning an action name into its number.
+struct ActionOpt {
+  std::string name = "fill";
+  uint32_t value() const { return ref::ActionFromName(name); }
+};
+
+CLI::Validator ActionValidator() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        if (ref::ActionFromName(s) < CSF_ACT_MAX) return "";
+        return absl::StrCat("unknown action \"", s, "\"; choose one of ", ActionList());
+      },
+      ActionList(), "ACTION");
+}
+
+json CountersJson(const csf_counters& c) {
+  json j;
+  j["packets"] = c.c[CSF_CTR_PACKETS];
+  j["bytes"] = c.c[CSF_CTR_BYTES];
+  json cls = json::object();
+  for (uint32_t i = 0; i < CSF_CLASS_MAX; ++i)
+    cls[std::string(ref::ClassName(i))] = c.c[CSF_CTR_CLASS_BASE + i];
+  j["class"] = cls;
+  json act = json::object();
+  for (uint32_t i = 0; i < CSF_ACT_MAX; ++i)
+    act[std::string(ref::ActionName(i))] = c.c[CSF_CTR_ACTION_BASE + i];
+  j["action"] = act;
+  j["filled"] = c.c[CSF_CTR_FILLED];
+  j["zeroed"] = c.c[CSF_CTR_ZEROED];
+  j["dropped"] = c.c[CSF_CTR_DROPPED];
+  j["ip4_hdr_bad"] = c.c[CSF_CTR_IP4_HDR_BAD];
+  j["fill_error"] = c.c[CSF_CTR_FILL_ERROR];
+  return j;
+}
+
+// Joins /run/netns/<name> for this process (network namespace only; mounts stay).
+absl::Status EnterNetns(const std::string& name) {
+  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
+    return absl::InvalidArgumentError("--netns: \"" + name + "\" is not a namespace name");
+  std::string path = "/run/netns/" + name;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return absl::NotFoundError("--netns: no namespace " + path + " (see `ip netns list`)");
+  int r = setns(fd, CLONE_NEWNET);
+  int e = errno;
+  close(fd);
+  if (r != 0) return ErrnoStatus(e, "--netns: join " + path);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  CLI::App app{
+      "csumfix: find and fix partial (offloaded) L4 checksums with eBPF on TAP, bridge and veth\n"
+      "ports. Run as root. Attachments are pinned under /sys/fs/bpf/" CSF_PIN_ROOT
+      "/ and outlive this command.",
+      "csumfix"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("csumfix ") + "0.1.0 (ABI " +
+                                        std::to_string(CSF_ABI_VERSION) + ")");
+  std::string bpffs = "/sys/fs/bpf";
+  app.add_option("--bpffs", bpffs, "bpf filesystem mount point")->capture_default_str();
+  std::string netns;
+  app.add_option("-n,--netns", netns,
+                 "run in network namespace NAME (/run/netns/NAME, as `ip -n`); unlike "
+                 "`ip netns exec` this keeps the host's bpffs, where the pins live");
+  bool as_json = false;
+  int rc = 0;
+  app.parse_complete_callback([&] {
+    if (netns.empty()) return;
+    if (auto s = EnterNetns(netns); !s.ok()) throw CLI::RuntimeError(Fail(s));
+  });
+
+  // attach
+  auto* attach = app.add_subcommand(
+      "attach", "Attach csumfix to an interface (all-or-nothing: on any error nothing stays).");
+  control::AttachRequest areq;
+  ActionOpt aact;
+  bool both = false;
+  std::string tc_api = "auto";
+  attach->add_option("iface", areq.ifname, "interface name")->required();
+  attach->add_flag("--ingress", areq.ingress, "tc ingress hook (the default when no hook given)");
+  attach->add_flag("--egress", areq.egress, "tc egress hook");
+  attach->add_flag("--both", both, "tc ingress and egress");
+  attach->add_flag("--xdp", areq.xdp, "XDP hook (classify and count; drop-bad)");
+  attach->add_option("--action", aact.name, "default action: " + ActionList())
+      ->check(ActionValidator())
+      ->capture_default_str();
+  attach->add_option("--tc-api", tc_api, "tc attach API")
+      ->check(CLI::IsMember({"auto", "tcx", "clsact"}))
+      ->capture_default_str();
+  attach->callback([&] {
+    if (both) areq.ingress = areq.egress = true;
+    if (!areq.ingress && !areq.egress && !areq.xdp) areq.ingress = true;
+    areq.action = aact.value();
+    areq.tc_api = tc_api == "tcx"      ? control::TcApi::kTcx
+                  : tc_api == "clsact" ? control::TcApi::kClsact
+                                       : control::TcApi::kAuto;
+    control::Controller c(bpffs);
+    if (auto s = c.Attach(areq); !s.ok()) {
+      rc = Fail(s);
+      return;
+    }
+    std::printf("attached %s (%s%s%s) action %s\n", areq.ifname.c_str(),
+                areq.ingress ? "ingress " : "", areq.egress ? "egress " : "",
+                areq.xdp ? "xdp " : "", aact.name.c_str());
+  });
+
+  // detach
+  auto* detach = app.add_subcommand("detach", "Remove csumfix from an interface, or --all.");
+  std::string difname;
+  bool dall = false;
+  auto* dif = detach->add_option("iface", difname, "interface name");
+  detach->add_flag("--all", dall, "detach every interface")->excludes(dif);
+  detach->callback([&] {
+    control::Controller c(bpffs);
+    if (!dall && difname.empty()) {
+      rc = Fail(absl::InvalidArgumentError("detach: name an interface or use --all"));
+      return;
+    }
+    absl::Status s = dall ? c.DetachAll() : c.Detach(difname);
+    if (!s.ok()) rc = Fail(s);
+  });
+
+  // status
+  auto* status = app.add_subcommand("status", "Show attachments.");
+  std::string sifname;
+  status->add_option("iface", sifname, "only this interface");
+  status->add_flag("-j,--json", as_json, "JSON output");
+  status->callback([&] {
+    control::Controller c(bpffs);
+    auto st = c.Status();
+    if (!st.ok()) {
+      rc = Fail(st.status());
+      return;
+    }
+    json out = json::array();
+    for (const auto& i : *st) {
+      if (!sifname.empty() && i.ifname != sifname) continue;
+      json ji{{"ifname", i.ifname}, {"ifindex", i.ifindex}, {"present", i.present}};
+      json hooks = json::array();
+      for (const auto& h : i.hooks)
+        hooks.push_back({{"hook", control::HookName(h.hook)}, {"mode", h.mode},
+                         {"prog_id", h.prog_id}, {"attached", h.attached},
+                         {"action", ref::ActionName(h.action)}});
+      ji["hooks"] = hooks;
+      out.push_back(ji);
+    }
+    if (!sifname.empty() && out.empty()) {
+      rc = Fail(absl::NotFoundError(sifname + " is not attached"));
+      return;
+    }
+    if (as_json) {
+      std::cout << out.dump() << "\n";
+      return;
+    }
+    for (const auto& i : out) {
+      std::printf("%s (ifindex %u)%s\n", i["ifname"].get<std::string>().c_str(),
+                  i["ifindex"].get<uint32_t>(), i["present"].get<bool>() ? "" : " GONE");
+      for (const auto& h : i["hooks"])
+        std::printf("  %-8s %-7s prog %-6u action %-9s %s\n",
+                    h["hook"].get<std::string>().c_str(), h["mode"].get<std::string>().c_str(),
+                    h["prog_id"].get<uint32_t>(), h["action"].get<std::string>().c_str(),
+                    h["attached"].get<bool>() ? "attached" : "NOT ATTACHED");
+    }
+  });
+
+  // stats
+  auto* stats = app.add_subcommand("stats", "Show per-interface, per-hook counters.");
+  std::string stifname;
+  stats->add_option("iface", stifname, "only this interface");
+  stats->add_flag("-j,--json", as_json, "JSON output");
+  stats->callback([&] {
+    control::Controller c(bpffs);
+    auto rows = c.Counters();
+    if (!rows.ok()) {
+      rc = Fail(rows.status());
+      return;
+    }
+    json out = json::array();
+    for (const auto& r : *rows) {
+      if (!stifname.empty() && r.ifname != stifname) continue;
+      json j = CountersJson(r.counters);
+      j["ifname"] = r.ifname;
+      j["ifindex"] = r.ifindex;
+      j["hook"] = control::HookName(r.hook);
+      out.push_back(j);
+    }
+    if (as_json) {
+      std::cout << out.dump() << "\n";
+      return;
+    }
+    for (const auto& j : out) {
+      std::printf("%s %s: %llu packets, %llu bytes\n", j["ifname"].get<std::string>().c_str(),
+                  j["hook"].get<std::string>().c_str(), j["packets"].get<unsigned long long>(),
+                  j["bytes"].get<unsigned long long>());
+      std::string cls;
+      for (const auto& [k, v] : j["class"].items())
+        if (v.get<uint64_t>() > 0) absl::StrAppend(&cls, " ", k, "=", v.get<uint64_t>());
+      std::printf("  class:%s\n", cls.empty() ? " -" : cls.c_str());
+      std::printf("  filled=%llu zeroed=%llu dropped=%llu ip4_hdr_bad=%llu fill_error=%llu\n",
+                  j["filled"].get<unsigned long long>(), j["zeroed"].get<unsigned long long>(),
+                  j["dropped"].get<unsigned long long>(),
+                  j["ip4_hdr_bad"].get<unsigned long long>(),
+                  j["fill_error"].get<unsigned long long>());
+    }
+  });
+
+  // check
+  auto* check = app.add_subcommand(
+      "check", "Load and verify every BPF program with this kernel; attach nothing.");
+  bool full_log = false;
+  check->add_flag("--verifier-log", full_log, "print the whole verifier log on failure");
+  check->callback([&] {
+    bpf::LoadOptions lo;
+    lo.full_verifier_log = full_log;
+    auto p = bpf::Programs::Load(lo);
+    if (!p.ok()) {
+      rc = Fail(p.status());
+      return;
+    }
+    std::printf("ok: tc ingress, tc egress and XDP programs load on this kernel\n");
+  });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  return rc;
+}
+
+}  // namespace csumfix
+
+int main(int argc, char** argv) { return csumfix::Main(argc, argv); }

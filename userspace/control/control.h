@@ -1,0 +1,76 @@
+// Attach / detach / status: the lifecycle of csumfix attachments, kept entirely in bpffs pins under
+// <bpffs>/csumfix/v1/ so it survives the CLI and the daemon (see include/csumfix/abi.h).
+// Every mutation holds an flock on <bpffs>/csumfix; attach is all-or-nothing with rollback;
+// detach removes exactly what csumfix created.
+#ifndef CSUMFIX_USERSPACE_CONTROL_CONTROL_H_
+#define CSUMFIX_USERSPACE_CONTROL_CONTROL_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "csumfix/abi.h"
+
+namespace csumfix::control {
+
+enum class TcApi { kAuto, kTcx, kClsact };
+
+struct AttachRequest {
+  std::string ifname;
+  bool ingress = false;
+  bool egress = false;
+  bool xdp = false;
+  uint32_t action = CSF_ACT_FILL;  // default action for every hook attached
+  TcApi tc_api = TcApi::kAuto;     // kAuto: tcx where the kernel has it, else clsact + cls_bpf
+};
+
+struct HookStatus {
+  uint32_t hook = 0;      // CSF_HOOK_*
+  std::string mode;       // "tcx", "clsact", "xdp"
+  uint32_t prog_id = 0;   // id recorded at attach
+  bool attached = false;  // the kernel still runs our program there
+  uint32_t action = CSF_ACT_PASS;
+};
+
+struct IfaceStatus {
+  std::string ifname;
+  uint32_t ifindex = 0;
+  bool present = false;  // the interface still exists with this ifindex
+  std::vector<HookStatus> hooks;
+};
+
+struct CounterRow {
+  uint32_t ifindex = 0;
+  std::string ifname;  // "" when the interface is gone
+  uint32_t hook = 0;
+  csf_counters counters{};
+};
+
+absl::string_view HookName(uint32_t hook);  // "ingress", "egress", "xdp"
+
+class Controller {
+ public:
+  // `bpffs` is the bpf filesystem mount point; it is mounted there when it is not yet.
+  explicit Controller(std::string bpffs = "/sys/fs/bpf");
+
+  absl::Status Attach(const AttachRequest& req);
+  absl::Status Detach(absl::string_view ifname);
+  absl::Status DetachAll();
+  // Changes the default action of an attached hook (atomic map update).
+  absl::Status SetAction(absl::string_view ifname, uint32_t hook, uint32_t action);
+  absl::StatusOr<std::vector<IfaceStatus>> Status() const;
+  absl::StatusOr<std::vector<CounterRow>> Counters() const;
+
+  std::string root() const;  // <bpffs>/csumfix/v1
+
+ private:
+  std::string bpffs_;
+};
+
+}  // namespace csumfix::control
+
+#endif  // CSUMFIX_USERSPACE_CONTROL_CONTROL_H_
