@@ -154,10 +154,6 @@ static __always_inline void csf_apply(void *ctx, const bool xdp, __u32 action,
 	else
 		o->cls = CSF_CLASS_BAD;
 
-	if (action == CSF_ACT_DROP_BAD) {
-		o->drop = o->cls == CSF_CLASS_BAD || o->ip4_bad;
-		return;
-	}
 	if (o->cls != CSF_CLASS_PARTIAL || xdp ||
 	    (action != CSF_ACT_FILL && action != CSF_ACT_ZERO_UDP4))
 		return;
@@ -218,6 +214,8 @@ static __always_inline int csf_handle(void *ctx, const bool xdp, __u32 hook,
 		action = CSF_ACT_PASS;
 	if (action != CSF_ACT_PASS)
 		csf_apply(ctx, xdp, action, m, &o);
+	if (action == CSF_ACT_DROP_BAD)
+		o.drop = o.cls == CSF_CLASS_BAD || o.ip4_bad;
 	csf_count(csf_counters_get(&key), csf_frame_len(ctx, xdp), action, &o);
 	return o.drop;
 }

@@ -97,14 +97,21 @@ PerCpuSumMap<csf_if_key, csf_counters> Programs::counters() const {
 }
 
 absl::StatusOr<TestRunResult> TestRun(int prog_fd, std::span<const uint8_t> frame,
-                                      uint32_t repeat) {
+                                      const TestRunOptions& o) {
   TestRunResult r;
   r.data_out.resize(frame.size() + 256);
+  __sk_buff skb{};
+  skb.gso_size = o.gso_size;
+  skb.gso_segs = o.gso_size ? 2 : 0;
   LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
               .data_out = r.data_out.data(),
               .data_size_in = static_cast<__u32>(frame.size()),
               .data_size_out = static_cast<__u32>(r.data_out.size()),
-              .repeat = static_cast<int>(repeat));
+              .repeat = static_cast<int>(o.repeat));
+  if (o.gso_size) {
+    opts.ctx_in = &skb;
+    opts.ctx_size_in = sizeof(skb);
+  }
   if (bpf_prog_test_run_opts(prog_fd, &opts) != 0) {
     return ErrnoStatus(errno, absl::StrCat("BPF_PROG_TEST_RUN on a ", frame.size(),
                                            "-byte frame"));

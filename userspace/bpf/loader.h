@@ -55,9 +55,14 @@ struct TestRunResult {
   uint32_t duration_ns = 0;  // average per repetition, as the kernel reports it
 };
 
-// Runs `prog_fd` once (or `repeat` times) on `frame` with BPF_PROG_TEST_RUN.
+struct TestRunOptions {
+  uint32_t repeat = 1;
+  uint32_t gso_size = 0;  // tc only: makes the test skb look like a GSO super-frame
+};
+
+// Runs `prog_fd` on `frame` with BPF_PROG_TEST_RUN.
 absl::StatusOr<TestRunResult> TestRun(int prog_fd, std::span<const uint8_t> frame,
-                                      uint32_t repeat = 1);
+                                      const TestRunOptions& o = {});
 
 }  // namespace csumfix::bpf
 

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set up, build and run every csumfix test, as root:  scripts/test.sh
+#   --quick      fewer generated differential cases (10,000 instead of 100,000)
+#   --asan       build with ASan+UBSan into build-asan/ and run the tests there
+# Environment: CSUMFIX_DIFF_SEED replays a differential run; CSUMFIX_DIFF_CASES sets its size.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+source "$top/scripts/lib.sh"
+csf_need_root
+
+quick=0 asan=0
+for a in "$@"; do
+  case $a in
+    --quick) quick=1 ;;
+    --asan) asan=1 ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    *) echo "test.sh: unknown option $a (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+"$top/scripts/deps.sh"
+csf_ensure_bpffs
+build=$top/build
+extra=()
+if [[ $asan == 1 ]]; then build=$top/build-asan; extra=(-DCSUMFIX_SANITIZE=ON); fi
+CSUMFIX_BUILD_DIR=$build "$top/scripts/build.sh" "${extra[@]}"
+
+[[ $quick == 1 ]] && export CSUMFIX_DIFF_CASES=${CSUMFIX_DIFF_CASES:-10000}
+export CSUMFIX_BIN=$build/userspace/csumfix
+cd "$build"
+ctest --output-on-failure --timeout 1500
