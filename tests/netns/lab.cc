@@ -1,0 +1,110 @@
+#include "netns/lab.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+namespace csumfix::testing {
+namespace {
+
+std::string ReadAll(int fd) {
+  std::string s;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) s.append(buf, n);
+  return s;
+}
+
+std::string Quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) {
+    if (c == '\'') q += "'\\''";
+    else q += c;
+  }
+  return q + "'";
+}
+
+}  // namespace
+
+CmdResult Run(const std::vector<std::string>& argv) {
+  CmdResult r;
+  int out[2], err[2];
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) return r;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  close(out[1]);
+  close(err[1]);
+  // Drain both pipes without deadlock: stderr output is small, read it after stdout.
+  r.out = ReadAll(out[0]);
+  r.err = ReadAll(err[0]);
+  close(out[0]);
+  close(err[0]);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return r;
+}
+
+std::string CsumfixPath() {
+  const char* e = std::getenv("CSUMFIX_BIN");
+  return e && *e ? e : CSUMFIX_BIN_DEFAULT;
+}
+
+std::string BpfObjPath() { return std::string(CSUMFIX_BPF_OBJ_DIR) + "/csumfix.bpf.o"; }
+
+CmdResult Csumfix(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {CsumfixPath()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return Run(argv);
+}
+
+bool PathExists(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0;
+}
+
+bool Netns::Create() {
+  static std::atomic<int> seq{0};
+  name_ = "csft-" + std::to_string(getpid()) + "-" + std::to_string(seq++);
+  if (Run({"ip", "netns", "add", name_}).rc != 0) {
+    name_.clear();
+    return false;
+  }
+  return Ip("link set lo up") == 0;
+}
+
+void Netns::Destroy() {
+  if (name_.empty()) return;
+  Run({"sh", "-c", "ip netns pids " + Quote(name_) + " | xargs -r kill -9"});
+  Run({"ip", "netns", "del", name_});
+  name_.clear();
+}
+
+int Netns::Ip(const std::string& args) const {
+  return Run({"sh", "-c", "ip -n " + Quote(name_) + " " + args}).rc;
+}
+
+int Netns::Exec(const std::string& sh) const {
+  return Run({"ip", "netns", "exec", name_, "sh", "-c", sh}).rc;
+}
+
+std::string Netns::Capture(const std::string& sh) const {
+  CmdResult r = Run({"ip", "netns", "exec", name_, "sh", "-c", sh + " 2>&1"});
+  return r.out;
+}
+
+}  // namespace csumfix::testing

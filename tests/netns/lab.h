@@ -1,0 +1,46 @@
+// Helpers for tests on real interfaces: throwaway network namespaces, running commands and the
+// csumfix binary. Everything a test creates lives in a namespace it owns and is removed with it.
+#ifndef CSUMFIX_TESTS_NETNS_LAB_H_
+#define CSUMFIX_TESTS_NETNS_LAB_H_
+
+#include <string>
+#include <vector>
+
+namespace csumfix::testing {
+
+struct CmdResult {
+  int rc = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs argv (no shell) and captures stdout/stderr.
+CmdResult Run(const std::vector<std::string>& argv);
+// Runs the csumfix binary under test (CSUMFIX_BIN, else the build tree's).
+CmdResult Csumfix(const std::vector<std::string>& args);
+std::string CsumfixPath();
+std::string BpfObjPath();  // the built csumfix.bpf.o
+bool PathExists(const std::string& path);
+
+class Netns {
+ public:
+  Netns() = default;
+  ~Netns() { Destroy(); }
+  Netns(const Netns&) = delete;
+  Netns& operator=(const Netns&) = delete;
+
+  bool Create();   // a fresh uniquely named namespace with lo up
+  void Destroy();  // kills its processes, deletes it
+  const std::string& name() const { return name_; }
+
+  int Ip(const std::string& args) const;           // `ip -n NAME args`
+  int Exec(const std::string& sh) const;           // `ip netns exec NAME sh -c ...`
+  std::string Capture(const std::string& sh) const;  // same, stdout+stderr
+
+ private:
+  std::string name_;
+};
+
+}  // namespace csumfix::testing
+
+#endif  // CSUMFIX_TESTS_NETNS_LAB_H_
