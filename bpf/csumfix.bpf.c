@@ -9,11 +9,28 @@
 
 static __always_inline int csf_tc(struct __sk_buff *skb, __u32 hook)
 {
+	if (csf_skb_bounced(skb)) {
+		/* Second pass of a packet the bounce veth completed: it was counted the first
+		 * time; note its return and let it go. */
+		struct csf_if_key key = { .ifindex = skb->ifindex, .hook = hook };
+		struct csf_counters *c = csf_counters_get(&key);
+		if (c)
+			c->c[CSF_CTR_BOUNCE_RETURNED]++;
+		return TC_ACT_OK;
+	}
 	struct csf_meta m = {
 		.is_partial = csf_skb_is_partial(skb),
 		.is_gso = skb->gso_size != 0,
 	};
-	return csf_handle(skb, false, hook, &m) ? TC_ACT_SHOT : TC_ACT_OK;
+	struct csf_outcome o = {};
+	__u32 bounce_ifindex = 0;
+
+	csf_handle(skb, false, hook, &m, &o, &bounce_ifindex);
+	if (o.drop)
+		return TC_ACT_SHOT;
+	if (o.bounce)
+		return bpf_redirect(bounce_ifindex, 0);
+	return TC_ACT_OK;
 }
 
 /* tcx section names set the expected attach type tcx links need (6.6+); older kernels ignore
@@ -34,7 +51,36 @@ SEC("xdp")
 int csf_xdp(struct xdp_md *xdp)
 {
 	struct csf_meta m = {};
-	return csf_handle(xdp, true, CSF_HOOK_XDP, &m) ? XDP_DROP : XDP_PASS;
+	struct csf_outcome o = {};
+	__u32 unused = 0;
+
+	csf_handle(xdp, true, CSF_HOOK_XDP, &m, &o, &unused);
+	return o.drop ? XDP_DROP : XDP_PASS;
+}
+
+/* Bounce mechanism, on the ingress of the receiving end of a bounce veth: the core completed the
+ * checksum when the packet left the other end (its tx checksum offload is off). Mark it
+ * (CHECKSUM_UNNECESSARY, level CSF_BOUNCE_CSUM_LEVEL) and send it back where it came from. */
+SEC("tcx/ingress")
+int csf_bounce_return(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+	struct csf_bounce_ret *ret = bpf_map_lookup_elem(&csf_bounce, &ifindex);
+
+	if (!ret)
+		return TC_ACT_SHOT; /* nothing but bounced packets belongs on this veth */
+	struct csf_if_key key = { .ifindex = ret->target_ifindex, .hook = ret->hook };
+	if (csf_skb_is_partial(skb)) {
+		/* Not completed (should not happen: tx csum is off): never loop. */
+		struct csf_counters *c = csf_counters_get(&key);
+		if (c)
+			c->c[CSF_CTR_FILL_ERROR]++;
+		return TC_ACT_SHOT;
+	}
+	for (int i = 0; i <= CSF_BOUNCE_CSUM_LEVEL; i++)
+		bpf_csum_level(skb, BPF_CSUM_LEVEL_INC);
+	return bpf_redirect(ret->target_ifindex,
+			    ret->hook == CSF_HOOK_TC_INGRESS ? BPF_F_INGRESS : 0);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -10,7 +10,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 stamp=/var/lib/csumfix-deps.stamp
-want_rev=3   # bump when the package list below changes
+want_rev=4   # bump when the package list below changes
 if [[ -f $stamp && $(cat "$stamp") == "$want_rev" && ${CSUMFIX_DEPS_FORCE:-0} != 1 ]]; then
   echo "deps.sh: dependencies already installed (rev $want_rev); CSUMFIX_DEPS_FORCE=1 reinstalls"
   exit 0
@@ -35,7 +35,7 @@ apt-get install -y --no-install-recommends \
   clang-19 llvm-19 lld-19 libclang-rt-19-dev \
   libelf-dev zlib1g-dev libzstd-dev \
   libabsl-dev googletest libgtest-dev libgmock-dev libbenchmark-dev \
-  libpcap-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libtomlplusplus-dev \
+  libmnl-dev libpcap-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libtomlplusplus-dev \
   iproute2 iputils-ping util-linux ethtool tcpdump tshark iperf3 iptables python3 \
   gnuplot-nox
 apt-get install -y --no-install-recommends -t bookworm-backports libbpf-dev bpftool linux-libc-dev

@@ -22,6 +22,14 @@ struct {
 	__type(value, struct csf_ifcfg);
 } csf_ifcfg SEC(".maps");
 
+/* Bounce mechanism: receiving end of a bounce veth -> where the packet returns to. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CSF_MAX_IFACES * 2);
+	__type(key, __u32);
+	__type(value, struct csf_bounce_ret);
+} csf_bounce SEC(".maps");
+
 static __always_inline struct csf_counters *csf_counters_get(const struct csf_if_key *key)
 {
 	struct csf_counters *c = bpf_map_lookup_elem(&csf_counters, key);
@@ -49,9 +57,16 @@ static __always_inline bool csf_skb_is_partial(struct __sk_buff *ctx)
 	return BPF_CORE_READ_BITFIELD_PROBED(skb, ip_summed) == CHECKSUM_PARTIAL;
 }
 
+/* CSF_BOUNCE_CSUM_LEVEL while CHECKSUM_UNNECESSARY marks a packet back from the bounce veth. */
+static __always_inline bool csf_skb_bounced(struct __sk_buff *ctx)
+{
+	return bpf_csum_level(ctx, BPF_CSUM_LEVEL_QUERY) == CSF_BOUNCE_CSUM_LEVEL;
+}
+
 struct csf_meta {
 	bool is_partial;
 	bool is_gso;
+	__u32 mechanism;      /* CSF_MECH_* (tc) */
 };
 
 struct csf_outcome {
@@ -61,6 +76,7 @@ struct csf_outcome {
 	__u32 zeroed;
 	__u32 fill_error;
 	__u32 drop;
+	__u32 bounce; /* send out of the bounce veth */
 };
 
 static __always_inline __u16 csf_read16(void *ctx, const bool xdp, __u32 off, int *err)
@@ -157,6 +173,16 @@ static __always_inline void csf_apply(void *ctx, const bool xdp, __u32 action,
 	if (o->cls != CSF_CLASS_PARTIAL || xdp ||
 	    (action != CSF_ACT_FILL && action != CSF_ACT_ZERO_UDP4))
 		return;
+	if (m->is_partial) {
+		/* The kernel will complete this packet itself unless its PARTIAL state goes too:
+		 * writing the bytes alone would be checksummed again. Only a mechanism may fill it;
+		 * zero-udp4 cannot be expressed by the core's completion, so it fills. */
+		if (m->mechanism == CSF_MECH_BOUNCE) {
+			o->bounce = 1;
+			o->filled = 1;
+		}
+		return;
+	}
 
 	if (action == CSF_ACT_ZERO_UDP4 && p.proto == CSF_IPPROTO_UDP && p.ipver == 4) {
 		__u16 z = 0;
@@ -199,25 +225,28 @@ static __always_inline void csf_count(struct csf_counters *c, __u32 len, __u32 a
 	c->c[CSF_CTR_DROPPED] += o->drop;
 	c->c[CSF_CTR_IP4_HDR_BAD] += o->ip4_bad;
 	c->c[CSF_CTR_FILL_ERROR] += o->fill_error;
+	c->c[CSF_CTR_BOUNCED] += o->bounce;
 }
 
-/* Entry: returns 1 to drop, 0 to pass. */
-static __always_inline int csf_handle(void *ctx, const bool xdp, __u32 hook,
-				      const struct csf_meta *m)
+/* Entry. `m` may be updated from the interface's configuration (mechanism). */
+static __always_inline void csf_handle(void *ctx, const bool xdp, __u32 hook, struct csf_meta *m,
+				       struct csf_outcome *o, __u32 *bounce_ifindex)
 {
 	struct csf_if_key key = { .ifindex = csf_ifindex(ctx, xdp), .hook = hook };
 	struct csf_ifcfg *cfg = bpf_map_lookup_elem(&csf_ifcfg, &key);
 	__u32 action = cfg ? cfg->action : CSF_ACT_PASS;
-	struct csf_outcome o = {};
 
 	if (action >= CSF_ACT_MAX)
 		action = CSF_ACT_PASS;
+	if (cfg) {
+		m->mechanism = cfg->mechanism;
+		*bounce_ifindex = cfg->bounce_ifindex;
+	}
 	if (action != CSF_ACT_PASS)
-		csf_apply(ctx, xdp, action, m, &o);
+		csf_apply(ctx, xdp, action, m, o);
 	if (action == CSF_ACT_DROP_BAD)
-		o.drop = o.cls == CSF_CLASS_BAD || o.ip4_bad;
-	csf_count(csf_counters_get(&key), csf_frame_len(ctx, xdp), action, &o);
-	return o.drop;
+		o->drop = o->cls == CSF_CLASS_BAD || o->ip4_bad;
+	csf_count(csf_counters_get(&key), csf_frame_len(ctx, xdp), action, o);
 }
 
 #endif

@@ -57,7 +57,9 @@
 #define CSF_CTR_DROPPED (CSF_CTR_FILLED + 2)     /* dropped by drop-bad                         */
 #define CSF_CTR_IP4_HDR_BAD (CSF_CTR_FILLED + 3) /* IPv4 header checksum wrong                  */
 #define CSF_CTR_FILL_ERROR (CSF_CTR_FILLED + 4)  /* fill wanted but a helper failed: unchanged  */
-#define CSF_CTR_MAX (CSF_CTR_FILLED + 5)
+#define CSF_CTR_BOUNCED (CSF_CTR_FILLED + 5)     /* PARTIAL sent through the bounce veth       */
+#define CSF_CTR_BOUNCE_RETURNED (CSF_CTR_FILLED + 6) /* came back completed: not counted again */
+#define CSF_CTR_MAX (CSF_CTR_FILLED + 7)
 
 /* ---- Maps ---- */
 /* Key of csf_counters (per-CPU hash) and of csf_ifcfg (hash). */
@@ -72,10 +74,33 @@ struct csf_counters {
 
 /* Value of csf_ifcfg: what an attachment does by default. A missing entry means CSF_ACT_PASS. */
 struct csf_ifcfg {
-	__u32 action; /* CSF_ACT_* */
-	__u32 flags;  /* CSF_IFCFG_F_* */
+	__u32 action;         /* CSF_ACT_* */
+	__u32 flags;          /* CSF_IFCFG_F_* */
+	__u32 mechanism;      /* CSF_MECH_*: how a fill clears the kernel's CHECKSUM_PARTIAL */
+	__u32 bounce_ifindex; /* CSF_MECH_BOUNCE: the veth to send PARTIAL packets out of */
 };
 #define CSF_IFCFG_F_NONE 0
+
+/* ---- Fill mechanisms (README "Fill mechanisms"; chosen by `csumfix probe`) ----
+ * A packet the kernel holds as CHECKSUM_PARTIAL must get its checksum AND lose that state,
+ * otherwise a later completion would checksum the checksum. Packets that are not PARTIAL in the
+ * kernel (seed only in the bytes) are filled in place by every mechanism. */
+#define CSF_MECH_OBSERVE 0 /* never fill kernel-PARTIAL packets: classify and count only       */
+#define CSF_MECH_BPF 1     /* pure BPF: trim below the field with bpf_skb_change_tail, regrow  */
+#define CSF_MECH_ACT_CSUM 2 /* a classic act_csum behind the csumfix selector                  */
+#define CSF_MECH_BOUNCE 3  /* out of a tx-csum-off veth (the core completes it) and back        */
+#define CSF_MECH_MAX 4
+
+/* csf_bounce: key = ifindex of the bounce veth end that receives completed packets. */
+struct csf_bounce_ret {
+	__u32 target_ifindex; /* where the packet goes back to */
+	__u32 hook;           /* CSF_HOOK_TC_INGRESS: back into its ingress; EGRESS: out of it */
+};
+
+/* A packet that went through the bounce veth comes back CHECKSUM_UNNECESSARY with csum_level 3
+ * (true: it was just completed; no driver reports level 3 for a plain packet). The attached
+ * program recognises it by that and lets it pass uncounted a second time. */
+#define CSF_BOUNCE_CSUM_LEVEL 3
 
 #define CSF_MAX_IFACES 1024
 
@@ -104,7 +129,11 @@ struct csf_attach_state {
 	__u32 prog_id[CSF_HOOK_MAX];
 	__u32 tc_handle;   /* clsact filters: handle and priority */
 	__u32 tc_priority;
-	__u32 pad;
+	__u32 mechanism;   /* CSF_MECH_* */
+	__u32 bounce_ifindex[CSF_HOOK_MAX];  /* CSF_MECH_BOUNCE: veth end packets leave by */
+	__u32 bounce_peer_ifindex[CSF_HOOK_MAX]; /* ... and the end they come back on */
+	__u32 bounce_mode[CSF_HOOK_MAX];     /* how the return program is attached */
+	__u32 bounce_prog_id[CSF_HOOK_MAX];
 };
 
 #endif /* CSUMFIX_ABI_H */

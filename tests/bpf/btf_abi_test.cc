@@ -42,7 +42,13 @@ TEST(BtfAbi, MapTypesMatchCxxLayout) {
   ExpectStruct(b, "csf_if_key", sizeof(csf_if_key),
                {{"ifindex", offsetof(csf_if_key, ifindex), 4}, {"hook", offsetof(csf_if_key, hook), 4}});
   ExpectStruct(b, "csf_ifcfg", sizeof(csf_ifcfg),
-               {{"action", offsetof(csf_ifcfg, action), 4}, {"flags", offsetof(csf_ifcfg, flags), 4}});
+               {{"action", offsetof(csf_ifcfg, action), 4},
+                {"flags", offsetof(csf_ifcfg, flags), 4},
+                {"mechanism", offsetof(csf_ifcfg, mechanism), 4},
+                {"bounce_ifindex", offsetof(csf_ifcfg, bounce_ifindex), 4}});
+  ExpectStruct(b, "csf_bounce_ret", sizeof(csf_bounce_ret),
+               {{"target_ifindex", offsetof(csf_bounce_ret, target_ifindex), 4},
+                {"hook", offsetof(csf_bounce_ret, hook), 4}});
   ExpectStruct(b, "csf_counters", sizeof(csf_counters), {{"c", 0, sizeof(csf_counters)}});
   bpf_object__close(obj);
 }

@@ -38,11 +38,13 @@ constexpr uint32_t kTcActOk = 0, kTcActShot = 2, kXdpDrop = 1, kXdpPass = 2;
 constexpr size_t kMaxFrameTc = 3600;
 constexpr size_t kMaxFrameXdp = 3400;
 
-const char* kCounterNames[CSF_CTR_MAX] = {
+const char* kCounterNames[] = {
     "PACKETS", "BYTES", "class none", "class valid", "class partial", "class bad",
     "class zero", "class na", "class unparsable", "class gso", "class unverified",
     "act pass", "act observe", "act verify", "act drop-bad", "act fill", "act zero-udp4",
-    "FILLED", "ZEROED", "DROPPED", "IP4_HDR_BAD", "FILL_ERROR"};
+    "FILLED", "ZEROED", "DROPPED", "IP4_HDR_BAD", "FILL_ERROR", "BOUNCED",
+    "BOUNCE_RETURNED"};
+static_assert(sizeof(kCounterNames) / sizeof(kCounterNames[0]) == CSF_CTR_MAX);
 
 uint64_t EnvU64(const char* name, uint64_t dflt) {
   const char* v = std::getenv(name);
@@ -77,7 +79,7 @@ class Differential : public ::testing::Test {
     csf_if_key key{kLoIfindex, hook};
     auto cfg = progs_->ifcfg();
     auto ctrs = progs_->counters();
-    if (auto s = cfg.Update(key, csf_ifcfg{action, 0}); !s.ok()) return s.ToString();
+    if (auto s = cfg.Update(key, csf_ifcfg{action, 0, 0, 0}); !s.ok()) return s.ToString();
     if (auto s = ctrs.Delete(key); !s.ok()) return s.ToString();
     auto run = bpf::TestRun(progs_->prog_fd(hook), frame);
     if (!run.ok()) return absl::StrCat("hook ", hook, ": ", run.status().ToString());
@@ -258,7 +260,7 @@ TEST_F(Differential, FilledPacketsVerify) {
     SCOPED_TRACE(n.name);
     std::vector<uint8_t> frame = testing::Build(n.spec);
     csf_if_key key{kLoIfindex, CSF_HOOK_TC_INGRESS};
-    ASSERT_TRUE(progs_->ifcfg().Update(key, csf_ifcfg{CSF_ACT_FILL, 0}).ok());
+    ASSERT_TRUE(progs_->ifcfg().Update(key, csf_ifcfg{CSF_ACT_FILL, 0, 0, 0}).ok());
     auto run = bpf::TestRun(progs_->tc_ingress_fd(), frame);
     ASSERT_TRUE(run.ok()) << run.status();
     ref::Meta meta;
@@ -275,7 +277,7 @@ TEST_F(Differential, GsoIsCountedAndLeftAlone) {
       spec.bad_ip4_hdr_csum = true;  // not looked at either
       std::vector<uint8_t> frame = testing::Build(spec);
       csf_if_key key{kLoIfindex, hook};
-      ASSERT_TRUE(progs_->ifcfg().Update(key, csf_ifcfg{action, 0}).ok());
+      ASSERT_TRUE(progs_->ifcfg().Update(key, csf_ifcfg{action, 0, 0, 0}).ok());
       ASSERT_TRUE(progs_->counters().Delete(key).ok());
       bpf::TestRunOptions o;
       o.gso_size = 1448;

@@ -8,13 +8,16 @@
 static_assert(sizeof(csf_if_key) == 8);
 static_assert(offsetof(csf_if_key, ifindex) == 0);
 static_assert(offsetof(csf_if_key, hook) == 4);
-static_assert(sizeof(csf_ifcfg) == 8);
+static_assert(sizeof(csf_ifcfg) == 16);
 static_assert(offsetof(csf_ifcfg, action) == 0);
 static_assert(offsetof(csf_ifcfg, flags) == 4);
+static_assert(offsetof(csf_ifcfg, mechanism) == 8);
+static_assert(offsetof(csf_ifcfg, bounce_ifindex) == 12);
+static_assert(sizeof(csf_bounce_ret) == 8);
 static_assert(sizeof(csf_counters) == CSF_CTR_MAX * 8);
 static_assert(CSF_CTR_CLASS_BASE + CSF_CLASS_MAX == CSF_CTR_ACTION_BASE);
 static_assert(CSF_CTR_ACTION_BASE + CSF_ACT_MAX == CSF_CTR_FILLED);
-static_assert(CSF_CTR_FILL_ERROR + 1 == CSF_CTR_MAX);
+static_assert(CSF_CTR_BOUNCE_RETURNED + 1 == CSF_CTR_MAX);
 
 TEST(Abi, CounterIdsAreDenseAndDistinct) {
   // Every counter index names exactly one slot.
@@ -34,5 +37,7 @@ TEST(Abi, CounterIdsAreDenseAndDistinct) {
   mark(CSF_CTR_DROPPED);
   mark(CSF_CTR_IP4_HDR_BAD);
   mark(CSF_CTR_FILL_ERROR);
+  mark(CSF_CTR_BOUNCED);
+  mark(CSF_CTR_BOUNCE_RETURNED);
   for (int i = 0; i < CSF_CTR_MAX; ++i) EXPECT_TRUE(seen[i]) << "counter index " << i << " unused";
 }

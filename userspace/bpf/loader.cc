@@ -54,7 +54,7 @@ absl::StatusOr<std::unique_ptr<Programs>> Programs::Load(const LoadOptions& opts
     return ErrnoStatus(e, absl::StrCat("open csumfix BPF object", Tail(log, 10)));
   }
   if (!opts.pin_maps_dir.empty()) {
-    for (bpf_map* m : {skel->maps.csf_ifcfg, skel->maps.csf_counters}) {
+    for (bpf_map* m : {skel->maps.csf_ifcfg, skel->maps.csf_counters, skel->maps.csf_bounce}) {
       std::string path = absl::StrCat(opts.pin_maps_dir, "/", bpf_map__name(m));
       if (int e = bpf_map__set_pin_path(m, path.c_str()); e != 0) {
         restore();
@@ -91,6 +91,9 @@ int Programs::prog_fd(uint32_t hook) const {
 
 Map<csf_if_key, csf_ifcfg> Programs::ifcfg() const {
   return {bpf_map__fd(skel_->maps.csf_ifcfg), "csf_ifcfg"};
+}
+Map<uint32_t, csf_bounce_ret> Programs::bounce() const {
+  return {bpf_map__fd(skel_->maps.csf_bounce), "csf_bounce"};
 }
 PerCpuSumMap<csf_if_key, csf_counters> Programs::counters() const {
   return {bpf_map__fd(skel_->maps.csf_counters), "csf_counters"};

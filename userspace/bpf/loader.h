@@ -20,7 +20,7 @@ namespace csumfix::bpf {
 struct LoadOptions {
   // Keep the full verifier log of a failed load in the error (long); otherwise the last lines.
   bool full_verifier_log = false;
-  // When set, the shared maps (csf_ifcfg, csf_counters) are pinned in this bpffs directory, and
+  // When set, the shared maps (csf_ifcfg, csf_counters, csf_bounce) are pinned in this bpffs directory, and
   // reused from there when already pinned, so every attachment shares one set.
   std::string pin_maps_dir;
 };
@@ -41,6 +41,7 @@ class Programs {
 
   Map<csf_if_key, csf_ifcfg> ifcfg() const;
   PerCpuSumMap<csf_if_key, csf_counters> counters() const;
+  Map<uint32_t, csf_bounce_ret> bounce() const;
 
   csumfix_bpf* skel() const { return skel_; }
 

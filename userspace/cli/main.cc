@@ -69,6 +69,8 @@ json CountersJson(const csf_counters& c) {
   j["dropped"] = c.c[CSF_CTR_DROPPED];
   j["ip4_hdr_bad"] = c.c[CSF_CTR_IP4_HDR_BAD];
   j["fill_error"] = c.c[CSF_CTR_FILL_ERROR];
+  j["bounced"] = c.c[CSF_CTR_BOUNCED];
+  j["bounce_returned"] = c.c[CSF_CTR_BOUNCE_RETURNED];
   return j;
 }
 
@@ -126,6 +128,12 @@ int Main(int argc, char** argv) {
   attach->add_option("--action", aact.name, "default action: " + ActionList())
       ->check(ActionValidator())
       ->capture_default_str();
+  std::string mech = "bounce";
+  attach->add_option("--mechanism", mech,
+                     "how packets the kernel holds as CHECKSUM_PARTIAL are filled: bounce (out of "
+                     "a tx-csum-off veth and back) | observe (never fill them)")
+      ->check(CLI::IsMember({"bounce", "observe", "bpf", "act-csum"}))
+      ->capture_default_str();
   attach->add_option("--tc-api", tc_api, "tc attach API")
       ->check(CLI::IsMember({"auto", "tcx", "clsact"}))
       ->capture_default_str();
@@ -133,6 +141,7 @@ int Main(int argc, char** argv) {
     if (both) areq.ingress = areq.egress = true;
     if (!areq.ingress && !areq.egress && !areq.xdp) areq.ingress = true;
     areq.action = aact.value();
+    areq.mechanism = control::MechanismFromName(mech);
     areq.tc_api = tc_api == "tcx"      ? control::TcApi::kTcx
                   : tc_api == "clsact" ? control::TcApi::kClsact
                                        : control::TcApi::kAuto;
@@ -141,9 +150,9 @@ int Main(int argc, char** argv) {
       rc = Fail(s);
       return;
     }
-    std::printf("attached %s (%s%s%s) action %s\n", areq.ifname.c_str(),
+    std::printf("attached %s (%s%s%s) action %s, fill mechanism %s\n", areq.ifname.c_str(),
                 areq.ingress ? "ingress " : "", areq.egress ? "egress " : "",
-                areq.xdp ? "xdp " : "", aact.name.c_str());
+                areq.xdp ? "xdp " : "", aact.name.c_str(), mech.c_str());
   });
 
   // detach
@@ -177,7 +186,10 @@ int Main(int argc, char** argv) {
     json out = json::array();
     for (const auto& i : *st) {
       if (!sifname.empty() && i.ifname != sifname) continue;
-      json ji{{"ifname", i.ifname}, {"ifindex", i.ifindex}, {"present", i.present}};
+      json ji{{"ifname", i.ifname},
+              {"ifindex", i.ifindex},
+              {"present", i.present},
+              {"mechanism", std::string(control::MechanismName(i.mechanism))}};
       json hooks = json::array();
       for (const auto& h : i.hooks)
         hooks.push_back({{"hook", control::HookName(h.hook)}, {"mode", h.mode},
@@ -195,8 +207,9 @@ int Main(int argc, char** argv) {
       return;
     }
     for (const auto& i : out) {
-      std::printf("%s (ifindex %u)%s\n", i["ifname"].get<std::string>().c_str(),
-                  i["ifindex"].get<uint32_t>(), i["present"].get<bool>() ? "" : " GONE");
+      std::printf("%s (ifindex %u) fill mechanism %s%s\n", i["ifname"].get<std::string>().c_str(),
+                  i["ifindex"].get<uint32_t>(), i["mechanism"].get<std::string>().c_str(),
+                  i["present"].get<bool>() ? "" : " GONE");
       for (const auto& h : i["hooks"])
         std::printf("  %-8s %-7s prog %-6u action %-9s %s\n",
                     h["hook"].get<std::string>().c_str(), h["mode"].get<std::string>().c_str(),
@@ -238,8 +251,11 @@ int Main(int argc, char** argv) {
       for (const auto& [k, v] : j["class"].items())
         if (v.get<uint64_t>() > 0) absl::StrAppend(&cls, " ", k, "=", v.get<uint64_t>());
       std::printf("  class:%s\n", cls.empty() ? " -" : cls.c_str());
-      std::printf("  filled=%llu zeroed=%llu dropped=%llu ip4_hdr_bad=%llu fill_error=%llu\n",
-                  j["filled"].get<unsigned long long>(), j["zeroed"].get<unsigned long long>(),
+      std::printf("  filled=%llu (bounced=%llu returned=%llu) zeroed=%llu dropped=%llu "
+                  "ip4_hdr_bad=%llu fill_error=%llu\n",
+                  j["filled"].get<unsigned long long>(), j["bounced"].get<unsigned long long>(),
+                  j["bounce_returned"].get<unsigned long long>(),
+                  j["zeroed"].get<unsigned long long>(),
                   j["dropped"].get<unsigned long long>(),
                   j["ip4_hdr_bad"].get<unsigned long long>(),
                   j["fill_error"].get<unsigned long long>());

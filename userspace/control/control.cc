@@ -23,6 +23,7 @@
 #include "bpf/fd.h"
 #include "bpf/loader.h"
 #include "bpf/map.h"
+#include "control/netlink.h"
 #include "csumfix.skel.h"
 
 namespace csumfix::control {
@@ -41,6 +42,10 @@ const char* PinBase(uint32_t hook) {
     case CSF_HOOK_TC_EGRESS: return "tc_egress";
     default: return "xdp";
   }
+}
+
+std::string BouncePinBase(const std::string& dir, uint32_t hook) {
+  return absl::StrCat(dir, "/bounce_", hook == CSF_HOOK_TC_INGRESS ? "ingress" : "egress");
 }
 
 // Undo log for all-or-nothing attach: actions run in reverse unless Commit() was called.
@@ -166,31 +171,30 @@ bool HookAttached(const std::string& dir, const csf_attach_state& st, uint32_t h
   return false;
 }
 
-// Removes one hook's attachment; only ours (checked by program id for cls_bpf filters).
-void DetachHook(const std::string& dir, const csf_attach_state& st, uint32_t hook,
-                std::vector<std::string>* warnings) {
-  std::string base = absl::StrCat(dir, "/", PinBase(hook));
-  if (st.mode[hook] == CSF_TC_MODE_CLSACT) {
-    LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = static_cast<int>(st.ifindex),
-                .attach_point = TcPoint(hook));
-    LIBBPF_OPTS(bpf_tc_opts, o, .handle = st.tc_handle, .priority = st.tc_priority);
+// Removes a tc or XDP attachment recorded as (mode, prog_id) on ifindex, pinned at <base>_link /
+// <base>_prog; a cls_bpf filter only while it still runs our program.
+void DetachOne(uint32_t ifindex, bpf_tc_attach_point point, uint32_t mode, uint32_t prog_id,
+               uint32_t handle, uint32_t priority, const std::string& base, absl::string_view what,
+               std::vector<std::string>* warnings) {
+  if (mode == CSF_TC_MODE_CLSACT) {
+    LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = static_cast<int>(ifindex), .attach_point = point);
+    LIBBPF_OPTS(bpf_tc_opts, o, .handle = handle, .priority = priority);
     if (bpf_tc_query(&h, &o) == 0) {
-      if (o.prog_id == st.prog_id[hook]) {
-        LIBBPF_OPTS(bpf_tc_opts, d, .handle = st.tc_handle, .priority = st.tc_priority);
+      if (o.prog_id == prog_id) {
+        LIBBPF_OPTS(bpf_tc_opts, d, .handle = handle, .priority = priority);
         if (bpf_tc_detach(&h, &d) != 0)
-          warnings->push_back(absl::StrCat("detach cls_bpf filter on ", HookName(hook), ": ",
+          warnings->push_back(absl::StrCat("detach cls_bpf filter on ", what, ": ",
                                            strerror(errno)));
       } else {
-        warnings->push_back(absl::StrCat("the ", HookName(hook),
-                                         " filter now runs program ", o.prog_id,
-                                         ", not csumfix's ", st.prog_id[hook], ": left alone"));
+        warnings->push_back(absl::StrCat("the ", what, " filter now runs program ", o.prog_id,
+                                         ", not csumfix's ", prog_id, ": left alone"));
       }
     }
-  } else {
+  } else if (mode != CSF_TC_MODE_NONE) {
     std::string link = base + "_link";
     Fd fd(bpf_obj_get(link.c_str()));
     if (fd.valid()) {
-      // ENOLINK/ENOENT: the device is gone and the link already defunct.
+      // ENOLINK/ENOENT/EINVAL: the device is gone and the link already defunct.
       if (bpf_link_detach(fd.get()) != 0 && errno != ENOLINK && errno != ENOENT &&
           errno != EINVAL)
         warnings->push_back(absl::StrCat("detach link ", link, ": ", strerror(errno)));
@@ -198,6 +202,68 @@ void DetachHook(const std::string& dir, const csf_attach_state& st, uint32_t hoo
     unlink(link.c_str());
   }
   unlink((base + "_prog").c_str());
+}
+
+// Attaches a tc program (tcx where possible, per `api`) and pins it; records undo steps.
+absl::StatusOr<uint32_t> AttachTc(bpf_program* prog, uint32_t ifindex, bpf_tc_attach_point point,
+                                  TcApi api, const std::string& base, const std::string& where,
+                                  Rollback* rb) {
+  const int prog_fd = bpf_program__fd(prog);
+  RETURN_IF_ERROR(PinFd(prog_fd, base + "_prog"));
+  rb->Add([base] { unlink((base + "_prog").c_str()); });
+  if (api != TcApi::kClsact) {
+    LIBBPF_OPTS(bpf_tcx_opts, to);
+    bpf_link* link = bpf_program__attach_tcx(prog, static_cast<int>(ifindex), &to);
+    if (link != nullptr) {
+      std::unique_ptr<bpf_link, int (*)(bpf_link*)> owned(link, bpf_link__destroy);
+      RETURN_IF_ERROR(PinFd(bpf_link__fd(link), base + "_link"));
+      rb->Add([base] {
+        std::string p = base + "_link";
+        Fd fd(bpf_obj_get(p.c_str()));
+        if (fd.valid()) bpf_link_detach(fd.get());
+        unlink(p.c_str());
+      });
+      return CSF_TC_MODE_TCX;
+    }
+    if (api == TcApi::kTcx)
+      return ErrnoStatus(errno, absl::StrCat("attach tcx ", where,
+                                             " (tcx needs Linux 6.6+; use --tc-api auto to fall "
+                                             "back to clsact)"));
+  }
+  LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = static_cast<int>(ifindex), .attach_point = point);
+  int e = bpf_tc_hook_create(&h);
+  if (e != 0 && e != -EEXIST) return ErrnoStatus(e, "create clsact qdisc for " + where);
+  LIBBPF_OPTS(bpf_tc_opts, o, .prog_fd = prog_fd, .handle = kTcHandle, .priority = kTcPriority);
+  e = bpf_tc_attach(&h, &o);
+  if (e != 0)
+    return ErrnoStatus(e, absl::StrCat("attach cls_bpf ", where,
+                                       " (a filter with csumfix's handle/priority 0xc5f exists: "
+                                       "run `csumfix detach` on that interface)"));
+  rb->Add([ifindex, point] {
+    LIBBPF_OPTS(bpf_tc_hook, h2, .ifindex = static_cast<int>(ifindex), .attach_point = point);
+    LIBBPF_OPTS(bpf_tc_opts, d, .handle = kTcHandle, .priority = kTcPriority);
+    bpf_tc_detach(&h2, &d);
+  });
+  return CSF_TC_MODE_CLSACT;
+}
+
+// Names of the bounce veth pair for (ifindex, hook): csf<hex ifindex><i|e><a|b>, <= 13 chars.
+std::string BounceName(uint32_t ifindex, uint32_t hook, char end) {
+  return absl::StrCat("csf", absl::Hex(ifindex), hook == CSF_HOOK_TC_INGRESS ? "i" : "e",
+                      std::string(1, end));
+}
+
+// Deletes our bounce veth if the link at that ifindex is still the one we made.
+void DeleteBounce(uint32_t owner, uint32_t hook, uint32_t ifindex,
+                  std::vector<std::string>* warnings) {
+  char buf[IF_NAMESIZE] = {};
+  if (ifindex == 0 || if_indextoname(ifindex, buf) == nullptr) return;
+  if (BounceName(owner, hook, 'a') != buf) {
+    warnings->push_back(absl::StrCat("bounce veth ifindex ", ifindex, " is now ", buf,
+                                     ", not csumfix's: left alone"));
+    return;
+  }
+  if (auto s = DeleteLink(ifindex); !s.ok()) warnings->push_back(std::string(s.message()));
 }
 
 }  // namespace
@@ -211,6 +277,22 @@ absl::string_view HookName(uint32_t hook) {
   return "?";
 }
 
+absl::string_view MechanismName(uint32_t mech) {
+  switch (mech) {
+    case CSF_MECH_OBSERVE: return "observe";
+    case CSF_MECH_BPF: return "bpf";
+    case CSF_MECH_ACT_CSUM: return "act-csum";
+    case CSF_MECH_BOUNCE: return "bounce";
+  }
+  return "unknown";
+}
+
+uint32_t MechanismFromName(absl::string_view name) {
+  for (uint32_t m = 0; m < CSF_MECH_MAX; ++m)
+    if (MechanismName(m) == name) return m;
+  return CSF_MECH_MAX;
+}
+
 Controller::Controller(std::string bpffs) : bpffs_(std::move(bpffs)) {}
 
 std::string Controller::root() const { return absl::StrCat(bpffs_, "/", CSF_PIN_ROOT); }
@@ -221,6 +303,11 @@ absl::Status Controller::Attach(const AttachRequest& req) {
                                       "or --xdp)");
   if (req.action >= CSF_ACT_MAX)
     return absl::InvalidArgumentError(absl::StrCat("attach: unknown action ", req.action));
+  if (req.mechanism != CSF_MECH_OBSERVE && req.mechanism != CSF_MECH_BOUNCE)
+    return absl::UnimplementedError(absl::StrCat(
+        "attach: fill mechanism ", MechanismName(req.mechanism),
+        " is not implemented in this version; use --mechanism bounce (works on every kernel) or "
+        "observe"));
   if (req.ifname.empty() || req.ifname.size() >= IFNAMSIZ || req.ifname.find('/') != std::string::npos ||
       req.ifname == "." || req.ifname == ".." || req.ifname == CSF_PIN_MAPS)
     return absl::InvalidArgumentError(absl::StrCat("attach: \"", req.ifname,
@@ -269,6 +356,7 @@ absl::Status Controller::Attach(const AttachRequest& req) {
   st.ifindex = ifindex;
   st.tc_handle = kTcHandle;
   st.tc_priority = kTcPriority;
+  st.mechanism = req.mechanism;
 
   auto ifcfg = progs->ifcfg();
   std::vector<uint32_t> hooks;
@@ -278,7 +366,34 @@ absl::Status Controller::Attach(const AttachRequest& req) {
 
   for (uint32_t hook : hooks) {
     const csf_if_key key{ifindex, hook};
-    RETURN_IF_ERROR(ifcfg.Update(key, csf_ifcfg{req.action, 0}));
+    csf_ifcfg cfg{req.action, 0, req.mechanism, 0};
+    if (hook != CSF_HOOK_XDP && req.mechanism == CSF_MECH_BOUNCE) {
+      // A veth pair of our own per (interface, direction): PARTIAL packets leave by end a, whose
+      // tx checksum offload is off, so the core completes them; csf_bounce_return on end b sends
+      // them back. Being per direction, the return path needs no tag in the packet.
+      const std::string a = BounceName(ifindex, hook, 'a'), b = BounceName(ifindex, hook, 'b');
+      RETURN_IF_ERROR(CreateVethPair(a, b, 65535));
+      const uint32_t ia = if_nametoindex(a.c_str()), ib = if_nametoindex(b.c_str());
+      if (ia == 0 || ib == 0) return absl::InternalError("bounce veth " + a + " vanished");
+      rb.Add([ia] { (void)DeleteLink(ia); });
+      RETURN_IF_ERROR(DisableIpv6(a));
+      RETURN_IF_ERROR(DisableIpv6(b));
+      RETURN_IF_ERROR(TxChecksumOff(a));
+      RETURN_IF_ERROR(SetUpNoArp(ia));
+      RETURN_IF_ERROR(SetUpNoArp(ib));
+      auto bounce = progs->bounce();
+      RETURN_IF_ERROR(bounce.Update(ib, csf_bounce_ret{ifindex, hook}));
+      rb.Add([bounce, ib]() mutable { (void)bounce.Delete(ib); });
+      ASSIGN_OR_RETURN(st.bounce_prog_id[hook],
+                       ProgId(bpf_program__fd(progs->skel()->progs.csf_bounce_return)));
+      ASSIGN_OR_RETURN(st.bounce_mode[hook],
+                       AttachTc(progs->skel()->progs.csf_bounce_return, ib, BPF_TC_INGRESS,
+                                req.tc_api, BouncePinBase(dir, hook), "ingress of " + b, &rb));
+      st.bounce_ifindex[hook] = ia;
+      st.bounce_peer_ifindex[hook] = ib;
+      cfg.bounce_ifindex = ia;
+    }
+    RETURN_IF_ERROR(ifcfg.Update(key, cfg));
     rb.Add([ifcfg, key]() mutable { (void)ifcfg.Delete(key); });
     // Counters start from zero for a new attachment.
     auto ctr = progs->counters();
@@ -292,10 +407,9 @@ absl::Status Controller::Attach(const AttachRequest& req) {
     const std::string base = absl::StrCat(dir, "/", PinBase(hook));
     const std::string where = absl::StrCat(HookName(hook), " of ", req.ifname);
 
-    RETURN_IF_ERROR(PinFd(prog_fd, base + "_prog"));
-    rb.Add([base] { unlink((base + "_prog").c_str()); });
-
     if (hook == CSF_HOOK_XDP) {
+      RETURN_IF_ERROR(PinFd(prog_fd, base + "_prog"));
+      rb.Add([base] { unlink((base + "_prog").c_str()); });
       bpf_link* link = bpf_program__attach_xdp(prog, static_cast<int>(ifindex));
       if (link == nullptr)
         return ErrnoStatus(errno, absl::StrCat("attach XDP to ", req.ifname,
@@ -313,48 +427,8 @@ absl::Status Controller::Attach(const AttachRequest& req) {
       continue;
     }
 
-    bool done = false;
-    if (req.tc_api != TcApi::kClsact) {
-      LIBBPF_OPTS(bpf_tcx_opts, to);
-      bpf_link* link = bpf_program__attach_tcx(prog, static_cast<int>(ifindex), &to);
-      if (link != nullptr) {
-        std::unique_ptr<bpf_link, int (*)(bpf_link*)> owned(link, bpf_link__destroy);
-        RETURN_IF_ERROR(PinFd(bpf_link__fd(link), base + "_link"));
-        rb.Add([base] {
-          std::string p = base + "_link";
-          Fd fd(bpf_obj_get(p.c_str()));
-          if (fd.valid()) bpf_link_detach(fd.get());
-          unlink(p.c_str());
-        });
-        st.mode[hook] = CSF_TC_MODE_TCX;
-        done = true;
-      } else if (req.tc_api == TcApi::kTcx) {
-        return ErrnoStatus(errno, absl::StrCat("attach tcx ", where,
-                                               " (tcx needs Linux 6.6+; omit --tc-api to fall "
-                                               "back to clsact)"));
-      }
-    }
-    if (!done) {
-      LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = static_cast<int>(ifindex),
-                  .attach_point = TcPoint(hook));
-      int e = bpf_tc_hook_create(&h);
-      if (e != 0 && e != -EEXIST) return ErrnoStatus(e, "create clsact qdisc on " + req.ifname);
-      LIBBPF_OPTS(bpf_tc_opts, o, .prog_fd = prog_fd, .handle = kTcHandle,
-                  .priority = kTcPriority);
-      e = bpf_tc_attach(&h, &o);
-      if (e != 0)
-        return ErrnoStatus(e, absl::StrCat("attach cls_bpf ", where,
-                                           " (a filter with csumfix's handle/priority 0xc5f "
-                                           "exists? run `csumfix detach ",
-                                           req.ifname, "`)"));
-      rb.Add([ifindex, hook] {
-        LIBBPF_OPTS(bpf_tc_hook, h2, .ifindex = static_cast<int>(ifindex),
-                    .attach_point = TcPoint(hook));
-        LIBBPF_OPTS(bpf_tc_opts, d, .handle = kTcHandle, .priority = kTcPriority);
-        bpf_tc_detach(&h2, &d);
-      });
-      st.mode[hook] = CSF_TC_MODE_CLSACT;
-    }
+    ASSIGN_OR_RETURN(st.mode[hook],
+                     AttachTc(prog, ifindex, TcPoint(hook), req.tc_api, base, where, &rb));
   }
   RETURN_IF_ERROR(WriteState(dir, st));
   rb.Commit();
@@ -374,7 +448,17 @@ absl::Status Controller::Detach(absl::string_view ifname) {
   if (st.ok()) {
     for (uint32_t hook = 0; hook < CSF_HOOK_MAX; ++hook) {
       if (st->mode[hook] == CSF_TC_MODE_NONE) continue;
-      DetachHook(dir, *st, hook, &warnings);
+      DetachOne(st->ifindex, TcPoint(hook), st->mode[hook], st->prog_id[hook], st->tc_handle,
+                st->tc_priority, absl::StrCat(dir, "/", PinBase(hook)), HookName(hook),
+                &warnings);
+      if (st->bounce_ifindex[hook] != 0) {
+        DetachOne(st->bounce_peer_ifindex[hook], BPF_TC_INGRESS, st->bounce_mode[hook],
+                  st->bounce_prog_id[hook], st->tc_handle, st->tc_priority,
+                  BouncePinBase(dir, hook), "bounce return", &warnings);
+        DeleteBounce(st->ifindex, hook, st->bounce_ifindex[hook], &warnings);
+        Fd fd(bpf_obj_get(absl::StrCat(root(), "/", CSF_PIN_MAPS, "/csf_bounce").c_str()));
+        if (fd.valid()) bpf_map_delete_elem(fd.get(), &st->bounce_peer_ifindex[hook]);
+      }
       const std::string maps = absl::StrCat(root(), "/", CSF_PIN_MAPS);
       const csf_if_key key{st->ifindex, hook};
       for (const char* m : {"csf_ifcfg", "csf_counters"}) {
@@ -429,7 +513,11 @@ absl::Status Controller::SetAction(absl::string_view ifname, uint32_t hook, uint
   Fd fd(bpf_obj_get(absl::StrCat(root(), "/", CSF_PIN_MAPS, "/csf_ifcfg").c_str()));
   if (!fd.valid()) return ErrnoStatus(errno, "open pinned csf_ifcfg");
   bpf::Map<csf_if_key, csf_ifcfg> m(fd.get(), "csf_ifcfg");
-  return m.Update(csf_if_key{st.ifindex, hook}, csf_ifcfg{action, 0});
+  const csf_if_key key{st.ifindex, hook};
+  ASSIGN_OR_RETURN(std::optional<csf_ifcfg> cur, m.Lookup(key));
+  csf_ifcfg cfg = cur.value_or(csf_ifcfg{});
+  cfg.action = action;
+  return m.Update(key, cfg);  // one map write: packets see the old or the new action
 }
 
 absl::StatusOr<std::vector<IfaceStatus>> Controller::Status() const {
@@ -445,6 +533,7 @@ absl::StatusOr<std::vector<IfaceStatus>> Controller::Status() const {
     auto st = ReadState(e.path());
     if (!st.ok()) return Annotate(st.status(), "status of " + name);
     s.ifindex = st->ifindex;
+    s.mechanism = st->mechanism;
     char buf[IF_NAMESIZE] = {};
     s.present = if_indextoname(st->ifindex, buf) != nullptr && name == buf;
     for (uint32_t hook = 0; hook < CSF_HOOK_MAX; ++hook) {

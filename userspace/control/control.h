@@ -26,6 +26,7 @@ struct AttachRequest {
   bool xdp = false;
   uint32_t action = CSF_ACT_FILL;  // default action for every hook attached
   TcApi tc_api = TcApi::kAuto;     // kAuto: tcx where the kernel has it, else clsact + cls_bpf
+  uint32_t mechanism = CSF_MECH_OBSERVE;  // how kernel-PARTIAL packets get filled (CSF_MECH_*)
 };
 
 struct HookStatus {
@@ -38,6 +39,7 @@ struct HookStatus {
 
 struct IfaceStatus {
   std::string ifname;
+  uint32_t mechanism = CSF_MECH_OBSERVE;
   uint32_t ifindex = 0;
   bool present = false;  // the interface still exists with this ifindex
   std::vector<HookStatus> hooks;
@@ -50,7 +52,9 @@ struct CounterRow {
   csf_counters counters{};
 };
 
-absl::string_view HookName(uint32_t hook);  // "ingress", "egress", "xdp"
+absl::string_view HookName(uint32_t hook);       // "ingress", "egress", "xdp"
+absl::string_view MechanismName(uint32_t mech);  // "observe", "bpf", "act-csum", "bounce"
+uint32_t MechanismFromName(absl::string_view name);  // CSF_MECH_MAX when unknown
 
 class Controller {
  public:

@@ -1,0 +1,138 @@
+#include "control/netlink.h"
+
+#include <fcntl.h>
+#include <libmnl/libmnl.h>
+#include <linux/ethtool.h>
+#include <linux/if.h>
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
+#include <linux/sockios.h>
+#include <linux/veth.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "base/status.h"
+#include "bpf/fd.h"
+
+namespace csumfix::control {
+namespace {
+
+struct MnlCloser {
+  void operator()(mnl_socket* s) const { mnl_socket_close(s); }
+};
+
+// Sends one request and waits for its ACK.
+absl::Status Talk(nlmsghdr* nlh, absl::string_view what) {
+  std::unique_ptr<mnl_socket, MnlCloser> nl(mnl_socket_open(NETLINK_ROUTE));
+  if (!nl) return ErrnoStatus(errno, absl::StrCat(what, ": netlink socket"));
+  if (mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
+    return ErrnoStatus(errno, absl::StrCat(what, ": netlink bind"));
+  const uint32_t portid = mnl_socket_get_portid(nl.get());
+  nlh->nlmsg_flags |= NLM_F_ACK;
+  nlh->nlmsg_seq = static_cast<uint32_t>(time(nullptr));
+  if (mnl_socket_sendto(nl.get(), nlh, nlh->nlmsg_len) < 0)
+    return ErrnoStatus(errno, absl::StrCat(what, ": netlink send"));
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  ssize_t n = mnl_socket_recvfrom(nl.get(), buf.data(), buf.size());
+  if (n < 0) return ErrnoStatus(errno, absl::StrCat(what, ": netlink receive"));
+  if (mnl_cb_run(buf.data(), n, nlh->nlmsg_seq, portid, nullptr, nullptr) < 0)
+    return ErrnoStatus(errno, what);
+  return absl::OkStatus();
+}
+
+absl::Status Ethtool(const std::string& ifname, ethtool_value* v, absl::string_view what) {
+  bpf::Fd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return ErrnoStatus(errno, "socket for ethtool");
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
+  ifr.ifr_data = reinterpret_cast<char*>(v);
+  if (ioctl(fd.get(), SIOCETHTOOL, &ifr) != 0)
+    return ErrnoStatus(errno, absl::StrCat(what, " on ", ifname));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CreateVethPair(const std::string& a, const std::string& b, uint32_t mtu) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = RTM_NEWLINK;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL;
+  auto* ifm = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifm->ifi_family = AF_UNSPEC;
+  mnl_attr_put_strz(nlh, IFLA_IFNAME, a.c_str());
+  mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
+  nlattr* linkinfo = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+  mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "veth");
+  nlattr* data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+  nlattr* peer = mnl_attr_nest_start(nlh, VETH_INFO_PEER);
+  auto* pifm = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  pifm->ifi_family = AF_UNSPEC;
+  mnl_attr_put_strz(nlh, IFLA_IFNAME, b.c_str());
+  mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
+  mnl_attr_nest_end(nlh, peer);
+  mnl_attr_nest_end(nlh, data);
+  mnl_attr_nest_end(nlh, linkinfo);
+  return Talk(nlh, absl::StrCat("create veth pair ", a, "/", b));
+}
+
+absl::Status SetUpNoArp(uint32_t ifindex) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = RTM_NEWLINK;
+  nlh->nlmsg_flags = NLM_F_REQUEST;
+  auto* ifm = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifm->ifi_family = AF_UNSPEC;
+  ifm->ifi_index = static_cast<int>(ifindex);
+  ifm->ifi_flags = IFF_UP | IFF_NOARP;
+  ifm->ifi_change = IFF_UP | IFF_NOARP;
+  return Talk(nlh, absl::StrCat("set link ", ifindex, " up"));
+}
+
+absl::Status DeleteLink(uint32_t ifindex) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = RTM_DELLINK;
+  nlh->nlmsg_flags = NLM_F_REQUEST;
+  auto* ifm = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifm->ifi_family = AF_UNSPEC;
+  ifm->ifi_index = static_cast<int>(ifindex);
+  return Talk(nlh, absl::StrCat("delete link ", ifindex));
+}
+
+absl::StatusOr<bool> TxChecksumOn(const std::string& ifname) {
+  ethtool_value v{};
+  v.cmd = ETHTOOL_GTXCSUM;
+  RETURN_IF_ERROR(Ethtool(ifname, &v, "ethtool get tx-checksumming"));
+  return v.data != 0;
+}
+
+absl::Status TxChecksumOff(const std::string& ifname) {
+  ethtool_value v{};
+  v.cmd = ETHTOOL_STXCSUM;
+  v.data = 0;
+  RETURN_IF_ERROR(Ethtool(ifname, &v, "ethtool set tx-checksumming off"));
+  ASSIGN_OR_RETURN(bool on, TxChecksumOn(ifname));
+  if (on)
+    return absl::FailedPreconditionError(
+        absl::StrCat(ifname, ": tx-checksumming stays on; the bounce mechanism needs it off"));
+  return absl::OkStatus();
+}
+
+absl::Status DisableIpv6(const std::string& ifname) {
+  std::string path = absl::StrCat("/proc/sys/net/ipv6/conf/", ifname, "/disable_ipv6");
+  bpf::Fd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd.valid()) return errno == ENOENT ? absl::OkStatus() : ErrnoStatus(errno, "open " + path);
+  if (write(fd.get(), "1", 1) != 1) return ErrnoStatus(errno, "write " + path);
+  return absl::OkStatus();
+}
+
+}  // namespace csumfix::control

@@ -1,0 +1,28 @@
+// Small rtnetlink (libmnl) and ethtool helpers for the links csumfix owns (bounce veths).
+#ifndef CSUMFIX_USERSPACE_CONTROL_NETLINK_H_
+#define CSUMFIX_USERSPACE_CONTROL_NETLINK_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace csumfix::control {
+
+// Creates a veth pair `a` <-> `b` in the current network namespace with the given MTU (both ends).
+absl::Status CreateVethPair(const std::string& a, const std::string& b, uint32_t mtu);
+// Sets IFF_UP and IFF_NOARP on a link.
+absl::Status SetUpNoArp(uint32_t ifindex);
+// Deletes a link (for a veth, both ends go).
+absl::Status DeleteLink(uint32_t ifindex);
+// Turns transmit checksum offload off (ethtool -K NAME tx off) and checks that it is off.
+absl::Status TxChecksumOff(const std::string& ifname);
+// ethtool's transmit-checksum state: true when on.
+absl::StatusOr<bool> TxChecksumOn(const std::string& ifname);
+// Writes /proc/sys/net/ipv6/conf/<ifname>/disable_ipv6 = 1 (no-op without IPv6).
+absl::Status DisableIpv6(const std::string& ifname);
+
+}  // namespace csumfix::control
+
+#endif  // CSUMFIX_USERSPACE_CONTROL_NETLINK_H_
