@@ -83,4 +83,42 @@ int csf_bounce_return(struct __sk_buff *skb)
 			    ret->hook == CSF_HOOK_TC_INGRESS ? BPF_F_INGRESS : 0);
 }
 
+/* Feature probe (userspace/control/probe.cc): on lo egress in a throwaway namespace, trim one
+ * locally generated (CHECKSUM_PARTIAL) UDP datagram below its checksum field and report whether
+ * the kernel dropped the PARTIAL state. The probe packet is dropped. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct csf_probe_result);
+} csf_probe SEC(".maps");
+
+static __always_inline __u32 csf_skb_summed(struct __sk_buff *ctx)
+{
+	if (bpf_ksym_exists(bpf_cast_to_kern_ctx)) {
+		struct sk_buff *skb = bpf_cast_to_kern_ctx(ctx);
+		return BPF_CORE_READ_BITFIELD(skb, ip_summed);
+	}
+	struct sk_buff *skb = (struct sk_buff *)ctx;
+	return BPF_CORE_READ_BITFIELD_PROBED(skb, ip_summed);
+}
+
+SEC("tcx/egress")
+int csf_probe_tail(struct __sk_buff *skb)
+{
+	__u32 zero = 0, start = 0, off = 0;
+	struct csf_probe_result *r = bpf_map_lookup_elem(&csf_probe, &zero);
+
+	if (!r || r->seen || !csf_skb_is_partial(skb) || skb->gso_size)
+		return TC_ACT_OK;
+	if (csf_skb_csum_start_off(skb, &start, &off))
+		return TC_ACT_OK;
+	__u32 len = skb->len;
+	r->seen = 1;
+	r->trim_ret = bpf_skb_change_tail(skb, start + off, 0);
+	r->summed_after = csf_skb_summed(skb);
+	r->regrow_ret = bpf_skb_change_tail(skb, len, 0);
+	return TC_ACT_SHOT;
+}
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -63,6 +63,33 @@ static __always_inline bool csf_skb_bounced(struct __sk_buff *ctx)
 	return bpf_csum_level(ctx, BPF_CSUM_LEVEL_QUERY) == CSF_BOUNCE_CSUM_LEVEL;
 }
 
+/* csum_start of a PARTIAL skb as an offset into the packet data (tc: from the MAC header). */
+static __always_inline int csf_skb_csum_start_off(struct __sk_buff *ctx, __u32 *start, __u32 *off)
+{
+	struct sk_buff *skb;
+	__u16 cs, co;
+	unsigned char *head, *data;
+
+	if (bpf_ksym_exists(bpf_cast_to_kern_ctx)) {
+		skb = bpf_cast_to_kern_ctx(ctx);
+		cs = skb->csum_start;
+		co = skb->csum_offset;
+		head = skb->head;
+		data = skb->data;
+	} else {
+		skb = (struct sk_buff *)ctx;
+		cs = BPF_CORE_READ(skb, csum_start);
+		co = BPF_CORE_READ(skb, csum_offset);
+		head = BPF_CORE_READ(skb, head);
+		data = BPF_CORE_READ(skb, data);
+	}
+	if (cs < data - head)
+		return -1;
+	*start = cs - (data - head);
+	*off = co;
+	return 0;
+}
+
 struct csf_meta {
 	bool is_partial;
 	bool is_gso;

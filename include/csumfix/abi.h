@@ -136,4 +136,13 @@ struct csf_attach_state {
 	__u32 bounce_prog_id[CSF_HOOK_MAX];
 };
 
+/* `csumfix probe`: what csf_probe_tail saw when trimming a PARTIAL skb below its checksum field
+ * with bpf_skb_change_tail (the "pure BPF" fill needs the trim to clear CHECKSUM_PARTIAL). */
+struct csf_probe_result {
+	__u32 seen;           /* a PARTIAL UDP packet reached the probe */
+	__s32 trim_ret;       /* bpf_skb_change_tail(len below the field) return value */
+	__u32 summed_after;   /* ip_summed after the trim (0 NONE ... 3 PARTIAL) */
+	__s32 regrow_ret;     /* growing back */
+};
+
 #endif /* CSUMFIX_ABI_H */

@@ -16,6 +16,7 @@
 #include "base/status.h"
 #include "bpf/loader.h"
 #include "control/control.h"
+#include "control/probe.h"
 #include "csumfix/abi.h"
 #include "nlohmann/json.hpp"
 #include "refcsum/refcsum.h"
@@ -128,11 +129,12 @@ int Main(int argc, char** argv) {
   attach->add_option("--action", aact.name, "default action: " + ActionList())
       ->check(ActionValidator())
       ->capture_default_str();
-  std::string mech = "bounce";
+  std::string mech = "auto";
   attach->add_option("--mechanism", mech,
-                     "how packets the kernel holds as CHECKSUM_PARTIAL are filled: bounce (out of "
-                     "a tx-csum-off veth and back) | observe (never fill them)")
-      ->check(CLI::IsMember({"bounce", "observe", "bpf", "act-csum"}))
+                     "how packets the kernel holds as CHECKSUM_PARTIAL are filled: auto (what "
+                     "`csumfix probe` chooses) | bounce (out of a tx-csum-off veth and back) | "
+                     "observe (never fill them)")
+      ->check(CLI::IsMember({"auto", "bounce", "observe", "bpf", "act-csum"}))
       ->capture_default_str();
   attach->add_option("--tc-api", tc_api, "tc attach API")
       ->check(CLI::IsMember({"auto", "tcx", "clsact"}))
@@ -141,6 +143,14 @@ int Main(int argc, char** argv) {
     if (both) areq.ingress = areq.egress = true;
     if (!areq.ingress && !areq.egress && !areq.xdp) areq.ingress = true;
     areq.action = aact.value();
+    if (mech == "auto") {
+      auto p = control::Probe();
+      if (!p.ok()) {
+        rc = Fail(p.status());
+        return;
+      }
+      mech = std::string(control::MechanismName(p->mechanism));
+    }
     areq.mechanism = control::MechanismFromName(mech);
     areq.tc_api = tc_api == "tcx"      ? control::TcApi::kTcx
                   : tc_api == "clsact" ? control::TcApi::kClsact
@@ -260,6 +270,34 @@ int Main(int argc, char** argv) {
                   j["ip4_hdr_bad"].get<unsigned long long>(),
                   j["fill_error"].get<unsigned long long>());
     }
+  });
+
+  // probe
+  auto* probe = app.add_subcommand(
+      "probe", "Find out, by trying, which fill mechanism this kernel gets (cached per boot).");
+  bool refresh = false;
+  probe->add_flag("--refresh", refresh, "ignore this boot's cached result");
+  probe->add_flag("-j,--json", as_json, "JSON output");
+  probe->callback([&] {
+    auto p = control::Probe(refresh);
+    if (!p.ok()) {
+      rc = Fail(p.status());
+      return;
+    }
+    if (as_json) {
+      std::cout << control::ProbeToJson(*p) << "\n";
+      return;
+    }
+    auto yn = [](bool b) { return b ? "yes" : "no"; };
+    std::printf("kernel %s%s\n", p->kernel.c_str(), p->cached ? " (cached for this boot)" : "");
+    std::printf("  bpf_cast_to_kern_ctx: %s%s\n", yn(p->kern_ctx_kfunc),
+                p->kern_ctx_kfunc ? "" : " (probe-read fallback)");
+    std::printf("  tcx links:            %s%s\n", yn(p->tcx), p->tcx ? "" : " (clsact + cls_bpf)");
+    std::printf("  change_tail fix:      %s: %s\n", yn(p->change_tail_clears_partial),
+                p->change_tail_detail.c_str());
+    std::printf("  act_csum:             %s: %s\n", yn(p->act_csum), p->act_csum_detail.c_str());
+    std::printf("fill mechanism: %s (%s)\n", std::string(control::MechanismName(p->mechanism)).c_str(),
+                p->reason.c_str());
   });
 
   // check

@@ -1,0 +1,231 @@
+#include "control/probe.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "base/status.h"
+#include "bpf/fd.h"
+#include "bpf/loader.h"
+#include "control/control.h"
+#include "control/netlink.h"
+#include "csumfix.skel.h"
+#include "nlohmann/json.hpp"
+
+namespace csumfix::control {
+namespace {
+
+using json = nlohmann::json;
+
+std::string ReadFirstLine(const std::string& path) {
+  std::ifstream f(path);
+  std::string s;
+  std::getline(f, s);
+  return s;
+}
+
+bool HaveKfunc(const char* name) {
+  btf* vmlinux = btf__load_vmlinux_btf();
+  if (vmlinux == nullptr) return false;
+  bool found = btf__find_by_name_kind(vmlinux, name, BTF_KIND_FUNC) > 0;
+  btf__free(vmlinux);
+  return found;
+}
+
+// tcx exists iff the kernel knows the BPF_TCX_INGRESS attach type for a query on lo.
+bool HaveTcx() {
+  LIBBPF_OPTS(bpf_prog_query_opts, q);
+  return bpf_prog_query_opts(1, BPF_TCX_INGRESS, &q) == 0;
+}
+
+// act_csum: loaded, built in, or loadable as a module.
+bool HaveActCsum(std::string* detail) {
+  auto present = [] {
+    struct stat st {};
+    return stat("/sys/module/act_csum", &st) == 0;
+  };
+  if (present()) {
+    *detail = "act_csum present (/sys/module/act_csum)";
+    return true;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    if (devnull >= 0) {
+      dup2(devnull, 1);
+      dup2(devnull, 2);
+    }
+    execlp("modprobe", "modprobe", "-q", "act_csum", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int st = 0;
+  if (pid > 0) waitpid(pid, &st, 0);
+  if (present()) {
+    *detail = "act_csum loaded with modprobe";
+    return true;
+  }
+  *detail = "no act_csum: not built in and `modprobe act_csum` failed (CONFIG_NET_ACT_CSUM unset?)";
+  return false;
+}
+
+// In a child in a fresh network namespace: csf_probe_tail on lo egress, one UDP datagram.
+absl::StatusOr<csf_probe_result> ProbeChangeTail() {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus(errno, "probe pipe");
+  bpf::Fd rd(fds[0]), wr(fds[1]);
+  pid_t pid = fork();
+  if (pid < 0) return ErrnoStatus(errno, "probe fork");
+  if (pid == 0) {
+    rd.Reset();
+    csf_probe_result r{};
+    r.trim_ret = -9999;
+    auto run = [&]() -> absl::Status {
+      if (unshare(CLONE_NEWNET) != 0) return ErrnoStatus(errno, "unshare(CLONE_NEWNET)");
+      RETURN_IF_ERROR(SetUpNoArp(1));
+      ASSIGN_OR_RETURN(std::unique_ptr<bpf::Programs> progs, bpf::Programs::Load());
+      bpf_program* prog = progs->skel()->progs.csf_probe_tail;
+      bpf_link* link = bpf_program__attach_tcx(prog, 1, nullptr);
+      if (link == nullptr) {
+        LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = 1, .attach_point = BPF_TC_EGRESS);
+        bpf_tc_hook_create(&h);
+        LIBBPF_OPTS(bpf_tc_opts, o, .prog_fd = bpf_program__fd(prog));
+        if (int e = bpf_tc_attach(&h, &o); e != 0) return ErrnoStatus(e, "attach probe to lo");
+      }
+      bpf::Fd s(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+      sockaddr_in to{};
+      to.sin_family = AF_INET;
+      to.sin_port = htons(9);
+      to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      char payload[64] = {};
+      sendto(s.get(), payload, sizeof(payload), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to));
+      uint32_t key = 0;
+      if (bpf_map_lookup_elem(bpf_map__fd(progs->skel()->maps.csf_probe), &key, &r) != 0)
+        return ErrnoStatus(errno, "read probe map");
+      if (link) bpf_link__destroy(link);
+      return absl::OkStatus();
+    };
+    absl::Status st = run();
+    if (!st.ok()) {
+      std::string m(st.message());
+      (void)!write(wr.get(), "E", 1);
+      (void)!write(wr.get(), m.data(), m.size());
+      _exit(1);
+    }
+    (void)!write(wr.get(), "R", 1);
+    (void)!write(wr.get(), &r, sizeof(r));
+    _exit(0);
+  }
+  wr.Reset();
+  std::string buf;
+  char tmp[512];
+  ssize_t n;
+  while ((n = read(rd.get(), tmp, sizeof(tmp))) > 0) buf.append(tmp, n);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  if (buf.size() == 1 + sizeof(csf_probe_result) && buf[0] == 'R') {
+    csf_probe_result r;
+    std::memcpy(&r, buf.data() + 1, sizeof(r));
+    return r;
+  }
+  if (!buf.empty() && buf[0] == 'E') return absl::InternalError("probe: " + buf.substr(1));
+  return absl::InternalError("probe child died without a result");
+}
+
+}  // namespace
+
+std::string ProbeToJson(const ProbeResult& r) {
+  json j{{"kernel", r.kernel},
+         {"boot_id", r.boot_id},
+         {"cached", r.cached},
+         {"kern_ctx_kfunc", r.kern_ctx_kfunc},
+         {"tcx", r.tcx},
+         {"change_tail_clears_partial", r.change_tail_clears_partial},
+         {"change_tail_detail", r.change_tail_detail},
+         {"act_csum", r.act_csum},
+         {"act_csum_detail", r.act_csum_detail},
+         {"mechanism", std::string(MechanismName(r.mechanism))},
+         {"reason", r.reason}};
+  return j.dump();
+}
+
+absl::StatusOr<ProbeResult> Probe(bool refresh, const std::string& cache_dir) {
+  ProbeResult r;
+  utsname u{};
+  uname(&u);
+  r.kernel = u.release;
+  r.boot_id = ReadFirstLine("/proc/sys/kernel/random/boot_id");
+  const std::string cache = cache_dir + "/probe.json";
+  if (!refresh) {
+    std::ifstream f(cache);
+    if (f) {
+      json j = json::parse(f, nullptr, /*allow_exceptions=*/false);
+      if (!j.is_discarded() && j.value("boot_id", "") == r.boot_id && !r.boot_id.empty()) {
+        r.cached = true;
+        r.kern_ctx_kfunc = j.value("kern_ctx_kfunc", false);
+        r.tcx = j.value("tcx", false);
+        r.change_tail_clears_partial = j.value("change_tail_clears_partial", false);
+        r.change_tail_detail = j.value("change_tail_detail", "");
+        r.act_csum = j.value("act_csum", false);
+        r.act_csum_detail = j.value("act_csum_detail", "");
+        r.mechanism = MechanismFromName(j.value("mechanism", "observe"));
+        r.reason = j.value("reason", "");
+        if (r.mechanism < CSF_MECH_MAX) return r;
+      }
+    }
+  }
+  r.kern_ctx_kfunc = HaveKfunc("bpf_cast_to_kern_ctx");
+  r.tcx = HaveTcx();
+  auto tail = ProbeChangeTail();
+  if (!tail.ok()) {
+    r.change_tail_detail = absl::StrCat("probe failed: ", tail.status().message());
+  } else if (!tail->seen) {
+    r.change_tail_detail = "no CHECKSUM_PARTIAL datagram reached the probe on lo";
+  } else {
+    r.change_tail_clears_partial = tail->trim_ret == 0 && tail->summed_after != 3;
+    r.change_tail_detail =
+        absl::StrCat("bpf_skb_change_tail below the checksum field returned ", tail->trim_ret,
+                     ", ip_summed after: ", tail->summed_after,
+                     r.change_tail_clears_partial ? " (PARTIAL cleared: fixed kernel)"
+                                                  : " (no: kernel lacks the change_tail fix)");
+  }
+  r.act_csum = HaveActCsum(&r.act_csum_detail);
+
+  // Order: pure BPF -> act_csum behind a selector -> bounce veth -> observe-only. Only the
+  // mechanisms this version implements can be chosen; the others are reported.
+  if (r.change_tail_clears_partial) {
+    r.reason = "change_tail clears PARTIAL (pure BPF possible, not implemented in this version); ";
+  }
+  if (r.act_csum) {
+    absl::StrAppend(&r.reason, "act_csum available (not implemented in this version); ");
+  }
+  r.mechanism = CSF_MECH_BOUNCE;
+  absl::StrAppend(&r.reason,
+                  r.change_tail_clears_partial || r.act_csum
+                      ? "using the bounce veth"
+                      : "no change_tail fix and no act_csum: the bounce veth is what works here");
+
+  mkdir(cache_dir.c_str(), 0700);
+  std::ofstream out(cache + ".tmp");
+  out << ProbeToJson(r) << "\n";
+  out.close();
+  if (out) rename((cache + ".tmp").c_str(), cache.c_str());
+  return r;
+}
+
+}  // namespace csumfix::control

@@ -1,0 +1,35 @@
+// Kernel feature probe: which fill mechanism this kernel gets, decided by trying, never by
+// version number (distributions backport). Cached per boot in /run/csumfix/probe.json.
+#ifndef CSUMFIX_USERSPACE_CONTROL_PROBE_H_
+#define CSUMFIX_USERSPACE_CONTROL_PROBE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "csumfix/abi.h"
+
+namespace csumfix::control {
+
+struct ProbeResult {
+  std::string kernel;   // uname -r
+  std::string boot_id;  // the cache key
+  bool cached = false;
+  bool kern_ctx_kfunc = false;  // bpf_cast_to_kern_ctx (else probe-read fallback)
+  bool tcx = false;             // tcx links (else clsact + cls_bpf direct-action)
+  bool change_tail_clears_partial = false;
+  std::string change_tail_detail;
+  bool act_csum = false;
+  std::string act_csum_detail;
+  uint32_t mechanism = CSF_MECH_OBSERVE;  // the choice
+  std::string reason;                     // why
+};
+
+// Runs the probe (in a throwaway network namespace) or returns this boot's cached result.
+absl::StatusOr<ProbeResult> Probe(bool refresh = false, const std::string& cache_dir = "/run/csumfix");
+
+std::string ProbeToJson(const ProbeResult& r);
+
+}  // namespace csumfix::control
+
+#endif  // CSUMFIX_USERSPACE_CONTROL_PROBE_H_
