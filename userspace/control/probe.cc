@@ -80,7 +80,7 @@ bool HaveActCsum(std::string* detail) {
     *detail = "act_csum loaded with modprobe";
     return true;
   }
-  *detail = "no act_csum: not built in and `modprobe act_csum` failed (CONFIG_NET_ACT_CSUM unset?)";
+  *detail = "not built in and `modprobe act_csum` failed (CONFIG_NET_ACT_CSUM unset?)";
   return false;
 }
 
