@@ -134,6 +134,23 @@ static __always_inline __u64 csf_pseudo_sum(const struct csf_pkt *p)
 }
 
 /* ---- CRC32c for SCTP ---- */
+struct csf_crc_bytes {
+	struct csf_scratch *s;
+	__u32 crc;
+};
+
+/* One byte per callback: the verifier checks the body once (a 512-step inline loop cost it
+ * ~700k instructions). SCTP only, so the per-byte call is affordable. */
+static long csf_crc_byte_cb(__u32 j, void *arg)
+{
+	struct csf_crc_bytes *b = arg;
+
+	if (j >= CSF_CHUNK)
+		return 1;
+	b->crc = csf_crc32c_table[(b->crc ^ b->s->buf[j]) & 0xff] ^ (b->crc >> 8);
+	return 0;
+}
+
 static __always_inline long csf_crc_step(__u32 i, struct csf_walk *w, const bool xdp)
 {
 	struct csf_scratch *s = NULL;
@@ -143,13 +160,9 @@ static __always_inline long csf_crc_step(__u32 i, struct csf_walk *w, const bool
 		return 1;
 	if (i == 0) /* the CRC field (bytes 8..11 of the SCTP header) counts as zero */
 		*(__u32 *)&s->buf[8] = 0;
-	__u32 crc = (__u32)w->acc;
-	for (__u32 j = 0; j < CSF_CHUNK; j++) {
-		if (j >= n)
-			break;
-		crc = csf_crc32c_table[(crc ^ s->buf[j]) & 0xff] ^ (crc >> 8);
-	}
-	w->acc = crc;
+	struct csf_crc_bytes b = { .s = s, .crc = (__u32)w->acc };
+	bpf_loop(n, csf_crc_byte_cb, &b, 0);
+	w->acc = b.crc;
 	return 0;
 }
 

@@ -34,6 +34,8 @@ struct csf_pkt {
 	__u8 ipver;      /* 4 or 6 */
 	__u8 has_pseudo; /* checksum includes a pseudo-header */
 	__u8 ip4_ihl4;   /* IPv4 header length in bytes (0 for IPv6) */
+	__u16 sport;     /* TCP/UDP/UDP-Lite/SCTP ports, host order (0 otherwise) */
+	__u16 dport;
 	__u8 addr[32];   /* source at [0], destination at [16]; IPv4 uses the first 4 bytes of each */
 };
 
@@ -167,7 +169,19 @@ static __always_inline __u32 csf_parse_l4(void *ctx, const bool xdp, struct csf_
 	return CSF_CLASS_NA;
 }
 
-static __always_inline __u32 csf_parse(void *ctx, const bool xdp, struct csf_pkt *p)
+static __always_inline void csf_parse_ports(void *ctx, const bool xdp, struct csf_pkt *p)
+{
+	__be16 ports[2];
+
+	if ((p->proto == CSF_IPPROTO_TCP || p->proto == CSF_IPPROTO_UDP ||
+	     p->proto == CSF_IPPROTO_UDPLITE || p->proto == CSF_IPPROTO_SCTP) &&
+	    !csf_load(ctx, xdp, p->l4_off, ports, 4)) {
+		p->sport = bpf_ntohs(ports[0]);
+		p->dport = bpf_ntohs(ports[1]);
+	}
+}
+
+static __always_inline __u32 csf_parse_inline(void *ctx, const bool xdp, struct csf_pkt *p)
 {
 	__be16 w;
 	__u32 off = 14;
@@ -195,7 +209,31 @@ static __always_inline __u32 csf_parse(void *ctx, const bool xdp, struct csf_pkt
 		return CSF_CLASS_NA;
 	if (r)
 		return r;
-	return csf_parse_l4(ctx, xdp, p);
+	r = csf_parse_l4(ctx, xdp, p);
+	if (!r)
+		csf_parse_ports(ctx, xdp, p);
+	return r;
+}
+
+/* Global functions: the verifier checks each once, whatever state its callers are in, which keeps
+ * the programs far below the complexity limit (verifier hygiene, STYLE.md). */
+__noinline int csf_parse_tc(struct __sk_buff *skb, struct csf_pkt *p)
+{
+	if (!skb || !p)
+		return CSF_CLASS_UNPARSABLE;
+	return csf_parse_inline(skb, false, p);
+}
+
+__noinline int csf_parse_xdp(struct xdp_md *xdp, struct csf_pkt *p)
+{
+	if (!xdp || !p)
+		return CSF_CLASS_UNPARSABLE;
+	return csf_parse_inline(xdp, true, p);
+}
+
+static __always_inline __u32 csf_parse(void *ctx, const bool xdp, struct csf_pkt *p)
+{
+	return xdp ? csf_parse_xdp(ctx, p) : csf_parse_tc(ctx, p);
 }
 
 #endif

@@ -30,6 +30,113 @@ struct {
 	__type(value, struct csf_bounce_ret);
 } csf_bounce SEC(".maps");
 
+/* ---- Per-flow policy: tuple-space search (abi.h, docs/POLICY.md) ---- */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct csf_pol_active);
+} csf_pol_active SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * CSF_POL_MAX_MASKS);
+	__type(key, __u32);
+	__type(value, struct csf_pol_mask);
+} csf_pol_masks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CSF_POL_MAX_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct csf_pol_key);
+	__type(value, struct csf_pol_val);
+} csf_pol_rules SEC(".maps");
+
+/* Userspace's copy of the rules as written (never read by the programs). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CSF_POL_MAX_RULES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct csf_pol_rule);
+} csf_pol_store SEC(".maps");
+
+struct csf_pol_walk {
+	const struct csf_pkt *p;
+	__u32 ifindex;
+	__u32 hook;
+	__u32 gen;
+	__u32 count;
+	struct csf_pol_val best;
+	__u32 found;
+};
+
+static long csf_pol_step(__u32 i, void *arg)
+{
+	struct csf_pol_walk *w = arg;
+	struct csf_pol_key k = {};
+
+	if (i >= w->count || i >= CSF_POL_MAX_MASKS)
+		return 1;
+	__u32 idx = w->gen * CSF_POL_MAX_MASKS + i;
+	struct csf_pol_mask *m = bpf_map_lookup_elem(&csf_pol_masks, &idx);
+	if (!m)
+		return 1;
+	const struct csf_pkt *p = w->p;
+	if ((m->flags & CSF_POL_F_IPVER) && m->ipver != p->ipver)
+		return 0; /* this mask's rules are for the other IP version */
+	k.gen_mask = w->gen << 8 | i;
+	if (m->flags & CSF_POL_F_IFINDEX)
+		k.ifindex = w->ifindex;
+	if (m->flags & CSF_POL_F_HOOK)
+		k.hook = w->hook;
+	if (m->flags & CSF_POL_F_IPVER)
+		k.ipver = p->ipver;
+	if (m->flags & CSF_POL_F_PROTO)
+		k.proto = p->proto;
+	if (m->flags & CSF_POL_F_SPORT)
+		k.sport = p->sport;
+	if (m->flags & CSF_POL_F_DPORT)
+		k.dport = p->dport;
+	for (int b = 0; b < 16; b++) {
+		k.src[b] = p->addr[b] & m->src_mask[b];
+		k.dst[b] = p->addr[16 + b] & m->dst_mask[b];
+	}
+	struct csf_pol_val *v = bpf_map_lookup_elem(&csf_pol_rules, &k);
+	if (v && (!w->found || v->priority < w->best.priority ||
+		  (v->priority == w->best.priority && v->rule_id < w->best.rule_id))) {
+		w->best = *v;
+		w->found = 1;
+	}
+	return 0;
+}
+
+/* The action of the best matching rule, if any. Only packets parsed down to L4 are matched. */
+static __always_inline bool csf_policy(void *ctx, const bool xdp, __u32 ifindex, __u32 hook,
+				       __u32 *action)
+{
+	__u32 zero = 0;
+	struct csf_pol_active *a = bpf_map_lookup_elem(&csf_pol_active, &zero);
+
+	if (!a || a->count == 0)
+		return false;
+	struct csf_pkt p = {};
+	if (csf_parse(ctx, xdp, &p))
+		return false;
+	if (p.ipver == 4) { /* IPv4 addresses sit in the first 4 bytes; the rest must be zero */
+		__builtin_memset(&p.addr[4], 0, 12);
+		__builtin_memset(&p.addr[20], 0, 12);
+	}
+	struct csf_pol_walk w = { .p = &p, .ifindex = ifindex, .hook = hook, .gen = a->gen & 1,
+				  .count = a->count };
+	bpf_loop(CSF_POL_MAX_MASKS, csf_pol_step, &w, 0);
+	if (!w.found || w.best.action >= CSF_ACT_MAX)
+		return false;
+	*action = w.best.action;
+	return true;
+}
+
 static __always_inline struct csf_counters *csf_counters_get(const struct csf_if_key *key)
 {
 	struct csf_counters *c = bpf_map_lookup_elem(&csf_counters, key);
@@ -265,6 +372,7 @@ static __always_inline void csf_handle(void *ctx, const bool xdp, __u32 hook, st
 
 	if (action >= CSF_ACT_MAX)
 		action = CSF_ACT_PASS;
+	bool hit = cfg && csf_policy(ctx, xdp, key.ifindex, hook, &action);
 	if (cfg) {
 		m->mechanism = cfg->mechanism;
 		*bounce_ifindex = cfg->bounce_ifindex;
@@ -273,7 +381,10 @@ static __always_inline void csf_handle(void *ctx, const bool xdp, __u32 hook, st
 		csf_apply(ctx, xdp, action, m, o);
 	if (action == CSF_ACT_DROP_BAD)
 		o->drop = o->cls == CSF_CLASS_BAD || o->ip4_bad;
-	csf_count(csf_counters_get(&key), csf_frame_len(ctx, xdp), action, o);
+	struct csf_counters *c = csf_counters_get(&key);
+	csf_count(c, csf_frame_len(ctx, xdp), action, o);
+	if (c && hit)
+		c->c[CSF_CTR_POLICY_HIT]++;
 }
 
 #endif

@@ -59,7 +59,8 @@
 #define CSF_CTR_FILL_ERROR (CSF_CTR_FILLED + 4)  /* fill wanted but a helper failed: unchanged  */
 #define CSF_CTR_BOUNCED (CSF_CTR_FILLED + 5)     /* PARTIAL sent through the bounce veth       */
 #define CSF_CTR_BOUNCE_RETURNED (CSF_CTR_FILLED + 6) /* came back completed: not counted again */
-#define CSF_CTR_MAX (CSF_CTR_FILLED + 7)
+#define CSF_CTR_POLICY_HIT (CSF_CTR_FILLED + 7)  /* the action came from a policy rule          */
+#define CSF_CTR_MAX (CSF_CTR_FILLED + 8)
 
 /* ---- Maps ---- */
 /* Key of csf_counters (per-CPU hash) and of csf_ifcfg (hash). */
@@ -103,6 +104,79 @@ struct csf_bounce_ret {
 #define CSF_BOUNCE_CSUM_LEVEL 3
 
 #define CSF_MAX_IFACES 1024
+
+/* ---- Per-flow policy (docs/POLICY.md) ----
+ * Tuple-space search: rules are grouped by the set of fields they match and the prefix lengths
+ * ("masks", at most CSF_POL_MAX_MASKS); a packet costs one hash lookup per mask, whatever the
+ * number of rules. Port ranges are expanded into exact ports. Two generations let an update be
+ * written aside and switched in with one 4-byte write (csf_pol_active), so a packet sees either
+ * the whole old or the whole new policy. */
+#define CSF_POL_MAX_MASKS 16
+#define CSF_POL_MAX_ENTRIES 262144
+#define CSF_POL_MAX_RULES 100000
+#define CSF_POL_F_IFINDEX 0x01
+#define CSF_POL_F_HOOK 0x02
+#define CSF_POL_F_IPVER 0x04
+#define CSF_POL_F_PROTO 0x08
+#define CSF_POL_F_SPORT 0x10
+#define CSF_POL_F_DPORT 0x20
+
+/* csf_pol_masks: array of 2 * CSF_POL_MAX_MASKS, generation g uses [g * MAX, g * MAX + count). */
+struct csf_pol_mask {
+	__u32 flags;  /* CSF_POL_F_* */
+	__u8 src_len; /* prefix lengths (0 = any); for IPv4 at most 32 */
+	__u8 dst_len;
+	__u8 ipver;   /* 4 or 6 when the mask matches addresses; 0 otherwise */
+	__u8 pad;
+	__u8 src_mask[16]; /* the prefix lengths as byte masks (so BPF only ANDs) */
+	__u8 dst_mask[16];
+};
+
+/* csf_pol_active[0] */
+struct csf_pol_active {
+	__u32 gen;   /* 0 or 1 */
+	__u32 count; /* masks in use in that generation (0: no policy, default actions only) */
+};
+
+/* csf_pol_rules: key = the packet's tuple under one mask (fields outside the mask are zero). */
+struct csf_pol_key {
+	__u32 gen_mask; /* generation << 8 | mask index */
+	__u32 ifindex;
+	__u8 hook;
+	__u8 ipver;
+	__u8 proto;
+	__u8 pad;
+	__u16 sport; /* host order */
+	__u16 dport;
+	__u8 src[16]; /* IPv4 in the first 4 bytes */
+	__u8 dst[16];
+};
+
+struct csf_pol_val {
+	__u32 action;   /* CSF_ACT_* */
+	__u32 priority; /* lower wins; ties: lower rule id */
+	__u32 rule_id;
+	__u32 pad;
+};
+
+/* csf_pol_store: the rules as written (userspace only; for `policy list` and rebuilds). */
+struct csf_pol_rule {
+	__u32 id;
+	__u32 priority;
+	__u32 action;
+	__u32 flags;   /* CSF_POL_F_* */
+	__u32 ifindex;
+	__u8 hook;
+	__u8 ipver;
+	__u8 proto;
+	__u8 src_len;
+	__u8 dst_len;
+	__u8 pad[3];
+	__u16 sport_lo, sport_hi;
+	__u16 dport_lo, dport_hi;
+	__u8 src[16];
+	__u8 dst[16];
+};
 
 /* ---- Pins (relative to the bpffs mount, normally /sys/fs/bpf) ----
  * csumfix/v1/maps/<map name>        shared maps (csf_ifcfg, csf_counters)

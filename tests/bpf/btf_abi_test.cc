@@ -50,6 +50,25 @@ TEST(BtfAbi, MapTypesMatchCxxLayout) {
                {{"target_ifindex", offsetof(csf_bounce_ret, target_ifindex), 4},
                 {"hook", offsetof(csf_bounce_ret, hook), 4}});
   ExpectStruct(b, "csf_counters", sizeof(csf_counters), {{"c", 0, sizeof(csf_counters)}});
+  ExpectStruct(b, "csf_pol_key", sizeof(csf_pol_key),
+               {{"gen_mask", offsetof(csf_pol_key, gen_mask), 4},
+                {"ifindex", offsetof(csf_pol_key, ifindex), 4},
+                {"hook", offsetof(csf_pol_key, hook), 1},
+                {"ipver", offsetof(csf_pol_key, ipver), 1},
+                {"proto", offsetof(csf_pol_key, proto), 1},
+                {"pad", offsetof(csf_pol_key, pad), 1},
+                {"sport", offsetof(csf_pol_key, sport), 2},
+                {"dport", offsetof(csf_pol_key, dport), 2},
+                {"src", offsetof(csf_pol_key, src), 16},
+                {"dst", offsetof(csf_pol_key, dst), 16}});
+  ExpectStruct(b, "csf_pol_val", sizeof(csf_pol_val),
+               {{"action", offsetof(csf_pol_val, action), 4},
+                {"priority", offsetof(csf_pol_val, priority), 4},
+                {"rule_id", offsetof(csf_pol_val, rule_id), 4},
+                {"pad", offsetof(csf_pol_val, pad), 4}});
+  ExpectStruct(b, "csf_pol_active", sizeof(csf_pol_active),
+               {{"gen", offsetof(csf_pol_active, gen), 4},
+                {"count", offsetof(csf_pol_active, count), 4}});
   bpf_object__close(obj);
 }
 

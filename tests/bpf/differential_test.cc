@@ -43,7 +43,7 @@ const char* kCounterNames[] = {
     "class zero", "class na", "class unparsable", "class gso", "class unverified",
     "act pass", "act observe", "act verify", "act drop-bad", "act fill", "act zero-udp4",
     "FILLED", "ZEROED", "DROPPED", "IP4_HDR_BAD", "FILL_ERROR", "BOUNCED",
-    "BOUNCE_RETURNED"};
+    "BOUNCE_RETURNED", "POLICY_HIT"};
 static_assert(sizeof(kCounterNames) / sizeof(kCounterNames[0]) == CSF_CTR_MAX);
 
 uint64_t EnvU64(const char* name, uint64_t dflt) {

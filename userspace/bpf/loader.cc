@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "base/status.h"
 #include "csumfix.skel.h"
@@ -63,7 +64,26 @@ absl::StatusOr<std::unique_ptr<Programs>> Programs::Load(const LoadOptions& opts
       }
     }
   }
+  std::vector<std::pair<bpf_program*, std::unique_ptr<char[]>>> logs;
+  if (opts.verifier_stats) {
+    bpf_program* prog;
+    bpf_object__for_each_program(prog, skel->obj) {
+      auto buf = std::make_unique<char[]>(4096);
+      buf[0] = 0;
+      bpf_program__set_log_level(prog, 4);  // BPF_LOG_STATS
+      bpf_program__set_log_buf(prog, buf.get(), 4096);
+      logs.emplace_back(prog, std::move(buf));
+    }
+  }
   int err = csumfix_bpf__load(skel);
+  if (opts.stats != nullptr) {
+    for (auto& [prog, buf] : logs) {
+      std::string line;
+      for (absl::string_view l : absl::StrSplit(buf.get(), '\n'))
+        if (absl::StartsWith(l, "processed ")) line = std::string(l);
+      opts.stats->push_back(absl::StrCat(bpf_program__name(prog), ": ", line));
+    }
+  }
   restore();
   if (err != 0) {
     csumfix_bpf__destroy(skel);

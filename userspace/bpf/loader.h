@@ -23,6 +23,9 @@ struct LoadOptions {
   // When set, the shared maps (csf_ifcfg, csf_counters, csf_bounce) are pinned in this bpffs directory, and
   // reused from there when already pinned, so every attachment shares one set.
   std::string pin_maps_dir;
+  // Collect the verifier's statistics line ("processed N insns ...") per program into `stats`.
+  bool verifier_stats = false;
+  std::vector<std::string>* stats = nullptr;
 };
 
 class Programs {

@@ -305,10 +305,16 @@ int Main(int argc, char** argv) {
       "check", "Load and verify every BPF program with this kernel; attach nothing.");
   bool full_log = false;
   check->add_flag("--verifier-log", full_log, "print the whole verifier log on failure");
+  bool vstats = false;
+  check->add_flag("--stats", vstats, "print the verifier's instruction count per program");
   check->callback([&] {
     bpf::LoadOptions lo;
     lo.full_verifier_log = full_log;
+    std::vector<std::string> stats;
+    lo.verifier_stats = vstats;
+    lo.stats = &stats;
     auto p = bpf::Programs::Load(lo);
+    for (const auto& l : stats) std::printf("%s\n", l.c_str());
     if (!p.ok()) {
       rc = Fail(p.status());
       return;
