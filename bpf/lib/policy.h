@@ -67,7 +67,6 @@ struct csf_pol_walk {
 	__u32 ifindex;
 	__u32 hook;
 	__u32 gen;
-	__u32 count;
 	struct csf_pol_val best;
 	__u32 found;
 };
@@ -77,12 +76,14 @@ static long csf_pol_step(__u32 i, void *arg)
 	struct csf_pol_walk *w = arg;
 	struct csf_pol_key k = {};
 
-	if (i >= w->count || i >= CSF_POL_MAX_MASKS)
+	if (i >= CSF_POL_MAX_MASKS)
 		return 1;
 	__u32 idx = w->gen * CSF_POL_MAX_MASKS + i;
 	struct csf_pol_mask *m = bpf_map_lookup_elem(&csf_pol_masks, &idx);
 	if (!m)
 		return 1;
+	if (!m->used)
+		return 0;
 	const struct csf_pkt *p = w->p;
 	if ((m->flags & CSF_POL_F_IPVER) && m->ipver != p->ipver)
 		return 0; /* this mask's rules are for the other IP version */
@@ -119,7 +120,8 @@ static __always_inline bool csf_policy(void *ctx, const bool xdp, __u32 ifindex,
 	__u32 zero = 0;
 	struct csf_pol_active *a = bpf_map_lookup_elem(&csf_pol_active, &zero);
 
-	if (!a || a->count == 0)
+	__u32 active = a ? a->active : 0;
+	if (active == 0)
 		return false;
 	struct csf_pkt p = {};
 	if (csf_parse(ctx, xdp, &p))
@@ -128,8 +130,7 @@ static __always_inline bool csf_policy(void *ctx, const bool xdp, __u32 ifindex,
 		__builtin_memset(&p.addr[4], 0, 12);
 		__builtin_memset(&p.addr[20], 0, 12);
 	}
-	struct csf_pol_walk w = { .p = &p, .ifindex = ifindex, .hook = hook, .gen = a->gen & 1,
-				  .count = a->count };
+	struct csf_pol_walk w = { .p = &p, .ifindex = ifindex, .hook = hook, .gen = (active - 1) & 1 };
 	bpf_loop(CSF_POL_MAX_MASKS, csf_pol_step, &w, 0);
 	if (!w.found || w.best.action >= CSF_ACT_MAX)
 		return false;

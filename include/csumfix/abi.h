@@ -110,7 +110,7 @@ struct csf_bounce_ret {
  * ("masks", at most CSF_POL_MAX_MASKS); a packet costs one hash lookup per mask, whatever the
  * number of rules. Port ranges are expanded into exact ports. Two generations let an update be
  * written aside and switched in with one 4-byte write (csf_pol_active), so a packet sees either
- * the whole old or the whole new policy. */
+ * the whole old or the whole new policy (the old one is removed only after a grace period). */
 #define CSF_POL_MAX_MASKS 16
 #define CSF_POL_MAX_ENTRIES 262144
 #define CSF_POL_MAX_RULES 100000
@@ -127,15 +127,15 @@ struct csf_pol_mask {
 	__u8 src_len; /* prefix lengths (0 = any); for IPv4 at most 32 */
 	__u8 dst_len;
 	__u8 ipver;   /* 4 or 6 when the mask matches addresses; 0 otherwise */
-	__u8 pad;
+	__u8 used;    /* 0: empty slot, skipped */
 	__u8 src_mask[16]; /* the prefix lengths as byte masks (so BPF only ANDs) */
 	__u8 dst_mask[16];
 };
 
-/* csf_pol_active[0] */
+/* csf_pol_active[0]: one aligned 4-byte word, so switching generations is a single store. */
 struct csf_pol_active {
-	__u32 gen;   /* 0 or 1 */
-	__u32 count; /* masks in use in that generation (0: no policy, default actions only) */
+	__u32 active; /* 0: no policy (default actions only); 1 + generation otherwise */
+	__u32 pad;
 };
 
 /* csf_pol_rules: key = the packet's tuple under one mask (fields outside the mask are zero). */

@@ -67,8 +67,8 @@ TEST(BtfAbi, MapTypesMatchCxxLayout) {
                 {"rule_id", offsetof(csf_pol_val, rule_id), 4},
                 {"pad", offsetof(csf_pol_val, pad), 4}});
   ExpectStruct(b, "csf_pol_active", sizeof(csf_pol_active),
-               {{"gen", offsetof(csf_pol_active, gen), 4},
-                {"count", offsetof(csf_pol_active, count), 4}});
+               {{"active", offsetof(csf_pol_active, active), 4},
+                {"pad", offsetof(csf_pol_active, pad), 4}});
   bpf_object__close(obj);
 }
 

@@ -32,6 +32,7 @@ class BounceVeth : public ::testing::Test {
     script_ = "/tmp/csf-bounce-" + std::to_string(getpid());
   }
   void TearDown() override {
+    Csumfix({"-n", a_.name(), "policy", "flush"});
     Csumfix({"-n", a_.name(), "detach", "--all"});
     a_.Destroy();
     b_.Destroy();
@@ -148,6 +149,50 @@ TEST_F(BounceVeth, TcpUnderLoadDeliversEveryByte) {
     EXPECT_EQ(r["fill_error"], 0) << r.dump();
     EXPECT_EQ(r["bounced"], r["bounce_returned"]) << r.dump();
   }
+}
+
+TEST_F(BounceVeth, PolicyRulesOverrideTheInterfaceActionWithPrecedence) {
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "attach", "va", "--egress", "--action", "fill"}).rc, 0);
+  CmdResult r1 = Csumfix({"-n", a_.name(), "policy", "add", "--proto", "udp", "--dport", "7100",
+                          "--action", "verify"});
+  ASSERT_EQ(r1.rc, 0) << r1.err;
+  EXPECT_EQ(SendAndRead(10, 7100), "10 10 0") << "rule: verify only, seeds stay";
+  EXPECT_EQ(SendAndRead(10, 7101), "10 0 10") << "no rule: the interface's fill";
+  // A more urgent rule (lower priority number) for the whole destination wins over both.
+  CmdResult r2 = Csumfix({"-n", a_.name(), "policy", "add", "--iface", "va", "--hook", "egress",
+                          "--dst", "10.66.0.2/32", "--action", "pass", "--priority", "10"});
+  ASSERT_EQ(r2.rc, 0) << r2.err;
+  EXPECT_EQ(SendAndRead(10, 7101), "10 10 0");
+  CmdResult l = Csumfix({"-n", a_.name(), "policy", "list", "-j"});
+  ASSERT_EQ(l.rc, 0) << l.err;
+  json rules = json::parse(l.out);
+  ASSERT_EQ(rules.size(), 2u);
+  EXPECT_EQ(rules[0]["priority"], 10);  // precedence order
+  EXPECT_EQ(rules[0]["action"], "pass");
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "policy", "del", std::to_string(rules[0]["id"].get<int>())}).rc, 0);
+  EXPECT_EQ(SendAndRead(10, 7101), "10 0 10") << "rule deleted: fill again";
+  json st = Stats()[0];
+  // Rule hits: 10 (verify rule) + 10 (pass rule); the 20 others used the interface's action.
+  EXPECT_EQ(st["policy_hit"], 20) << st.dump();
+  // Errors name the field.
+  CmdResult bad = Csumfix({"-n", a_.name(), "policy", "add", "--dport", "80", "--action", "pass"});
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_NE(bad.err.find("--sport/--dport need --proto"), std::string::npos) << bad.err;
+  CmdResult bad2 = Csumfix({"-n", a_.name(), "policy", "add", "--src", "10.0.0.0/33", "--action", "pass"});
+  EXPECT_NE(bad2.err.find("prefix length must be 1-32"), std::string::npos) << bad2.err;
+}
+
+TEST_F(BounceVeth, ZoneLeavesPartialInsideAndFillsWhatLeaves) {
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "attach", "va", "--egress", "--action", "fill"}).rc, 0);
+  // 10.66.0.0/24 holds both ends: inside the zone, checksums stay suppressed.
+  CmdResult z = Csumfix({"-n", a_.name(), "policy", "zone", "--prefix", "10.66.0.0/24",
+                         "--prefix", "fd00:66::/64"});
+  ASSERT_EQ(z.rc, 0) << z.err;
+  EXPECT_EQ(SendAndRead(10, 7200), "10 10 0") << "member to member: left partial";
+  // Shrink the zone to the sender alone: the peer is outside, so its packets get filled.
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "policy", "flush"}).rc, 0);
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "policy", "zone", "--prefix", "10.66.0.1/32"}).rc, 0);
+  EXPECT_EQ(SendAndRead(10, 7201), "10 0 10") << "leaving the zone: filled";
 }
 
 }  // namespace

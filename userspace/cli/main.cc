@@ -12,10 +12,12 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "base/status.h"
 #include "bpf/loader.h"
 #include "control/control.h"
+#include "control/policy.h"
 #include "control/probe.h"
 #include "csumfix/abi.h"
 #include "nlohmann/json.hpp"
@@ -72,6 +74,7 @@ json CountersJson(const csf_counters& c) {
   j["fill_error"] = c.c[CSF_CTR_FILL_ERROR];
   j["bounced"] = c.c[CSF_CTR_BOUNCED];
   j["bounce_returned"] = c.c[CSF_CTR_BOUNCE_RETURNED];
+  j["policy_hit"] = c.c[CSF_CTR_POLICY_HIT];
   return j;
 }
 
@@ -270,6 +273,126 @@ int Main(int argc, char** argv) {
                   j["ip4_hdr_bad"].get<unsigned long long>(),
                   j["fill_error"].get<unsigned long long>());
     }
+  });
+
+  // policy
+  auto* policy = app.add_subcommand(
+      "policy", "Per-flow rules: which action a flow gets (the interface's action otherwise).");
+  policy->require_subcommand(1);
+  auto* padd = policy->add_subcommand(
+      "add", "Add a rule. Matching rules: the lowest --priority wins, then the oldest rule.");
+  control::RuleSpec rs;
+  padd->add_option("--iface", rs.ifname, "only this interface");
+  padd->add_option("--hook", rs.hook, "only this hook")->check(CLI::IsMember({"ingress", "egress", "xdp"}));
+  padd->add_option("--ip", rs.ip, "IP version")->check(CLI::IsMember({4, 6}));
+  padd->add_option("--proto", rs.proto, "tcp|udp|udplite|sctp|icmp|icmpv6|number");
+  padd->add_option("--src", rs.src, "source prefix, e.g. 10.0.0.0/8 or fd00::/64");
+  padd->add_option("--dst", rs.dst, "destination prefix");
+  padd->add_option("--sport", rs.sport, "source port or range lo-hi (needs --proto)");
+  padd->add_option("--dport", rs.dport, "destination port or range lo-hi (needs --proto)");
+  padd->add_option("--action", rs.action, "action: " + ActionList())->required()->check(ActionValidator());
+  padd->add_option("--priority", rs.priority, "lower wins")->capture_default_str();
+  padd->callback([&] {
+    auto r = control::ParseRule(rs);
+    if (!r.ok()) {
+      rc = Fail(r.status());
+      return;
+    }
+    auto p = control::Policy::Open(bpffs);
+    absl::StatusOr<uint32_t> id = p.ok() ? p->Add(*r) : absl::StatusOr<uint32_t>(p.status());
+    if (!id.ok()) {
+      rc = Fail(id.status());
+      return;
+    }
+    std::printf("rule %u added\n", *id);
+  });
+  auto* pzone = policy->add_subcommand(
+      "zone", "Xen-style private network with checksums suppressed: leave packets between "
+              "members of the prefix set alone (pass), fill those that leave it.");
+  std::vector<std::string> zone_prefixes;
+  uint32_t zone_prio = 50;
+  std::string zone_if;
+  pzone->add_option("--prefix", zone_prefixes, "member prefix (repeat)")->required();
+  pzone->add_option("--iface", zone_if, "only this interface");
+  pzone->add_option("--priority", zone_prio, "priority of the pass rules (fill: +1)")->capture_default_str();
+  pzone->callback([&] {
+    std::vector<csf_pol_rule> rules;
+    for (const auto& a : zone_prefixes) {
+      for (const auto& b : zone_prefixes) {
+        control::RuleSpec z;
+        z.ifname = zone_if;
+        z.src = a;
+        z.dst = b;
+        z.action = "pass";
+        z.priority = zone_prio;
+        auto r = control::ParseRule(z);
+        if (!r.ok()) {
+          if (r.status().code() == absl::StatusCode::kInvalidArgument &&
+              absl::StrContains(r.status().message(), "but the rule is IPv"))
+            continue;  // an IPv4 and an IPv6 member never talk to each other directly
+          rc = Fail(r.status());
+          return;
+        }
+        rules.push_back(*r);
+      }
+      control::RuleSpec f;
+      f.ifname = zone_if;
+      f.src = a;
+      f.action = "fill";
+      f.priority = zone_prio + 1;
+      auto r = control::ParseRule(f);
+      if (!r.ok()) {
+        rc = Fail(r.status());
+        return;
+      }
+      rules.push_back(*r);
+    }
+    auto p = control::Policy::Open(bpffs);
+    auto ids = p.ok() ? p->AddAll(rules) : absl::StatusOr<std::vector<uint32_t>>(p.status());
+    if (!ids.ok()) {
+      rc = Fail(ids.status());
+      return;
+    }
+    std::printf("zone: %zu rules added (ids %u-%u)\n", ids->size(), ids->front(), ids->back());
+  });
+  auto* pdel = policy->add_subcommand("del", "Delete a rule by id.");
+  uint32_t del_id = 0;
+  pdel->add_option("id", del_id, "rule id (see policy list)")->required();
+  pdel->callback([&] {
+    auto p = control::Policy::Open(bpffs);
+    absl::Status st = p.ok() ? p->Delete(del_id) : p.status();
+    if (!st.ok()) rc = Fail(st);
+  });
+  auto* pflush = policy->add_subcommand("flush", "Delete every rule.");
+  pflush->callback([&] {
+    auto p = control::Policy::Open(bpffs);
+    absl::Status st = p.ok() ? p->Flush() : p.status();
+    if (!st.ok()) {
+      rc = Fail(st);
+      return;
+    }
+    control::Controller(bpffs).Tidy();
+  });
+  auto* plist = policy->add_subcommand("list", "List the rules, in precedence order.");
+  plist->add_flag("-j,--json", as_json, "JSON output");
+  plist->callback([&] {
+    auto p = control::Policy::Open(bpffs);
+    auto rules = p.ok() ? p->List() : absl::StatusOr<std::vector<csf_pol_rule>>(p.status());
+    if (!rules.ok()) {
+      rc = Fail(rules.status());
+      return;
+    }
+    json out = json::array();
+    for (const auto& r : *rules)
+      out.push_back({{"id", r.id}, {"priority", r.priority},
+                     {"action", std::string(ref::ActionName(r.action))},
+                     {"rule", control::DescribeRule(r)}});
+    if (as_json) {
+      std::cout << out.dump() << "\n";
+    } else {
+      for (const auto& r : *rules) std::printf("%s\n", control::DescribeRule(r).c_str());
+    }
+    control::Controller(bpffs).Tidy();
   });
 
   // probe

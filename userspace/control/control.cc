@@ -295,6 +295,13 @@ uint32_t MechanismFromName(absl::string_view name) {
 
 Controller::Controller(std::string bpffs) : bpffs_(std::move(bpffs)) {}
 
+absl::Status Controller::EnsurePinDirs() const {
+  RETURN_IF_ERROR(EnsureBpffs(bpffs_));
+  RETURN_IF_ERROR(MakeDir(absl::StrCat(bpffs_, "/csumfix")));
+  RETURN_IF_ERROR(MakeDir(root()));
+  return MakeDir(absl::StrCat(root(), "/", CSF_PIN_MAPS));
+}
+
 std::string Controller::root() const { return absl::StrCat(bpffs_, "/", CSF_PIN_ROOT); }
 
 absl::Status Controller::Attach(const AttachRequest& req) {
@@ -472,15 +479,7 @@ absl::Status Controller::Detach(absl::string_view ifname) {
   std::error_code ec;
   fs::remove_all(dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("detach: remove ", dir, ": ", ec.message()));
-  // Last one out removes the shared maps and the directories.
-  bool others = false;
-  for (const auto& e : fs::directory_iterator(root(), ec))
-    if (e.path().filename() != CSF_PIN_MAPS) others = true;
-  if (!others) {
-    fs::remove_all(absl::StrCat(root(), "/", CSF_PIN_MAPS), ec);
-    rmdir(root().c_str());
-    rmdir(top.c_str());  // waiters notice (DirLock::Acquire)
-  }
+  Tidy();
   if (!st.ok()) return Annotate(st.status(), absl::StrCat("detach ", ifname, " (pins removed)"));
   if (!warnings.empty()) {
     std::string msg = absl::StrCat("detach ", ifname, ": done with warnings:");
@@ -488,6 +487,27 @@ absl::Status Controller::Detach(absl::string_view ifname) {
     return absl::DataLossError(msg);
   }
   return absl::OkStatus();
+}
+
+void Controller::Tidy() const {
+  const std::string top = absl::StrCat(bpffs_, "/csumfix");
+  std::error_code ec;
+  // Last one out removes the shared maps and the directories.
+  bool others = false;
+  for (const auto& e : fs::directory_iterator(root(), ec))
+    if (e.path().filename() != CSF_PIN_MAPS) others = true;
+  // Policy rules outlive attachments (`csumfix policy flush` removes them).
+  bool rules = false;
+  {
+    Fd store(bpf_obj_get(absl::StrCat(root(), "/", CSF_PIN_MAPS, "/csf_pol_store").c_str()));
+    uint32_t key;
+    rules = store.valid() && bpf_map_get_next_key(store.get(), nullptr, &key) == 0;
+  }
+  if (!others && !rules) {
+    fs::remove_all(absl::StrCat(root(), "/", CSF_PIN_MAPS), ec);
+    rmdir(root().c_str());
+    rmdir(top.c_str());  // waiters notice (DirLock::Acquire)
+  }
 }
 
 absl::Status Controller::DetachAll() {

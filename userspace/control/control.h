@@ -70,6 +70,11 @@ class Controller {
   absl::StatusOr<std::vector<CounterRow>> Counters() const;
 
   std::string root() const;  // <bpffs>/csumfix/v1
+  // Removes the shared maps and directories when nothing is attached and no policy rule exists.
+  // Callers hold the lock or are the only user.
+  void Tidy() const;
+  // Mounts bpffs when needed and creates <bpffs>/csumfix/v1/maps.
+  absl::Status EnsurePinDirs() const;
 
  private:
   std::string bpffs_;

@@ -1,0 +1,59 @@
+// Per-flow policy: rules kept in pinned maps (csf_pol_store), compiled into the tuple-space tables
+// the BPF programs search (csf_pol_masks, csf_pol_rules) and switched in atomically. docs/POLICY.md.
+#ifndef CSUMFIX_USERSPACE_CONTROL_POLICY_H_
+#define CSUMFIX_USERSPACE_CONTROL_POLICY_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "csumfix/abi.h"
+
+namespace csumfix::control {
+
+// What a user writes; every field optional but the action.
+struct RuleSpec {
+  std::string ifname;  // "" = any interface
+  std::string hook;    // "" | ingress | egress | xdp
+  int ip = 0;          // 0 | 4 | 6
+  std::string proto;   // "" | tcp | udp | udplite | sctp | icmp | icmpv6 | number
+  std::string src, dst;      // "" | prefix (a.b.c.d/n, x::/n, or an address)
+  std::string sport, dport;  // "" | port | lo-hi
+  std::string action;
+  uint32_t priority = 100;   // lower wins; ties: the older rule (lower id)
+};
+
+// Parses and checks a spec into a stored rule (id 0). Errors name the field and what to write.
+absl::StatusOr<csf_pol_rule> ParseRule(const RuleSpec& spec);
+std::string DescribeRule(const csf_pol_rule& r);  // "id 3 prio 100 ingress tcp dst 10.0.0.0/8 -> fill"
+
+class Policy {
+ public:
+  // Opens (creating when needed) the pinned policy maps under <bpffs>/csumfix/v1/maps.
+  static absl::StatusOr<Policy> Open(const std::string& bpffs = "/sys/fs/bpf");
+
+  absl::StatusOr<uint32_t> Add(csf_pol_rule rule);  // returns the new rule's id
+  // Adds several rules at once (one switch of generations); all or none.
+  absl::StatusOr<std::vector<uint32_t>> AddAll(std::vector<csf_pol_rule> rules);
+  absl::Status Delete(uint32_t id);
+  absl::Status Flush();
+  absl::StatusOr<std::vector<csf_pol_rule>> List() const;
+
+  // Compiles `rules` into the inactive generation and switches to it. Fails, changing nothing
+  // the programs see, when the rules need more than CSF_POL_MAX_MASKS shapes or
+  // CSF_POL_MAX_ENTRIES entries.
+  absl::Status Install(const std::vector<csf_pol_rule>& rules);
+
+ private:
+  int active_fd_ = -1, masks_fd_ = -1, rules_fd_ = -1, store_fd_ = -1;
+  std::shared_ptr<void> keep_;  // owns the fds above
+};
+
+}  // namespace csumfix::control
+
+#endif  // CSUMFIX_USERSPACE_CONTROL_POLICY_H_
