@@ -53,6 +53,13 @@ struct {
 	__type(value, struct csf_pol_val);
 } csf_pol_rules SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CSF_FLOWS_MAX);
+	__type(key, struct csf_flow_key);
+	__type(value, struct csf_flow_val);
+} csf_flows SEC(".maps");
+
 /* Userspace's copy of the rules as written (never read by the programs). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -223,11 +230,39 @@ static __always_inline __u16 csf_read16(void *ctx, const bool xdp, __u32 off, in
 	return v;
 }
 
-/* Fills `o` for `action`; writes the packet when the action fills. */
-static __always_inline void csf_apply(void *ctx, const bool xdp, __u32 action,
-				      const struct csf_meta *m, struct csf_outcome *o)
+/* Only flows that show partial or bad checksums are recorded: the table answers "which flows are
+ * really affected" and costs nothing for healthy traffic. */
+static __always_inline void csf_flow_note(const struct csf_pkt *p, __u32 ifindex, __u32 hook,
+					  const struct csf_outcome *o)
 {
-	struct csf_pkt p = {};
+	if (o->cls != CSF_CLASS_PARTIAL && o->cls != CSF_CLASS_BAD)
+		return;
+	struct csf_flow_key k = { .ifindex = ifindex, .hook = hook, .ipver = p->ipver,
+				  .proto = p->proto, .sport = p->sport, .dport = p->dport };
+	__builtin_memcpy(k.src, &p->addr[0], 16); /* IPv4: bytes 4.. are zero */
+	__builtin_memcpy(k.dst, &p->addr[16], 16);
+	struct csf_flow_val *v = bpf_map_lookup_elem(&csf_flows, &k);
+	if (!v) {
+		struct csf_flow_val zero = {};
+		bpf_map_update_elem(&csf_flows, &k, &zero, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(&csf_flows, &k);
+		if (!v)
+			return;
+	}
+	if (o->cls == CSF_CLASS_PARTIAL)
+		__sync_fetch_and_add(&v->partial, 1);
+	else
+		__sync_fetch_and_add(&v->bad, 1);
+	if (o->filled)
+		__sync_fetch_and_add(&v->filled, 1);
+	v->last_ns = bpf_ktime_get_ns();
+}
+
+/* Fills `o` for `action`; writes the packet when the action fills. */
+static __always_inline void csf_apply_pkt(void *ctx, const bool xdp, __u32 action,
+					  const struct csf_meta *m, struct csf_outcome *o,
+					  struct csf_pkt *pp)
+{
 	int err = 0;
 	const bool verifying = action != CSF_ACT_OBSERVE;
 
@@ -235,9 +270,9 @@ static __always_inline void csf_apply(void *ctx, const bool xdp, __u32 action,
 		o->cls = CSF_CLASS_GSO;
 		return;
 	}
-	__u32 r = csf_parse(ctx, xdp, &p);
-	if (verifying && p.ip4_ihl4) {
-		int ok = csf_ip4_hdr_ok(ctx, xdp, &p);
+	__u32 r = csf_parse(ctx, xdp, pp);
+	if (verifying && pp->ip4_ihl4) {
+		int ok = csf_ip4_hdr_ok(ctx, xdp, pp);
 		o->ip4_bad = ok == 0;
 	}
 	if (r) {
@@ -245,27 +280,27 @@ static __always_inline void csf_apply(void *ctx, const bool xdp, __u32 action,
 		return;
 	}
 
-	const bool sctp = p.proto == CSF_IPPROTO_SCTP;
-	const bool udp = p.proto == CSF_IPPROTO_UDP || p.proto == CSF_IPPROTO_UDPLITE;
+	const bool sctp = pp->proto == CSF_IPPROTO_SCTP;
+	const bool udp = pp->proto == CSF_IPPROTO_UDP || pp->proto == CSF_IPPROTO_UDPLITE;
 	__u32 field32 = 0;
 	__u16 field = 0;
 	if (sctp) {
-		if (csf_load(ctx, xdp, p.field_off, &field32, 4))
+		if (csf_load(ctx, xdp, pp->field_off, &field32, 4))
 			err = 1;
 	} else {
-		field = csf_read16(ctx, xdp, p.field_off, &err);
+		field = csf_read16(ctx, xdp, pp->field_off, &err);
 	}
 	if (err) {
 		o->cls = CSF_CLASS_UNPARSABLE;
 		return;
 	}
 	if (udp && field == 0) {
-		o->cls = (p.proto == CSF_IPPROTO_UDP && p.ipver == 4) ? CSF_CLASS_ZERO : CSF_CLASS_BAD;
+		o->cls = (pp->proto == CSF_IPPROTO_UDP && pp->ipver == 4) ? CSF_CLASS_ZERO : CSF_CLASS_BAD;
 		return;
 	}
 
-	__u64 pseudo = p.has_pseudo ? csf_pseudo_sum(&p) : 0;
-	const bool has_seed = p.proto != CSF_IPPROTO_ICMP;
+	__u64 pseudo = pp->has_pseudo ? csf_pseudo_sum(pp) : 0;
+	const bool has_seed = pp->proto != CSF_IPPROTO_ICMP;
 	const bool is_seed = sctp ? field32 == 0 : (has_seed && field == csf_fold(pseudo));
 
 	if (action == CSF_ACT_OBSERVE) {
@@ -277,7 +312,7 @@ static __always_inline void csf_apply(void *ctx, const bool xdp, __u32 action,
 	__u32 correct = 0;
 	bool valid = false;
 	if (sctp) {
-		if (csf_crc32c_range(ctx, xdp, p.l4_off, p.l4_off + p.l4_len, &correct)) {
+		if (csf_crc32c_range(ctx, xdp, pp->l4_off, pp->l4_off + pp->l4_len, &correct)) {
 			o->fill_error = 1;
 			o->cls = CSF_CLASS_UNPARSABLE;
 			return;
@@ -285,7 +320,7 @@ static __always_inline void csf_apply(void *ctx, const bool xdp, __u32 action,
 		valid = correct == field32;
 	} else {
 		__u64 sum;
-		if (csf_sum_range(ctx, xdp, p.l4_off, p.l4_off + p.covered, &sum)) {
+		if (csf_sum_range(ctx, xdp, pp->l4_off, pp->l4_off + pp->covered, &sum)) {
 			o->fill_error = 1;
 			o->cls = CSF_CLASS_UNPARSABLE;
 			return;
@@ -319,9 +354,9 @@ static __always_inline void csf_apply(void *ctx, const bool xdp, __u32 action,
 		return;
 	}
 
-	if (action == CSF_ACT_ZERO_UDP4 && p.proto == CSF_IPPROTO_UDP && p.ipver == 4) {
+	if (action == CSF_ACT_ZERO_UDP4 && pp->proto == CSF_IPPROTO_UDP && pp->ipver == 4) {
 		__u16 z = 0;
-		if (csf_store(ctx, xdp, p.field_off, &z, 2))
+		if (csf_store(ctx, xdp, pp->field_off, &z, 2))
 			o->fill_error = 1;
 		else
 			o->zeroed = 1;
@@ -329,15 +364,25 @@ static __always_inline void csf_apply(void *ctx, const bool xdp, __u32 action,
 	}
 	long e;
 	if (sctp) {
-		e = csf_store(ctx, xdp, p.field_off, &correct, 4);
+		e = csf_store(ctx, xdp, pp->field_off, &correct, 4);
 	} else {
 		__u16 c16 = correct;
-		e = csf_store(ctx, xdp, p.field_off, &c16, 2);
+		e = csf_store(ctx, xdp, pp->field_off, &c16, 2);
 	}
 	if (e)
 		o->fill_error = 1;
 	else
 		o->filled = 1;
+}
+
+static __always_inline void csf_apply(void *ctx, const bool xdp, __u32 action,
+				      const struct csf_meta *m, struct csf_outcome *o, __u32 ifindex,
+				      __u32 hook)
+{
+	struct csf_pkt p = {};
+
+	csf_apply_pkt(ctx, xdp, action, m, o, &p);
+	csf_flow_note(&p, ifindex, hook, o);
 }
 
 static __always_inline void csf_count(struct csf_counters *c, __u32 len, __u32 action,
@@ -379,7 +424,7 @@ static __always_inline void csf_handle(void *ctx, const bool xdp, __u32 hook, st
 		*bounce_ifindex = cfg->bounce_ifindex;
 	}
 	if (action != CSF_ACT_PASS)
-		csf_apply(ctx, xdp, action, m, o);
+		csf_apply(ctx, xdp, action, m, o, key.ifindex, hook);
 	if (action == CSF_ACT_DROP_BAD)
 		o->drop = o->cls == CSF_CLASS_BAD || o->ip4_bad;
 	struct csf_counters *c = csf_counters_get(&key);

@@ -178,6 +178,27 @@ struct csf_pol_rule {
 	__u8 dst[16];
 };
 
+/* ---- Per-flow observation: csf_flows, an LRU hash of the flows with partial or bad checksums ---- */
+#define CSF_FLOWS_MAX 65536
+struct csf_flow_key {
+	__u32 ifindex;
+	__u8 hook;
+	__u8 ipver;
+	__u8 proto;
+	__u8 pad;
+	__u16 sport; /* host order */
+	__u16 dport;
+	__u8 src[16]; /* IPv4 in the first 4 bytes */
+	__u8 dst[16];
+};
+
+struct csf_flow_val {
+	__u64 partial; /* packets seen partial */
+	__u64 bad;     /* packets with a wrong checksum */
+	__u64 filled;  /* packets csumfix completed */
+	__u64 last_ns; /* bpf_ktime_get_ns() of the last update */
+};
+
 /* ---- Pins (relative to the bpffs mount, normally /sys/fs/bpf) ----
  * csumfix/v1/maps/<map name>        shared maps (csf_ifcfg, csf_counters)
  * csumfix/v1/<ifname>/state         1-entry array of struct csf_attach_state

@@ -93,6 +93,23 @@ TEST_F(BounceVeth, FillCompletesEveryPartialDatagram) {
                                                r["class"]["na"].get<uint64_t>() +
                                                r["class"]["valid"].get<uint64_t>())
       << "every packet counted once: " << r.dump();
+  // The flow table names the affected flow.
+  CmdResult fl = Csumfix({"-n", a_.name(), "flows", "-j"});
+  ASSERT_EQ(fl.rc, 0) << fl.err;
+  json flows = json::parse(fl.out);
+  bool found = false;
+  for (const json& f : flows) {
+    if (f["dport"] != 7002) continue;
+    found = true;
+    EXPECT_EQ(f["src"], "10.66.0.1");
+    EXPECT_EQ(f["dst"], "10.66.0.2");
+    EXPECT_EQ(f["proto"], 17);
+    EXPECT_EQ(f["hook"], "egress");
+    EXPECT_EQ(f["partial"], 30);
+    EXPECT_EQ(f["filled"], 30);
+    EXPECT_EQ(f["bad"], 0);
+  }
+  EXPECT_TRUE(found) << fl.out;
   // The pair is ours and goes with detach.
   EXPECT_NE(a_.Capture("ip -o link show").find("csf2ea"), std::string::npos);
   ASSERT_EQ(Csumfix({"-n", a_.name(), "detach", "va"}).rc, 0);

@@ -57,7 +57,7 @@ absl::StatusOr<std::unique_ptr<Programs>> Programs::Load(const LoadOptions& opts
   if (!opts.pin_maps_dir.empty()) {
     for (bpf_map* m : {skel->maps.csf_ifcfg, skel->maps.csf_counters, skel->maps.csf_bounce,
                         skel->maps.csf_pol_active, skel->maps.csf_pol_masks,
-                        skel->maps.csf_pol_rules, skel->maps.csf_pol_store}) {
+                        skel->maps.csf_pol_rules, skel->maps.csf_pol_store, skel->maps.csf_flows}) {
       std::string path = absl::StrCat(opts.pin_maps_dir, "/", bpf_map__name(m));
       if (int e = bpf_map__set_pin_path(m, path.c_str()); e != 0) {
         restore();

@@ -423,6 +423,41 @@ int Main(int argc, char** argv) {
                 p->reason.c_str());
   });
 
+  // flows
+  auto* flows = app.add_subcommand(
+      "flows", "The flows seen with partial or bad checksums (LRU, most affected first).");
+  size_t top = 20;
+  flows->add_option("--top", top, "show at most N flows (0: all)")->capture_default_str();
+  flows->add_flag("-j,--json", as_json, "JSON output");
+  flows->callback([&] {
+    auto rows = control::Controller(bpffs).Flows(top);
+    if (!rows.ok()) {
+      rc = Fail(rows.status());
+      return;
+    }
+    json out = json::array();
+    for (const auto& r : *rows)
+      out.push_back({{"ifname", r.ifname}, {"ifindex", r.key.ifindex},
+                     {"hook", std::string(control::HookName(r.key.hook))},
+                     {"ipver", r.key.ipver}, {"proto", r.key.proto}, {"src", r.src},
+                     {"dst", r.dst}, {"sport", r.key.sport}, {"dport", r.key.dport},
+                     {"partial", r.val.partial}, {"bad", r.val.bad}, {"filled", r.val.filled}});
+    if (as_json) {
+      std::cout << out.dump() << "\n";
+      return;
+    }
+    std::printf("%-10s %-7s %-5s %-40s %-40s %9s %9s %9s\n", "iface", "hook", "proto", "source",
+                "destination", "partial", "bad", "filled");
+    for (const auto& r : *rows)
+      std::printf("%-10s %-7s %-5u %-40s %-40s %9llu %9llu %9llu\n", r.ifname.c_str(),
+                  std::string(control::HookName(r.key.hook)).c_str(), r.key.proto,
+                  absl::StrCat(r.src, " ", r.key.sport).c_str(),
+                  absl::StrCat(r.dst, " ", r.key.dport).c_str(),
+                  static_cast<unsigned long long>(r.val.partial),
+                  static_cast<unsigned long long>(r.val.bad),
+                  static_cast<unsigned long long>(r.val.filled));
+  });
+
   // check
   auto* check = app.add_subcommand(
       "check", "Load and verify every BPF program with this kernel; attach nothing.");

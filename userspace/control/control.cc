@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <net/if.h>
@@ -575,6 +576,34 @@ absl::StatusOr<std::vector<IfaceStatus>> Controller::Status() const {
   std::sort(out.begin(), out.end(),
             [](const IfaceStatus& a, const IfaceStatus& b) { return a.ifname < b.ifname; });
   return out;
+}
+
+absl::StatusOr<std::vector<FlowRow>> Controller::Flows(size_t top) const {
+  std::vector<FlowRow> rows;
+  const std::string path = absl::StrCat(root(), "/", CSF_PIN_MAPS, "/csf_flows");
+  if (access(path.c_str(), F_OK) != 0) return rows;
+  Fd fd(bpf_obj_get(path.c_str()));
+  if (!fd.valid()) return ErrnoStatus(errno, "open " + path);
+  bpf::Map<csf_flow_key, csf_flow_val> m(fd.get(), "csf_flows");
+  ASSIGN_OR_RETURN(std::vector<csf_flow_key> keys, m.Keys());
+  for (const auto& k : keys) {
+    ASSIGN_OR_RETURN(std::optional<csf_flow_val> v, m.Lookup(k));
+    if (!v) continue;  // evicted meanwhile
+    FlowRow r;
+    r.key = k;
+    r.val = *v;
+    char buf[INET6_ADDRSTRLEN] = {}, name[IF_NAMESIZE] = {};
+    if (if_indextoname(k.ifindex, name) != nullptr) r.ifname = name;
+    const int af = k.ipver == 4 ? AF_INET : AF_INET6;
+    r.src = inet_ntop(af, k.src, buf, sizeof(buf)) ? buf : "?";
+    r.dst = inet_ntop(af, k.dst, buf, sizeof(buf)) ? buf : "?";
+    rows.push_back(std::move(r));
+  }
+  std::sort(rows.begin(), rows.end(), [](const FlowRow& a, const FlowRow& b) {
+    return a.val.partial + a.val.bad > b.val.partial + b.val.bad;
+  });
+  if (top && rows.size() > top) rows.resize(top);
+  return rows;
 }
 
 absl::StatusOr<std::vector<CounterRow>> Controller::Counters() const {

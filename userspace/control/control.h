@@ -52,6 +52,13 @@ struct CounterRow {
   csf_counters counters{};
 };
 
+struct FlowRow {
+  csf_flow_key key{};
+  csf_flow_val val{};
+  std::string ifname;
+  std::string src, dst;  // printable addresses
+};
+
 absl::string_view HookName(uint32_t hook);       // "ingress", "egress", "xdp"
 absl::string_view MechanismName(uint32_t mech);  // "observe", "bpf", "act-csum", "bounce"
 uint32_t MechanismFromName(absl::string_view name);  // CSF_MECH_MAX when unknown
@@ -68,6 +75,8 @@ class Controller {
   absl::Status SetAction(absl::string_view ifname, uint32_t hook, uint32_t action);
   absl::StatusOr<std::vector<IfaceStatus>> Status() const;
   absl::StatusOr<std::vector<CounterRow>> Counters() const;
+  // The flows seen with partial or bad checksums, most affected first (at most `top`; 0 = all).
+  absl::StatusOr<std::vector<FlowRow>> Flows(size_t top = 0) const;
 
   std::string root() const;  // <bpffs>/csumfix/v1
   // Removes the shared maps and directories when nothing is attached and no policy rule exists.
