@@ -23,13 +23,13 @@ static __always_inline int csf_tc(struct __sk_buff *skb, __u32 hook)
 		.is_gso = skb->gso_size != 0,
 	};
 	struct csf_outcome o = {};
-	__u32 bounce_ifindex = 0;
+	__u32 target = 0;
 
-	csf_handle(skb, false, hook, &m, &o, &bounce_ifindex);
+	csf_handle(skb, false, hook, &m, &o, &target);
 	if (o.drop)
 		return TC_ACT_SHOT;
 	if (o.bounce)
-		return bpf_redirect(bounce_ifindex, 0);
+		return bpf_redirect(target, 0);
 	return TC_ACT_OK;
 }
 
@@ -52,10 +52,14 @@ int csf_xdp(struct xdp_md *xdp)
 {
 	struct csf_meta m = {};
 	struct csf_outcome o = {};
-	__u32 unused = 0;
+	__u32 target = 0;
 
-	csf_handle(xdp, true, CSF_HOOK_XDP, &m, &o, &unused);
-	return o.drop ? XDP_DROP : XDP_PASS;
+	csf_handle(xdp, true, CSF_HOOK_XDP, &m, &o, &target);
+	if (o.drop)
+		return XDP_DROP;
+	if (m.xdp_redirect)
+		return bpf_redirect(target, 0);
+	return XDP_PASS;
 }
 
 /* Bounce mechanism, on the ingress of the receiving end of a bounce veth: the core completed the

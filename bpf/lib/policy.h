@@ -209,6 +209,7 @@ struct csf_meta {
 	bool is_partial;
 	bool is_gso;
 	__u32 mechanism;      /* CSF_MECH_* (tc) */
+	bool xdp_redirect;    /* XDP: the frame leaves by XDP_REDIRECT, so seeds get filled */
 };
 
 struct csf_outcome {
@@ -340,7 +341,7 @@ static __always_inline void csf_apply_pkt(void *ctx, const bool xdp, __u32 actio
 	else
 		o->cls = CSF_CLASS_BAD;
 
-	if (o->cls != CSF_CLASS_PARTIAL || xdp ||
+	if (o->cls != CSF_CLASS_PARTIAL || (xdp && !m->xdp_redirect) ||
 	    (action != CSF_ACT_FILL && action != CSF_ACT_ZERO_UDP4))
 		return;
 	if (m->is_partial) {
@@ -410,7 +411,7 @@ static __always_inline void csf_count(struct csf_counters *c, __u32 len, __u32 a
 
 /* Entry. `m` may be updated from the interface's configuration (mechanism). */
 static __always_inline void csf_handle(void *ctx, const bool xdp, __u32 hook, struct csf_meta *m,
-				       struct csf_outcome *o, __u32 *bounce_ifindex)
+				       struct csf_outcome *o, __u32 *target_ifindex)
 {
 	struct csf_if_key key = { .ifindex = csf_ifindex(ctx, xdp), .hook = hook };
 	struct csf_ifcfg *cfg = bpf_map_lookup_elem(&csf_ifcfg, &key);
@@ -421,7 +422,8 @@ static __always_inline void csf_handle(void *ctx, const bool xdp, __u32 hook, st
 	bool hit = cfg && csf_policy(ctx, xdp, key.ifindex, hook, &action);
 	if (cfg) {
 		m->mechanism = cfg->mechanism;
-		*bounce_ifindex = cfg->bounce_ifindex;
+		*target_ifindex = cfg->target_ifindex;
+		m->xdp_redirect = xdp && (cfg->flags & CSF_IFCFG_F_XDP_REDIRECT);
 	}
 	if (action != CSF_ACT_PASS)
 		csf_apply(ctx, xdp, action, m, o, key.ifindex, hook);

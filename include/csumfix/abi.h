@@ -78,9 +78,13 @@ struct csf_ifcfg {
 	__u32 action;         /* CSF_ACT_* */
 	__u32 flags;          /* CSF_IFCFG_F_* */
 	__u32 mechanism;      /* CSF_MECH_*: how a fill clears the kernel's CHECKSUM_PARTIAL */
-	__u32 bounce_ifindex; /* CSF_MECH_BOUNCE: the veth to send PARTIAL packets out of */
+	__u32 target_ifindex; /* tc + CSF_MECH_BOUNCE: the veth PARTIAL packets leave by;
+			       * XDP + CSF_IFCFG_F_XDP_REDIRECT: where frames are redirected */
 };
 #define CSF_IFCFG_F_NONE 0
+/* XDP: redirect every frame not dropped to target_ifindex. Seeds are completed there (the frame
+ * leaves without checksum metadata), never on XDP_PASS. */
+#define CSF_IFCFG_F_XDP_REDIRECT 1
 
 /* ---- Fill mechanisms (README "Fill mechanisms"; chosen by `csumfix probe`) ----
  * A packet the kernel holds as CHECKSUM_PARTIAL must get its checksum AND lose that state,

@@ -45,7 +45,7 @@ TEST(BtfAbi, MapTypesMatchCxxLayout) {
                {{"action", offsetof(csf_ifcfg, action), 4},
                 {"flags", offsetof(csf_ifcfg, flags), 4},
                 {"mechanism", offsetof(csf_ifcfg, mechanism), 4},
-                {"bounce_ifindex", offsetof(csf_ifcfg, bounce_ifindex), 4}});
+                {"target_ifindex", offsetof(csf_ifcfg, target_ifindex), 4}});
   ExpectStruct(b, "csf_bounce_ret", sizeof(csf_bounce_ret),
                {{"target_ifindex", offsetof(csf_bounce_ret, target_ifindex), 4},
                 {"hook", offsetof(csf_bounce_ret, hook), 4}});

@@ -33,7 +33,7 @@ using testing::L4Kind;
 using testing::PacketSpec;
 
 constexpr uint32_t kLoIfindex = 1;  // PROG_TEST_RUN runs tc and XDP on the loopback device
-constexpr uint32_t kTcActOk = 0, kTcActShot = 2, kXdpDrop = 1, kXdpPass = 2;
+constexpr uint32_t kTcActOk = 0, kTcActShot = 2, kXdpDrop = 1, kXdpPass = 2, kXdpRedirect = 4;
 // Largest frames BPF_PROG_TEST_RUN takes linearly (a page less head- and tailroom).
 constexpr size_t kMaxFrameTc = 3600;
 constexpr size_t kMaxFrameXdp = 3400;
@@ -74,12 +74,16 @@ class Differential : public ::testing::Test {
   }
 
   // Runs one case through both; returns "" when they agree, else a description of the mismatch.
-  static std::string Compare(const std::vector<uint8_t>& frame, uint32_t action, uint32_t hook) {
+  static std::string Compare(const std::vector<uint8_t>& frame, uint32_t action, uint32_t hook,
+                             bool xdp_redirect = false) {
     std::ostringstream err;
     csf_if_key key{kLoIfindex, hook};
     auto cfg = progs_->ifcfg();
     auto ctrs = progs_->counters();
-    if (auto s = cfg.Update(key, csf_ifcfg{action, 0, 0, 0}); !s.ok()) return s.ToString();
+    // The redirect target does not matter: a test run reports XDP_REDIRECT without sending.
+    const csf_ifcfg c{action, xdp_redirect ? CSF_IFCFG_F_XDP_REDIRECT : 0u, 0,
+                      xdp_redirect ? kLoIfindex : 0u};
+    if (auto s = cfg.Update(key, c); !s.ok()) return s.ToString();
     if (auto s = ctrs.Delete(key); !s.ok()) return s.ToString();
     auto run = bpf::TestRun(progs_->prog_fd(hook), frame);
     if (!run.ok()) return absl::StrCat("hook ", hook, ": ", run.status().ToString());
@@ -89,9 +93,12 @@ class Differential : public ::testing::Test {
 
     ref::Meta meta;
     meta.hook = hook;
+    meta.xdp_redirect = xdp_redirect && hook == CSF_HOOK_XDP;
     ref::Result want = ref::Apply(action, frame, meta);
     uint32_t want_ret = hook == CSF_HOOK_XDP
-                            ? (want.verdict == ref::Verdict::kDrop ? kXdpDrop : kXdpPass)
+                            ? (want.verdict == ref::Verdict::kDrop       ? kXdpDrop
+                               : want.verdict == ref::Verdict::kRedirect ? kXdpRedirect
+                                                                         : kXdpPass)
                             : (want.verdict == ref::Verdict::kDrop ? kTcActShot : kTcActOk);
     if (run->retval != want_ret)
       err << "verdict: bpf " << run->retval << ", reference " << want_ret << "\n";
@@ -246,10 +253,18 @@ TEST_F(Differential, NamedCases) {
       ref::Result r = ref::Apply(n.action, frame, meta);
       EXPECT_EQ(ref::ClassName(r.cls), ref::ClassName(n.want_class)) << n.name;
       EXPECT_EQ(r.verdict == ref::Verdict::kDrop, n.want_drop) << n.name;
-      // XDP never fills (no redirect table yet): it must leave the frame alone.
+      // XDP_PASS never fills (the kernel completes those itself): the frame stays as it was.
       bool modified = r.out != frame;
       EXPECT_EQ(modified, n.want_modified && hook != CSF_HOOK_XDP) << n.name << " hook " << hook;
     }
+    // XDP with a redirect: the frame leaves without checksum metadata, so seeds are filled.
+    EXPECT_EQ(Compare(frame, n.action, CSF_HOOK_XDP, true), "") << n.name << " (XDP redirect)";
+    ref::Meta meta;
+    meta.hook = CSF_HOOK_XDP;
+    meta.xdp_redirect = true;
+    ref::Result r = ref::Apply(n.action, frame, meta);
+    EXPECT_EQ(r.out != frame, n.want_modified) << n.name << " (XDP redirect)";
+    EXPECT_EQ(r.verdict, n.want_drop ? ref::Verdict::kDrop : ref::Verdict::kRedirect) << n.name;
   }
 }
 
@@ -337,11 +352,13 @@ TEST_F(Differential, RandomCases) {
         continue;
       }
     }
-    std::string diff = Compare(frame, action, hook);
+    const bool redirect = hook == CSF_HOOK_XDP && (rng() & 1);
+    std::string diff = Compare(frame, action, hook, redirect);
     if (!diff.empty()) {
       ++failures;
       ADD_FAILURE() << "case " << i << " of CSUMFIX_DIFF_SEED=" << seed << ": "
-                    << testing::Describe(spec) << "\n" << diff;
+                    << testing::Describe(spec) << (redirect ? " (XDP redirect)" : "") << "\n"
+                    << diff;
     }
     ref::Meta meta;
     meta.hook = hook;

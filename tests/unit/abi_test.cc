@@ -12,7 +12,7 @@ static_assert(sizeof(csf_ifcfg) == 16);
 static_assert(offsetof(csf_ifcfg, action) == 0);
 static_assert(offsetof(csf_ifcfg, flags) == 4);
 static_assert(offsetof(csf_ifcfg, mechanism) == 8);
-static_assert(offsetof(csf_ifcfg, bounce_ifindex) == 12);
+static_assert(offsetof(csf_ifcfg, target_ifindex) == 12);
 static_assert(sizeof(csf_bounce_ret) == 8);
 static_assert(sizeof(csf_counters) == CSF_CTR_MAX * 8);
 static_assert(CSF_CTR_CLASS_BASE + CSF_CLASS_MAX == CSF_CTR_ACTION_BASE);

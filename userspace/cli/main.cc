@@ -129,6 +129,10 @@ int Main(int argc, char** argv) {
   attach->add_flag("--egress", areq.egress, "tc egress hook");
   attach->add_flag("--both", both, "tc ingress and egress");
   attach->add_flag("--xdp", areq.xdp, "XDP hook (classify and count; drop-bad)");
+  attach->add_option("--redirect-to", areq.xdp_redirect_to,
+                     "with --xdp: redirect every frame not dropped to this interface "
+                     "(XDP_REDIRECT); seeds are completed, since the frame leaves without "
+                     "checksum metadata");
   attach->add_option("--action", aact.name, "default action: " + ActionList())
       ->check(ActionValidator())
       ->capture_default_str();

@@ -324,6 +324,15 @@ absl::Status Controller::Attach(const AttachRequest& req) {
   if (ifindex == 0)
     return absl::NotFoundError(absl::StrCat("attach: no interface named ", req.ifname,
                                             " (see `ip link show`)"));
+  uint32_t redirect_ifindex = 0;
+  if (!req.xdp_redirect_to.empty()) {
+    if (!req.xdp)
+      return absl::InvalidArgumentError("attach: --redirect-to needs --xdp");
+    redirect_ifindex = if_nametoindex(req.xdp_redirect_to.c_str());
+    if (redirect_ifindex == 0)
+      return absl::NotFoundError(absl::StrCat("attach: --redirect-to ", req.xdp_redirect_to,
+                                              ": no such interface (see `ip link show`)"));
+  }
 
   RETURN_IF_ERROR(EnsureBpffs(bpffs_));
   const std::string top = absl::StrCat(bpffs_, "/csumfix");
@@ -399,7 +408,11 @@ absl::Status Controller::Attach(const AttachRequest& req) {
                                 req.tc_api, BouncePinBase(dir, hook), "ingress of " + b, &rb));
       st.bounce_ifindex[hook] = ia;
       st.bounce_peer_ifindex[hook] = ib;
-      cfg.bounce_ifindex = ia;
+      cfg.target_ifindex = ia;
+    }
+    if (hook == CSF_HOOK_XDP && redirect_ifindex != 0) {
+      cfg.flags |= CSF_IFCFG_F_XDP_REDIRECT;
+      cfg.target_ifindex = redirect_ifindex;
     }
     RETURN_IF_ERROR(ifcfg.Update(key, cfg));
     rb.Add([ifcfg, key]() mutable { (void)ifcfg.Delete(key); });

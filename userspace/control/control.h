@@ -27,6 +27,7 @@ struct AttachRequest {
   uint32_t action = CSF_ACT_FILL;  // default action for every hook attached
   TcApi tc_api = TcApi::kAuto;     // kAuto: tcx where the kernel has it, else clsact + cls_bpf
   uint32_t mechanism = CSF_MECH_OBSERVE;  // how kernel-PARTIAL packets get filled (CSF_MECH_*)
+  std::string xdp_redirect_to;  // XDP: redirect every frame not dropped to this interface
 };
 
 struct HookStatus {

@@ -486,10 +486,13 @@ Result Apply(uint32_t action, std::span<const uint8_t> frame, const Meta& meta) 
     r.deltas[CSF_CTR_DROPPED] = 1;
     return r;
   }
-  // fill / zero-udp4 modify only PARTIAL packets, and under XDP (no redirect table yet, so
-  // every frame is XDP_PASS) they behave as verify.
+  // Under XDP a frame not dropped is redirected when the hook is configured so, else passed.
+  const bool xdp = meta.hook == CSF_HOOK_XDP;
+  if (xdp && meta.xdp_redirect) r.verdict = Verdict::kRedirect;
+  // fill / zero-udp4 modify only PARTIAL packets; under XDP only frames that leave by
+  // XDP_REDIRECT (on XDP_PASS the kernel still completes them itself: they act as verify).
   const bool modifies = (action == CSF_ACT_FILL || action == CSF_ACT_ZERO_UDP4) &&
-                        meta.hook != CSF_HOOK_XDP && d.cls == CSF_CLASS_PARTIAL;
+                        (!xdp || meta.xdp_redirect) && d.cls == CSF_CLASS_PARTIAL;
   if (!modifies) return r;
   std::span<uint8_t> out(r.out);
   if (action == CSF_ACT_ZERO_UDP4 && p.l3 == L3::kIpv4 && p.proto == kProtoUdp) {

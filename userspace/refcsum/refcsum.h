@@ -57,9 +57,10 @@ struct Meta {
   uint32_t hook = CSF_HOOK_TC_INGRESS;  // CSF_HOOK_*
   bool is_partial = false;              // skb CHECKSUM_PARTIAL (tc only)
   bool is_gso = false;                  // skb gso_size != 0 (tc only)
+  bool xdp_redirect = false;            // XDP: the frame leaves by XDP_REDIRECT (fill applies)
 };
 
-enum class Verdict : uint8_t { kPass, kDrop };
+enum class Verdict : uint8_t { kPass, kDrop, kRedirect };
 
 struct Result {
   Verdict verdict = Verdict::kPass;

@@ -1,0 +1,100 @@
+// XDP redirect completion: a frame redirected by XDP leaves without checksum metadata, so a seed
+// goes onto the wire as a wrong checksum. With --redirect-to, csumfix completes seeds on exactly
+// those frames. Three namespaces: A (sender, va) -- R (vb with XDP -> vc) -- C (vd, raw reader).
+#include <unistd.h>
+
+#include <string>
+
+#include "gtest/gtest.h"
+#include "netns/lab.h"
+#include "nlohmann/json.hpp"
+
+namespace csumfix::testing {
+namespace {
+
+using json = nlohmann::json;
+
+class XdpRedirect : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(geteuid(), 0) << "netns tests need root: run scripts/test.sh as root";
+    ASSERT_TRUE(a_.Create() && r_.Create() && c_.Create());
+    ASSERT_EQ(a_.Ip("link add va type veth peer name vb netns " + r_.name()), 0);
+    ASSERT_EQ(r_.Ip("link add vc type veth peer name vd netns " + c_.name()), 0);
+    ASSERT_EQ(a_.Ip("addr add 10.70.0.1/24 dev va"), 0);
+    ASSERT_EQ(c_.Ip("addr add 10.70.0.2/24 dev vd"), 0);
+    ASSERT_EQ(a_.Ip("link set va up"), 0);
+    ASSERT_EQ(r_.Ip("link set vb up"), 0);
+    ASSERT_EQ(r_.Ip("link set vc up"), 0);
+    ASSERT_EQ(c_.Ip("link set vd up"), 0);
+    // A veth receives XDP-redirected frames only with NAPI on its peer (GRO on).
+    ASSERT_EQ(c_.Exec("ethtool -K vd gro on >/dev/null"), 0);
+    // A resolves C's address to vd's MAC directly: R only redirects frames.
+    std::string mac = c_.Capture("cat /sys/class/net/vd/address");
+    ASSERT_GE(mac.size(), 17u);
+    ASSERT_EQ(a_.Ip("neigh add 10.70.0.2 lladdr " + mac.substr(0, 17) + " dev va"), 0);
+    tmp_ = "/tmp/csf-xdp-" + std::to_string(getpid());
+  }
+  void TearDown() override {
+    Csumfix({"-n", r_.name(), "detach", "--all"});
+    a_.Destroy();
+    r_.Destroy();
+    c_.Destroy();
+    EXPECT_FALSE(PathExists("/sys/fs/bpf/csumfix/v1")) << "pins left behind";
+  }
+  // 20 UDP datagrams A -> C; "got csumnotready valid" from a raw reader on vd.
+  std::string SendAndRead(int port) {
+    const std::string reader = std::string(CSUMFIX_SOURCE_DIR) + "/scripts/raw_reader.py";
+    c_.Exec("python3 " + reader + " vd " + std::to_string(port) + " 20 " + tmp_ + ".ready > " +
+            tmp_ + ".out 2>&1 &");
+    for (int i = 0; i < 50 && !PathExists(tmp_ + ".ready"); ++i) usleep(100000);
+    unlink((tmp_ + ".ready").c_str());
+    a_.Exec("python3 -c \"import socket,time; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
+            " [s.sendto(b'q'*300,('10.70.0.2'," + std::to_string(port) +
+            ")) or time.sleep(0.005) for _ in range(20)]\"");
+    for (int i = 0; i < 60; ++i) {
+      std::string out = c_.Capture("cat " + tmp_ + ".out");
+      if (!out.empty() && out.back() == '\n') {
+        unlink((tmp_ + ".out").c_str());
+        return out.substr(0, out.size() - 1);
+      }
+      usleep(100000);
+    }
+    return "timeout";
+  }
+  Netns a_, r_, c_;
+  std::string tmp_;
+};
+
+TEST_F(XdpRedirect, RedirectedSeedsReachTheWireBrokenWithoutFill) {
+  CmdResult a = Csumfix({"-n", r_.name(), "attach", "vb", "--xdp", "--action", "verify",
+                         "--redirect-to", "vc"});
+  ASSERT_EQ(a.rc, 0) << a.err;
+  // No CSUMNOTREADY (the metadata is gone) and no valid checksum: what a peer host would drop.
+  EXPECT_EQ(SendAndRead(7300), "20 0 0");
+}
+
+TEST_F(XdpRedirect, FillCompletesRedirectedFrames) {
+  CmdResult a = Csumfix({"-n", r_.name(), "attach", "vb", "--xdp", "--action", "fill",
+                         "--redirect-to", "vc"});
+  ASSERT_EQ(a.rc, 0) << a.err;
+  EXPECT_EQ(SendAndRead(7301), "20 0 20");
+  CmdResult s = Csumfix({"-n", r_.name(), "stats", "vb", "-j"});
+  json st = json::parse(s.out);
+  ASSERT_EQ(st.size(), 1u);
+  EXPECT_EQ(st[0]["hook"], "xdp");
+  EXPECT_EQ(st[0]["class"]["partial"], 20);
+  EXPECT_EQ(st[0]["filled"], 20);
+}
+
+TEST_F(XdpRedirect, RedirectNeedsXdpAndAnInterface) {
+  CmdResult a = Csumfix({"-n", r_.name(), "attach", "vb", "--redirect-to", "vc"});
+  EXPECT_EQ(a.rc, 1);
+  EXPECT_NE(a.err.find("--redirect-to needs --xdp"), std::string::npos) << a.err;
+  CmdResult b = Csumfix({"-n", r_.name(), "attach", "vb", "--xdp", "--redirect-to", "nope0"});
+  EXPECT_EQ(b.rc, 1);
+  EXPECT_NE(b.err.find("--redirect-to nope0: no such interface"), std::string::npos) << b.err;
+}
+
+}  // namespace
+}  // namespace csumfix::testing
