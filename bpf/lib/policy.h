@@ -56,7 +56,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, CSF_FLOWS_MAX);
-	__type(key, struct csf_flow_key);
+	__type(key, struct csf_tuple);
 	__type(value, struct csf_flow_val);
 } csf_flows SEC(".maps");
 
@@ -96,20 +96,20 @@ static long csf_pol_step(__u32 i, void *arg)
 		return 0; /* this mask's rules are for the other IP version */
 	k.gen_mask = w->gen << 8 | i;
 	if (m->flags & CSF_POL_F_IFINDEX)
-		k.ifindex = w->ifindex;
+		k.t.ifindex = w->ifindex;
 	if (m->flags & CSF_POL_F_HOOK)
-		k.hook = w->hook;
+		k.t.hook = w->hook;
 	if (m->flags & CSF_POL_F_IPVER)
-		k.ipver = p->ipver;
+		k.t.ipver = p->ipver;
 	if (m->flags & CSF_POL_F_PROTO)
-		k.proto = p->proto;
+		k.t.proto = p->proto;
 	if (m->flags & CSF_POL_F_SPORT)
-		k.sport = p->sport;
+		k.t.sport = p->sport;
 	if (m->flags & CSF_POL_F_DPORT)
-		k.dport = p->dport;
+		k.t.dport = p->dport;
 	for (int b = 0; b < 16; b++) {
-		k.src[b] = p->addr[b] & m->src_mask[b];
-		k.dst[b] = p->addr[16 + b] & m->dst_mask[b];
+		k.t.src[b] = p->addr[b] & m->src_mask[b];
+		k.t.dst[b] = p->addr[16 + b] & m->dst_mask[b];
 	}
 	struct csf_pol_val *v = bpf_map_lookup_elem(&csf_pol_rules, &k);
 	if (v && (!w->found || v->priority < w->best.priority ||
@@ -238,7 +238,7 @@ static __always_inline void csf_flow_note(const struct csf_pkt *p, __u32 ifindex
 {
 	if (o->cls != CSF_CLASS_PARTIAL && o->cls != CSF_CLASS_BAD)
 		return;
-	struct csf_flow_key k = { .ifindex = ifindex, .hook = hook, .ipver = p->ipver,
+	struct csf_tuple k = { .ifindex = ifindex, .hook = hook, .ipver = p->ipver,
 				  .proto = p->proto, .sport = p->sport, .dport = p->dport };
 	__builtin_memcpy(k.src, &p->addr[0], 16); /* IPv4: bytes 4.. are zero */
 	__builtin_memcpy(k.dst, &p->addr[16], 16);

@@ -142,9 +142,8 @@ struct csf_pol_active {
 	__u32 pad;
 };
 
-/* csf_pol_rules: key = the packet's tuple under one mask (fields outside the mask are zero). */
-struct csf_pol_key {
-	__u32 gen_mask; /* generation << 8 | mask index */
+/* What identifies a flow at a hook: the policy key (under a mask) and the flow table's key. */
+struct csf_tuple {
 	__u32 ifindex;
 	__u8 hook;
 	__u8 ipver;
@@ -152,8 +151,14 @@ struct csf_pol_key {
 	__u8 pad;
 	__u16 sport; /* host order */
 	__u16 dport;
-	__u8 src[16]; /* IPv4 in the first 4 bytes */
+	__u8 src[16]; /* IPv4 in the first 4 bytes, the rest zero */
 	__u8 dst[16];
+};
+
+/* csf_pol_rules: key = the packet's tuple under one mask (fields outside the mask are zero). */
+struct csf_pol_key {
+	__u32 gen_mask; /* generation << 8 | mask index */
+	struct csf_tuple t;
 };
 
 struct csf_pol_val {
@@ -182,19 +187,9 @@ struct csf_pol_rule {
 	__u8 dst[16];
 };
 
-/* ---- Per-flow observation: csf_flows, an LRU hash of the flows with partial or bad checksums ---- */
+/* ---- Per-flow observation: csf_flows, an LRU hash (key struct csf_tuple) of the flows seen with
+ * partial or bad checksums ---- */
 #define CSF_FLOWS_MAX 65536
-struct csf_flow_key {
-	__u32 ifindex;
-	__u8 hook;
-	__u8 ipver;
-	__u8 proto;
-	__u8 pad;
-	__u16 sport; /* host order */
-	__u16 dport;
-	__u8 src[16]; /* IPv4 in the first 4 bytes */
-	__u8 dst[16];
-};
 
 struct csf_flow_val {
 	__u64 partial; /* packets seen partial */

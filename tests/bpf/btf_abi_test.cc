@@ -50,17 +50,19 @@ TEST(BtfAbi, MapTypesMatchCxxLayout) {
                {{"target_ifindex", offsetof(csf_bounce_ret, target_ifindex), 4},
                 {"hook", offsetof(csf_bounce_ret, hook), 4}});
   ExpectStruct(b, "csf_counters", sizeof(csf_counters), {{"c", 0, sizeof(csf_counters)}});
+  ExpectStruct(b, "csf_tuple", sizeof(csf_tuple),
+               {{"ifindex", offsetof(csf_tuple, ifindex), 4},
+                {"hook", offsetof(csf_tuple, hook), 1},
+                {"ipver", offsetof(csf_tuple, ipver), 1},
+                {"proto", offsetof(csf_tuple, proto), 1},
+                {"pad", offsetof(csf_tuple, pad), 1},
+                {"sport", offsetof(csf_tuple, sport), 2},
+                {"dport", offsetof(csf_tuple, dport), 2},
+                {"src", offsetof(csf_tuple, src), 16},
+                {"dst", offsetof(csf_tuple, dst), 16}});
   ExpectStruct(b, "csf_pol_key", sizeof(csf_pol_key),
                {{"gen_mask", offsetof(csf_pol_key, gen_mask), 4},
-                {"ifindex", offsetof(csf_pol_key, ifindex), 4},
-                {"hook", offsetof(csf_pol_key, hook), 1},
-                {"ipver", offsetof(csf_pol_key, ipver), 1},
-                {"proto", offsetof(csf_pol_key, proto), 1},
-                {"pad", offsetof(csf_pol_key, pad), 1},
-                {"sport", offsetof(csf_pol_key, sport), 2},
-                {"dport", offsetof(csf_pol_key, dport), 2},
-                {"src", offsetof(csf_pol_key, src), 16},
-                {"dst", offsetof(csf_pol_key, dst), 16}});
+                {"t", offsetof(csf_pol_key, t), sizeof(csf_tuple)}});
   ExpectStruct(b, "csf_pol_val", sizeof(csf_pol_val),
                {{"action", offsetof(csf_pol_val, action), 4},
                 {"priority", offsetof(csf_pol_val, priority), 4},

@@ -22,7 +22,8 @@ static_assert(sizeof(csf_pol_key) == 48);
 static_assert(sizeof(csf_pol_val) == 16);
 static_assert(sizeof(csf_pol_mask) == 40);
 static_assert(sizeof(csf_pol_rule) == 68);
-static_assert(sizeof(csf_flow_key) == 44);
+static_assert(sizeof(csf_tuple) == 44);
+static_assert(offsetof(csf_pol_key, t) == 4);
 static_assert(sizeof(csf_flow_val) == 32);
 
 TEST(Abi, CounterIdsAreDenseAndDistinct) {

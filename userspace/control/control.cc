@@ -597,8 +597,8 @@ absl::StatusOr<std::vector<FlowRow>> Controller::Flows(size_t top) const {
   if (access(path.c_str(), F_OK) != 0) return rows;
   Fd fd(bpf_obj_get(path.c_str()));
   if (!fd.valid()) return ErrnoStatus(errno, "open " + path);
-  bpf::Map<csf_flow_key, csf_flow_val> m(fd.get(), "csf_flows");
-  ASSIGN_OR_RETURN(std::vector<csf_flow_key> keys, m.Keys());
+  bpf::Map<csf_tuple, csf_flow_val> m(fd.get(), "csf_flows");
+  ASSIGN_OR_RETURN(std::vector<csf_tuple> keys, m.Keys());
   for (const auto& k : keys) {
     ASSIGN_OR_RETURN(std::optional<csf_flow_val> v, m.Lookup(k));
     if (!v) continue;  // evicted meanwhile

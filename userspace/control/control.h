@@ -54,7 +54,7 @@ struct CounterRow {
 };
 
 struct FlowRow {
-  csf_flow_key key{};
+  csf_tuple key{};
   csf_flow_val val{};
   std::string ifname;
   std::string src, dst;  // printable addresses

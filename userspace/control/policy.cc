@@ -250,14 +250,14 @@ absl::Status Policy::Install(const std::vector<csf_pol_rule>& rules) {
       for (uint32_t dp = r.dport_lo; dp <= r.dport_hi; ++dp) {
         csf_pol_key k{};
         k.gen_mask = gen << 8 | mi;
-        if (r.flags & CSF_POL_F_IFINDEX) k.ifindex = r.ifindex;
-        if (r.flags & CSF_POL_F_HOOK) k.hook = r.hook;
-        if (r.flags & CSF_POL_F_IPVER) k.ipver = r.ipver;
-        if (r.flags & CSF_POL_F_PROTO) k.proto = r.proto;
-        if (r.flags & CSF_POL_F_SPORT) k.sport = static_cast<uint16_t>(sp);
-        if (r.flags & CSF_POL_F_DPORT) k.dport = static_cast<uint16_t>(dp);
-        std::memcpy(k.src, r.src, 16);
-        std::memcpy(k.dst, r.dst, 16);
+        if (r.flags & CSF_POL_F_IFINDEX) k.t.ifindex = r.ifindex;
+        if (r.flags & CSF_POL_F_HOOK) k.t.hook = r.hook;
+        if (r.flags & CSF_POL_F_IPVER) k.t.ipver = r.ipver;
+        if (r.flags & CSF_POL_F_PROTO) k.t.proto = r.proto;
+        if (r.flags & CSF_POL_F_SPORT) k.t.sport = static_cast<uint16_t>(sp);
+        if (r.flags & CSF_POL_F_DPORT) k.t.dport = static_cast<uint16_t>(dp);
+        std::memcpy(k.t.src, r.src, 16);
+        std::memcpy(k.t.dst, r.dst, 16);
         std::vector<uint8_t> kb(reinterpret_cast<uint8_t*>(&k),
                                 reinterpret_cast<uint8_t*>(&k) + sizeof(k));
         csf_pol_val v{r.action, r.priority, r.id, 0};
