@@ -269,6 +269,12 @@ void DeleteBounce(uint32_t owner, uint32_t hook, uint32_t ifindex,
 
 }  // namespace
 
+absl::StatusOr<std::shared_ptr<void>> LockPins(const std::string& bpffs) {
+  RETURN_IF_ERROR(EnsureBpffs(bpffs));
+  ASSIGN_OR_RETURN(DirLock lock, DirLock::Acquire(absl::StrCat(bpffs, "/csumfix")));
+  return std::static_pointer_cast<void>(std::make_shared<DirLock>(std::move(lock)));
+}
+
 absl::string_view HookName(uint32_t hook) {
   switch (hook) {
     case CSF_HOOK_TC_INGRESS: return "ingress";

@@ -6,6 +6,7 @@
 #define CSUMFIX_USERSPACE_CONTROL_CONTROL_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include "absl/strings/string_view.h"
@@ -59,6 +60,9 @@ struct FlowRow {
   std::string ifname;
   std::string src, dst;  // printable addresses
 };
+
+// Holds the exclusive flock on <bpffs>/csumfix (the lock attach and detach take) while alive.
+absl::StatusOr<std::shared_ptr<void>> LockPins(const std::string& bpffs);
 
 absl::string_view HookName(uint32_t hook);       // "ingress", "egress", "xdp"
 absl::string_view MechanismName(uint32_t mech);  // "observe", "bpf", "act-csum", "bounce"

@@ -194,6 +194,8 @@ std::string DescribeRule(const csf_pol_rule& r) {
 absl::StatusOr<Policy> Policy::Open(const std::string& bpffs) {
   Controller c(bpffs);
   const std::string maps = c.root() + "/" CSF_PIN_MAPS;
+  // Serialised with attach/detach and other policy changes for the life of the object.
+  ASSIGN_OR_RETURN(std::shared_ptr<void> lock, LockPins(bpffs));
   // Loading the object with the pin directory creates (or reuses) every shared map.
   RETURN_IF_ERROR(c.EnsurePinDirs());
   bpf::LoadOptions lo;
@@ -211,6 +213,7 @@ absl::StatusOr<Policy> Policy::Open(const std::string& bpffs) {
   p.rules_fd_ = (*fds)[2].get();
   p.store_fd_ = (*fds)[3].get();
   p.keep_ = fds;
+  p.lock_ = std::move(lock);
   return p;
 }
 

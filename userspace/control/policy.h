@@ -52,6 +52,7 @@ class Policy {
  private:
   int active_fd_ = -1, masks_fd_ = -1, rules_fd_ = -1, store_fd_ = -1;
   std::shared_ptr<void> keep_;  // owns the fds above
+  std::shared_ptr<void> lock_;  // the pin directory's flock (LockPins)
 };
 
 }  // namespace csumfix::control
