@@ -51,6 +51,9 @@ TEST_F(CliLifecycle, AttachStatusStatsDetach) {
     EXPECT_EQ(h["action"], "verify");
     EXPECT_EQ(h["mode"], "tcx");  // this kernel (6.18) has tcx
   }
+  // The device's offload switches, as `ethtool -k` shows them (veth: tx checksumming on).
+  EXPECT_TRUE(st[0]["offloads"]["tx-checksumming"].get<bool>()) << s.out;
+  EXPECT_TRUE(st[0]["offloads"].contains("generic-receive-offload")) << s.out;
   for (const char* f : {"state", "tc_ingress_prog", "tc_ingress_link", "tc_egress_prog",
                         "tc_egress_link"})
     EXPECT_TRUE(PathExists(std::string("/sys/fs/bpf/csumfix/v1/va/") + f)) << f;

@@ -213,6 +213,9 @@ int Main(int argc, char** argv) {
                          {"prog_id", h.prog_id}, {"attached", h.attached},
                          {"action", ref::ActionName(h.action)}});
       ji["hooks"] = hooks;
+      json off = json::object();
+      for (const auto& [k, v] : i.offloads) off[k] = v;
+      ji["offloads"] = off;
       out.push_back(ji);
     }
     if (!sifname.empty() && out.empty()) {
@@ -227,6 +230,10 @@ int Main(int argc, char** argv) {
       std::printf("%s (ifindex %u) fill mechanism %s%s\n", i["ifname"].get<std::string>().c_str(),
                   i["ifindex"].get<uint32_t>(), i["mechanism"].get<std::string>().c_str(),
                   i["present"].get<bool>() ? "" : " GONE");
+      std::string off;
+      for (const auto& [k, v] : i["offloads"].items())
+        absl::StrAppend(&off, " ", k, v.get<bool>() ? " on" : " off", ",");
+      if (!off.empty()) std::printf("  offloads:%s\n", off.substr(0, off.size() - 1).c_str());
       for (const auto& h : i["hooks"])
         std::printf("  %-8s %-7s prog %-6u action %-9s %s\n",
                     h["hook"].get<std::string>().c_str(), h["mode"].get<std::string>().c_str(),

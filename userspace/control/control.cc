@@ -576,6 +576,7 @@ absl::StatusOr<std::vector<IfaceStatus>> Controller::Status() const {
     s.mechanism = st->mechanism;
     char buf[IF_NAMESIZE] = {};
     s.present = if_indextoname(st->ifindex, buf) != nullptr && name == buf;
+    if (s.present) s.offloads = Offloads(name);
     for (uint32_t hook = 0; hook < CSF_HOOK_MAX; ++hook) {
       if (st->mode[hook] == CSF_TC_MODE_NONE) continue;
       HookStatus h;

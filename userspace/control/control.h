@@ -45,6 +45,7 @@ struct IfaceStatus {
   uint32_t ifindex = 0;
   bool present = false;  // the interface still exists with this ifindex
   std::vector<HookStatus> hooks;
+  std::vector<std::pair<std::string, bool>> offloads;  // ethtool -k view of the device
 };
 
 struct CounterRow {

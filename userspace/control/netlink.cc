@@ -127,6 +127,22 @@ absl::Status TxChecksumOff(const std::string& ifname) {
   return absl::OkStatus();
 }
 
+std::vector<std::pair<std::string, bool>> Offloads(const std::string& ifname) {
+  static const std::pair<const char*, uint32_t> kCmds[] = {
+      {"tx-checksumming", ETHTOOL_GTXCSUM},
+      {"rx-checksumming", ETHTOOL_GRXCSUM},
+      {"tcp-segmentation-offload", ETHTOOL_GTSO},
+      {"generic-segmentation-offload", ETHTOOL_GGSO},
+      {"generic-receive-offload", ETHTOOL_GGRO}};
+  std::vector<std::pair<std::string, bool>> out;
+  for (const auto& [name, cmd] : kCmds) {
+    ethtool_value v{};
+    v.cmd = cmd;
+    if (Ethtool(ifname, &v, name).ok()) out.emplace_back(name, v.data != 0);
+  }
+  return out;
+}
+
 absl::Status DisableIpv6(const std::string& ifname) {
   std::string path = absl::StrCat("/proc/sys/net/ipv6/conf/", ifname, "/disable_ipv6");
   bpf::Fd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -20,6 +22,11 @@ absl::Status DeleteLink(uint32_t ifindex);
 absl::Status TxChecksumOff(const std::string& ifname);
 // ethtool's transmit-checksum state: true when on.
 absl::StatusOr<bool> TxChecksumOn(const std::string& ifname);
+// The device's offload switches as ethtool -k shows them: tx-checksumming, rx-checksumming,
+// tcp-segmentation-offload, generic-segmentation-offload, generic-receive-offload. A switch the
+// driver does not report is left out.
+std::vector<std::pair<std::string, bool>> Offloads(const std::string& ifname);
+
 // Writes /proc/sys/net/ipv6/conf/<ifname>/disable_ipv6 = 1 (no-op without IPv6).
 absl::Status DisableIpv6(const std::string& ifname);
 
