@@ -120,9 +120,13 @@ static long csf_pol_step(__u32 i, void *arg)
 	return 0;
 }
 
+/* csf_handle parses a packet at most once: *parsed holds csf_parse()'s result, or
+ * CSF_NOT_PARSED until someone needs it. */
+#define CSF_NOT_PARSED 0xffffffffu
+
 /* The action of the best matching rule, if any. Only packets parsed down to L4 are matched. */
 static __always_inline bool csf_policy(void *ctx, const bool xdp, __u32 ifindex, __u32 hook,
-				       __u32 *action)
+				       __u32 *action, struct csf_pkt *pp, __u32 *parsed)
 {
 	__u32 zero = 0;
 	struct csf_pol_active *a = bpf_map_lookup_elem(&csf_pol_active, &zero);
@@ -130,14 +134,11 @@ static __always_inline bool csf_policy(void *ctx, const bool xdp, __u32 ifindex,
 	__u32 active = a ? a->active : 0;
 	if (active == 0)
 		return false;
-	struct csf_pkt p = {};
-	if (csf_parse(ctx, xdp, &p))
+	if (*parsed == CSF_NOT_PARSED)
+		*parsed = csf_parse(ctx, xdp, pp); /* pp is zeroed: IPv4 leaves addr[4..15] zero */
+	if (*parsed)
 		return false;
-	if (p.ipver == 4) { /* IPv4 addresses sit in the first 4 bytes; the rest must be zero */
-		__builtin_memset(&p.addr[4], 0, 12);
-		__builtin_memset(&p.addr[20], 0, 12);
-	}
-	struct csf_pol_walk w = { .p = &p, .ifindex = ifindex, .hook = hook, .gen = (active - 1) & 1 };
+	struct csf_pol_walk w = { .p = pp, .ifindex = ifindex, .hook = hook, .gen = (active - 1) & 1 };
 	bpf_loop(CSF_POL_MAX_MASKS, csf_pol_step, &w, 0);
 	if (!w.found || w.best.action >= CSF_ACT_MAX)
 		return false;
@@ -262,7 +263,7 @@ static __always_inline void csf_flow_note(const struct csf_pkt *p, __u32 ifindex
 /* Fills `o` for `action`; writes the packet when the action fills. */
 static __always_inline void csf_apply_pkt(void *ctx, const bool xdp, __u32 action,
 					  const struct csf_meta *m, struct csf_outcome *o,
-					  struct csf_pkt *pp)
+					  struct csf_pkt *pp, __u32 parsed)
 {
 	int err = 0;
 	const bool verifying = action != CSF_ACT_OBSERVE;
@@ -271,7 +272,7 @@ static __always_inline void csf_apply_pkt(void *ctx, const bool xdp, __u32 actio
 		o->cls = CSF_CLASS_GSO;
 		return;
 	}
-	__u32 r = csf_parse(ctx, xdp, pp);
+	__u32 r = parsed != CSF_NOT_PARSED ? parsed : csf_parse(ctx, xdp, pp);
 	if (verifying && pp->ip4_ihl4) {
 		int ok = csf_ip4_hdr_ok(ctx, xdp, pp);
 		o->ip4_bad = ok == 0;
@@ -378,12 +379,10 @@ static __always_inline void csf_apply_pkt(void *ctx, const bool xdp, __u32 actio
 
 static __always_inline void csf_apply(void *ctx, const bool xdp, __u32 action,
 				      const struct csf_meta *m, struct csf_outcome *o, __u32 ifindex,
-				      __u32 hook)
+				      __u32 hook, struct csf_pkt *pp, __u32 parsed)
 {
-	struct csf_pkt p = {};
-
-	csf_apply_pkt(ctx, xdp, action, m, o, &p);
-	csf_flow_note(&p, ifindex, hook, o);
+	csf_apply_pkt(ctx, xdp, action, m, o, pp, parsed);
+	csf_flow_note(pp, ifindex, hook, o);
 }
 
 static __always_inline void csf_count(struct csf_counters *c, __u32 len, __u32 action,
@@ -419,14 +418,16 @@ static __always_inline void csf_handle(void *ctx, const bool xdp, __u32 hook, st
 
 	if (action >= CSF_ACT_MAX)
 		action = CSF_ACT_PASS;
-	bool hit = cfg && csf_policy(ctx, xdp, key.ifindex, hook, &action);
+	struct csf_pkt p = {};
+	__u32 parsed = CSF_NOT_PARSED;
+	bool hit = cfg && csf_policy(ctx, xdp, key.ifindex, hook, &action, &p, &parsed);
 	if (cfg) {
 		m->mechanism = cfg->mechanism;
 		*target_ifindex = cfg->target_ifindex;
 		m->xdp_redirect = xdp && (cfg->flags & CSF_IFCFG_F_XDP_REDIRECT);
 	}
 	if (action != CSF_ACT_PASS)
-		csf_apply(ctx, xdp, action, m, o, key.ifindex, hook);
+		csf_apply(ctx, xdp, action, m, o, key.ifindex, hook, &p, parsed);
 	if (action == CSF_ACT_DROP_BAD)
 		o->drop = o->cls == CSF_CLASS_BAD || o->ip4_bad;
 	struct csf_counters *c = csf_counters_get(&key);
