@@ -59,15 +59,25 @@ absl::Status Ethtool(const std::string& ifname, ethtool_value* v, absl::string_v
   return absl::OkStatus();
 }
 
+// Starts an rtnetlink link message (type RTM_NEWLINK / RTM_DELLINK) in `buf`.
+nlmsghdr* LinkMsg(std::vector<char>& buf, uint16_t type, uint16_t flags, uint32_t ifindex,
+                  ifinfomsg** ifm_out = nullptr) {
+  buf.assign(MNL_SOCKET_BUFFER_SIZE, 0);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = type;
+  nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+  auto* ifm = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifm->ifi_family = AF_UNSPEC;
+  ifm->ifi_index = static_cast<int>(ifindex);
+  if (ifm_out) *ifm_out = ifm;
+  return nlh;
+}
+
 }  // namespace
 
 absl::Status CreateVethPair(const std::string& a, const std::string& b, uint32_t mtu) {
-  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
-  nlh->nlmsg_type = RTM_NEWLINK;
-  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL;
-  auto* ifm = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
-  ifm->ifi_family = AF_UNSPEC;
+  std::vector<char> buf;
+  nlmsghdr* nlh = LinkMsg(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
   mnl_attr_put_strz(nlh, IFLA_IFNAME, a.c_str());
   mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
   nlattr* linkinfo = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
@@ -85,26 +95,17 @@ absl::Status CreateVethPair(const std::string& a, const std::string& b, uint32_t
 }
 
 absl::Status SetUpNoArp(uint32_t ifindex) {
-  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
-  nlh->nlmsg_type = RTM_NEWLINK;
-  nlh->nlmsg_flags = NLM_F_REQUEST;
-  auto* ifm = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
-  ifm->ifi_family = AF_UNSPEC;
-  ifm->ifi_index = static_cast<int>(ifindex);
+  std::vector<char> buf;
+  ifinfomsg* ifm = nullptr;
+  nlmsghdr* nlh = LinkMsg(buf, RTM_NEWLINK, 0, ifindex, &ifm);
   ifm->ifi_flags = IFF_UP | IFF_NOARP;
   ifm->ifi_change = IFF_UP | IFF_NOARP;
   return Talk(nlh, absl::StrCat("set link ", ifindex, " up"));
 }
 
 absl::Status DeleteLink(uint32_t ifindex) {
-  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
-  nlh->nlmsg_type = RTM_DELLINK;
-  nlh->nlmsg_flags = NLM_F_REQUEST;
-  auto* ifm = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
-  ifm->ifi_family = AF_UNSPEC;
-  ifm->ifi_index = static_cast<int>(ifindex);
+  std::vector<char> buf;
+  nlmsghdr* nlh = LinkMsg(buf, RTM_DELLINK, 0, ifindex);
   return Talk(nlh, absl::StrCat("delete link ", ifindex));
 }
 
