@@ -11,11 +11,12 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/status.h"
 #include "bpf/loader.h"
+#include "cli/common.h"
 #include "control/control.h"
 #include "control/policy.h"
 #include "control/probe.h"
@@ -27,56 +28,11 @@ namespace csumfix {
 namespace {
 
 using json = nlohmann::json;
-
-int Fail(const absl::Status& s) {
-  std::fprintf(stderr, "csumfix: %s\n", std::string(s.message()).c_str());
-  return s.code() == absl::StatusCode::kDataLoss ? 3 : 1;
-}
-
-std::string ActionList() {
-  std::string out;
-  for (uint32_t a = 0; a < CSF_ACT_MAX; ++a)
-    absl::StrAppend(&out, a ? "|" : "", std::string(ref::ActionName(a)));
-  return out;
-}
-
-// CLI11 validator/transform turning an action name into its number.
-struct ActionOpt {
-  std::string name = "fill";
-  uint32_t value() const { return ref::ActionFromName(name); }
-};
-
-CLI::Validator ActionValidator() {
-  return CLI::Validator(
-      [](std::string& s) -> std::string {
-        if (ref::ActionFromName(s) < CSF_ACT_MAX) return "";
-        return absl::StrCat("unknown action \"", s, "\"; choose one of ", ActionList());
-      },
-      ActionList(), "ACTION");
-}
-
-json CountersJson(const csf_counters& c) {
-  json j;
-  j["packets"] = c.c[CSF_CTR_PACKETS];
-  j["bytes"] = c.c[CSF_CTR_BYTES];
-  json cls = json::object();
-  for (uint32_t i = 0; i < CSF_CLASS_MAX; ++i)
-    cls[std::string(ref::ClassName(i))] = c.c[CSF_CTR_CLASS_BASE + i];
-  j["class"] = cls;
-  json act = json::object();
-  for (uint32_t i = 0; i < CSF_ACT_MAX; ++i)
-    act[std::string(ref::ActionName(i))] = c.c[CSF_CTR_ACTION_BASE + i];
-  j["action"] = act;
-  j["filled"] = c.c[CSF_CTR_FILLED];
-  j["zeroed"] = c.c[CSF_CTR_ZEROED];
-  j["dropped"] = c.c[CSF_CTR_DROPPED];
-  j["ip4_hdr_bad"] = c.c[CSF_CTR_IP4_HDR_BAD];
-  j["fill_error"] = c.c[CSF_CTR_FILL_ERROR];
-  j["bounced"] = c.c[CSF_CTR_BOUNCED];
-  j["bounce_returned"] = c.c[CSF_CTR_BOUNCE_RETURNED];
-  j["policy_hit"] = c.c[CSF_CTR_POLICY_HIT];
-  return j;
-}
+using cli::ActionList;
+using cli::ActionOpt;
+using cli::ActionValidator;
+using cli::CountersJson;
+using cli::Fail;
 
 // Joins /run/netns/<name> for this process (network namespace only; mounts stay).
 absl::Status EnterNetns(const std::string& name) {
@@ -102,16 +58,17 @@ int Main(int argc, char** argv) {
       "/ and outlive this command.",
       "csumfix"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("csumfix ") + "0.1.0 (ABI " +
-                                        std::to_string(CSF_ABI_VERSION) + ")");
-  std::string bpffs = "/sys/fs/bpf";
+  app.set_version_flag(
+      "--version", std::string("csumfix ") + "0.1.0 (ABI " + std::to_string(CSF_ABI_VERSION) + ")");
+  cli::Globals g;
+  std::string& bpffs = g.bpffs;
   app.add_option("--bpffs", bpffs, "bpf filesystem mount point")->capture_default_str();
-  std::string netns;
+  std::string& netns = g.netns;
   app.add_option("-n,--netns", netns,
                  "run in network namespace NAME (/run/netns/NAME, as `ip -n`); unlike "
                  "`ip netns exec` this keeps the host's bpffs, where the pins live");
   bool as_json = false;
-  int rc = 0;
+  int& rc = g.rc;
   app.parse_complete_callback([&] {
     if (netns.empty()) return;
     if (auto s = EnterNetns(netns); !s.ok()) throw CLI::RuntimeError(Fail(s));
@@ -137,10 +94,11 @@ int Main(int argc, char** argv) {
       ->check(ActionValidator())
       ->capture_default_str();
   std::string mech = "auto";
-  attach->add_option("--mechanism", mech,
-                     "how packets the kernel holds as CHECKSUM_PARTIAL are filled: auto (what "
-                     "`csumfix probe` chooses) | bounce (out of a tx-csum-off veth and back) | "
-                     "observe (never fill them)")
+  attach
+      ->add_option("--mechanism", mech,
+                   "how packets the kernel holds as CHECKSUM_PARTIAL are filled: auto (what "
+                   "`csumfix probe` chooses) | bounce (out of a tx-csum-off veth and back) | "
+                   "observe (never fill them)")
       ->check(CLI::IsMember({"auto", "bounce", "observe", "bpf", "act-csum"}))
       ->capture_default_str();
   attach->add_option("--tc-api", tc_api, "tc attach API")
@@ -209,8 +167,10 @@ int Main(int argc, char** argv) {
               {"mechanism", std::string(control::MechanismName(i.mechanism))}};
       json hooks = json::array();
       for (const auto& h : i.hooks)
-        hooks.push_back({{"hook", control::HookName(h.hook)}, {"mode", h.mode},
-                         {"prog_id", h.prog_id}, {"attached", h.attached},
+        hooks.push_back({{"hook", control::HookName(h.hook)},
+                         {"mode", h.mode},
+                         {"prog_id", h.prog_id},
+                         {"attached", h.attached},
                          {"action", ref::ActionName(h.action)}});
       ji["hooks"] = hooks;
       json off = json::object();
@@ -235,9 +195,9 @@ int Main(int argc, char** argv) {
         absl::StrAppend(&off, " ", k, v.get<bool>() ? " on" : " off", ",");
       if (!off.empty()) std::printf("  offloads:%s\n", off.substr(0, off.size() - 1).c_str());
       for (const auto& h : i["hooks"])
-        std::printf("  %-8s %-7s prog %-6u action %-9s %s\n",
-                    h["hook"].get<std::string>().c_str(), h["mode"].get<std::string>().c_str(),
-                    h["prog_id"].get<uint32_t>(), h["action"].get<std::string>().c_str(),
+        std::printf("  %-8s %-7s prog %-6u action %-9s %s\n", h["hook"].get<std::string>().c_str(),
+                    h["mode"].get<std::string>().c_str(), h["prog_id"].get<uint32_t>(),
+                    h["action"].get<std::string>().c_str(),
                     h["attached"].get<bool>() ? "attached" : "NOT ATTACHED");
     }
   });
@@ -275,14 +235,13 @@ int Main(int argc, char** argv) {
       for (const auto& [k, v] : j["class"].items())
         if (v.get<uint64_t>() > 0) absl::StrAppend(&cls, " ", k, "=", v.get<uint64_t>());
       std::printf("  class:%s\n", cls.empty() ? " -" : cls.c_str());
-      std::printf("  filled=%llu (bounced=%llu returned=%llu) zeroed=%llu dropped=%llu "
-                  "ip4_hdr_bad=%llu fill_error=%llu\n",
-                  j["filled"].get<unsigned long long>(), j["bounced"].get<unsigned long long>(),
-                  j["bounce_returned"].get<unsigned long long>(),
-                  j["zeroed"].get<unsigned long long>(),
-                  j["dropped"].get<unsigned long long>(),
-                  j["ip4_hdr_bad"].get<unsigned long long>(),
-                  j["fill_error"].get<unsigned long long>());
+      std::printf(
+          "  filled=%llu (bounced=%llu returned=%llu) zeroed=%llu dropped=%llu "
+          "ip4_hdr_bad=%llu fill_error=%llu\n",
+          j["filled"].get<unsigned long long>(), j["bounced"].get<unsigned long long>(),
+          j["bounce_returned"].get<unsigned long long>(), j["zeroed"].get<unsigned long long>(),
+          j["dropped"].get<unsigned long long>(), j["ip4_hdr_bad"].get<unsigned long long>(),
+          j["fill_error"].get<unsigned long long>());
     }
   });
 
@@ -294,14 +253,17 @@ int Main(int argc, char** argv) {
       "add", "Add a rule. Matching rules: the lowest --priority wins, then the oldest rule.");
   control::RuleSpec rs;
   padd->add_option("--iface", rs.ifname, "only this interface");
-  padd->add_option("--hook", rs.hook, "only this hook")->check(CLI::IsMember({"ingress", "egress", "xdp"}));
+  padd->add_option("--hook", rs.hook, "only this hook")
+      ->check(CLI::IsMember({"ingress", "egress", "xdp"}));
   padd->add_option("--ip", rs.ip, "IP version")->check(CLI::IsMember({4, 6}));
   padd->add_option("--proto", rs.proto, "tcp|udp|udplite|sctp|icmp|icmpv6|number");
   padd->add_option("--src", rs.src, "source prefix, e.g. 10.0.0.0/8 or fd00::/64");
   padd->add_option("--dst", rs.dst, "destination prefix");
   padd->add_option("--sport", rs.sport, "source port or range lo-hi (needs --proto)");
   padd->add_option("--dport", rs.dport, "destination port or range lo-hi (needs --proto)");
-  padd->add_option("--action", rs.action, "action: " + ActionList())->required()->check(ActionValidator());
+  padd->add_option("--action", rs.action, "action: " + ActionList())
+      ->required()
+      ->check(ActionValidator());
   padd->add_option("--priority", rs.priority, "lower wins")->capture_default_str();
   padd->callback([&] {
     auto r = control::ParseRule(rs);
@@ -318,14 +280,16 @@ int Main(int argc, char** argv) {
     std::printf("rule %u added\n", *id);
   });
   auto* pzone = policy->add_subcommand(
-      "zone", "Xen-style private network with checksums suppressed: leave packets between "
-              "members of the prefix set alone (pass), fill those that leave it.");
+      "zone",
+      "Xen-style private network with checksums suppressed: leave packets between "
+      "members of the prefix set alone (pass), fill those that leave it.");
   std::vector<std::string> zone_prefixes;
   uint32_t zone_prio = 50;
   std::string zone_if;
   pzone->add_option("--prefix", zone_prefixes, "member prefix (repeat)")->required();
   pzone->add_option("--iface", zone_if, "only this interface");
-  pzone->add_option("--priority", zone_prio, "priority of the pass rules (fill: +1)")->capture_default_str();
+  pzone->add_option("--priority", zone_prio, "priority of the pass rules (fill: +1)")
+      ->capture_default_str();
   pzone->callback([&] {
     std::vector<csf_pol_rule> rules;
     for (const auto& a : zone_prefixes) {
@@ -395,7 +359,8 @@ int Main(int argc, char** argv) {
     }
     json out = json::array();
     for (const auto& r : *rules)
-      out.push_back({{"id", r.id}, {"priority", r.priority},
+      out.push_back({{"id", r.id},
+                     {"priority", r.priority},
                      {"action", std::string(ref::ActionName(r.action))},
                      {"rule", control::DescribeRule(r)}});
     if (as_json) {
@@ -430,8 +395,8 @@ int Main(int argc, char** argv) {
     std::printf("  change_tail fix:      %s: %s\n", yn(p->change_tail_clears_partial),
                 p->change_tail_detail.c_str());
     std::printf("  act_csum:             %s: %s\n", yn(p->act_csum), p->act_csum_detail.c_str());
-    std::printf("fill mechanism: %s (%s)\n", std::string(control::MechanismName(p->mechanism)).c_str(),
-                p->reason.c_str());
+    std::printf("fill mechanism: %s (%s)\n",
+                std::string(control::MechanismName(p->mechanism)).c_str(), p->reason.c_str());
   });
 
   // flows
@@ -448,11 +413,18 @@ int Main(int argc, char** argv) {
     }
     json out = json::array();
     for (const auto& r : *rows)
-      out.push_back({{"ifname", r.ifname}, {"ifindex", r.key.ifindex},
+      out.push_back({{"ifname", r.ifname},
+                     {"ifindex", r.key.ifindex},
                      {"hook", std::string(control::HookName(r.key.hook))},
-                     {"ipver", r.key.ipver}, {"proto", r.key.proto}, {"src", r.src},
-                     {"dst", r.dst}, {"sport", r.key.sport}, {"dport", r.key.dport},
-                     {"partial", r.val.partial}, {"bad", r.val.bad}, {"filled", r.val.filled}});
+                     {"ipver", r.key.ipver},
+                     {"proto", r.key.proto},
+                     {"src", r.src},
+                     {"dst", r.dst},
+                     {"sport", r.key.sport},
+                     {"dport", r.key.dport},
+                     {"partial", r.val.partial},
+                     {"bad", r.val.bad},
+                     {"filled", r.val.filled}});
     if (as_json) {
       std::cout << out.dump() << "\n";
       return;
@@ -490,6 +462,8 @@ int Main(int argc, char** argv) {
     }
     std::printf("ok: tc ingress, tc egress and XDP programs load on this kernel\n");
   });
+
+  // Command groups that live in their own files (cli/cmd_*.cc) register here.
 
   try {
     app.parse(argc, argv);
