@@ -510,6 +510,26 @@ Result Apply(uint32_t action, std::span<const uint8_t> frame, const Meta& meta) 
   return r;
 }
 
+// ---- Captures ----------------------------------------------------------------------------------
+Inspection Inspect(std::span<const uint8_t> frame) {
+  Inspection in;
+  in.cls = Classify(frame, CSF_ACT_VERIFY, Meta{});
+  in.parsed = Parse(frame);
+  const Parsed& p = in.parsed;
+  if (p.l3 == L3::kIpv4 && frame.size() >= p.l3_off + 4) {
+    in.ip_len = Be16(frame, p.l3_off + 2);
+  } else if (p.l3 == L3::kIpv6 && frame.size() >= p.l3_off + 6) {
+    const size_t plen = Be16(frame, p.l3_off + 4);
+    in.ip_len = plen == 0 ? 0 : kIpv6Hdr + plen;  // 0: jumbogram / BIG TCP
+  }
+  if (p.cls != CSF_CLASS_NONE) return in;
+  in.has_field = true;
+  in.found = FieldValue(frame, p);
+  in.correct = CorrectField(frame, p);
+  in.has_seed = Seed(p, PseudoSum(frame, p), &in.seed);
+  return in;
+}
+
 std::string_view ClassName(uint32_t cls) {
   return cls < kClassNames.size() ? kClassNames[cls] : std::string_view("unknown");
 }

@@ -74,6 +74,21 @@ uint32_t Classify(std::span<const uint8_t> frame, uint32_t action, const Meta& m
 // Applies `action` (CSF_ACT_*) to `frame` exactly as the BPF programs must (SEMANTICS.md §3).
 Result Apply(uint32_t action, std::span<const uint8_t> frame, const Meta& meta);
 
+// ---- Captures (a frame as a packet capture shows it: no skb metadata, no action) ------------
+// What a capture can tell about a frame's L4 checksum, for `csumfix diagnose`.
+struct Inspection {
+  uint32_t cls = CSF_CLASS_NONE;  // Classify(frame, CSF_ACT_VERIFY, Meta{}): no is_partial/is_gso
+  Parsed parsed;
+  bool has_field = false;  // an L4 checksum field was found (parsed.cls == CSF_CLASS_NONE)
+  uint32_t found = 0;      // the field as stored (host order; SCTP: the little-endian CRC32c)
+  uint32_t correct = 0;    // CorrectField()
+  bool has_seed = false;   // the protocol has a seed (all but ICMPv4)
+  uint32_t seed = 0;       // what an offloading sender leaves (SCTP: 0)
+  size_t ip_len = 0;       // declared IP packet length (IPv4 total length, IPv6 40 + payload
+                           // length); 0 when the field is not in the frame or says 0 (BIG TCP)
+};
+Inspection Inspect(std::span<const uint8_t> frame);
+
 std::string_view ClassName(uint32_t cls);    // "valid", "partial", ...
 std::string_view ActionName(uint32_t action);  // "pass", "observe", "verify", "drop-bad", ...
 // Parses an action name; returns CSF_ACT_MAX when unknown.
