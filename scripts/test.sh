@@ -2,7 +2,8 @@
 # Set up, build and run every csumfix test, as root:  scripts/test.sh
 #   --quick      fewer generated differential cases (10,000 instead of 100,000)
 #   --asan       build with ASan+UBSan into build-asan/ and run the tests there
-# Environment: CSUMFIX_DIFF_SEED replays a differential run; CSUMFIX_DIFF_CASES sets its size.
+# Environment: CSUMFIX_DIFF_SEED replays a differential run; CSUMFIX_DIFF_CASES sets its size;
+#   CSUMFIX_FUZZ_SECONDS sets the libFuzzer run (default 60).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 source "$top/scripts/lib.sh"
@@ -13,7 +14,7 @@ for a in "$@"; do
   case $a in
     --quick) quick=1 ;;
     --asan) asan=1 ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown option $a (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -29,3 +30,5 @@ CSUMFIX_BUILD_DIR=$build "$top/scripts/build.sh" "${extra[@]}"
 export CSUMFIX_BIN=$build/userspace/csumfix
 cd "$build"
 ctest --output-on-failure --timeout 1500
+# Bounded libFuzzer run on the reference (clang-19 build in build-fuzz/; docs/FUZZING.md).
+"$top/tests/fuzz/run_fuzz.sh" --time "${CSUMFIX_FUZZ_SECONDS:-60}"
