@@ -4,6 +4,7 @@
 // Figures only; nothing here asserts a target (BENCHMARKS.md says which were met).
 //
 //   csumfix_bench [--runs N] [--json FILE] [--quick]
+//   csumfix_bench --loop pass|observe|verify|fill|empty SIZE SECONDS   (one case, for perf)
 //
 // Method (BENCHMARKS.md "Method"):
 // - "repeat": one BPF_PROG_TEST_RUN with repeat=R; the kernel reports the mean time per run. The
@@ -247,6 +248,11 @@ struct Options {
   int single_calls = 4000;
   std::string json_path;
   bool quick = false;
+  // --loop ACTION SIZE SECONDS: only run csf_tc_ingress with ACTION on one frame for SECONDS (for
+  // `perf record -e cpu-clock`, which samples the JITed program and the helpers it calls).
+  std::string loop_action;
+  size_t loop_size = 64;
+  double loop_seconds = 0;
 };
 
 class Bench {
@@ -492,6 +498,31 @@ int Bench::Run() {
     std::perror("csumfix_bench: load the empty programs");
     return 1;
   }
+  if (!o_.loop_action.empty()) {
+    const uint32_t act = ref::ActionFromName(o_.loop_action);
+    const bool empty = o_.loop_action == "empty";
+    if (!empty && act >= CSF_ACT_MAX) {
+      std::fprintf(stderr, "csumfix_bench: --loop: unknown action %s\n", o_.loop_action.c_str());
+      return 2;
+    }
+    if (!empty) (void)SetAction(CSF_HOOK_TC_INGRESS, act);
+    const std::vector<uint8_t> f = TcpFrame(o_.loop_size, act == CSF_ACT_FILL);
+    const int fd = empty ? empty_tc_.get() : progs_->tc_ingress_fd();
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<double> v;
+    while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() <
+           o_.loop_seconds) {
+      auto r = bpf::TestRun(fd, f, {.repeat = 100000});
+      if (!r.ok()) {
+        std::cerr << r.status() << "\n";
+        return 1;
+      }
+      v.push_back(r->duration_ns);
+    }
+    std::printf("%s %zu B: median %.1f ns per run over %zu test runs of 100000\n",
+                o_.loop_action.c_str(), o_.loop_size, Median(v), v.size());
+    return 0;
+  }
   std::printf("csumfix micro-benchmarks: median of %d runs (repeat=%u; single: %d calls)\n",
               o_.runs, o_.repeat, o_.single_calls);
   Baselines();
@@ -524,12 +555,16 @@ int main(int argc, char** argv) {
       o.runs = std::max(1, std::atoi(argv[++i]));
     } else if (a == "--json" && i + 1 < argc) {
       o.json_path = argv[++i];
+    } else if (a == "--loop" && i + 3 < argc) {
+      o.loop_action = argv[++i];
+      o.loop_size = std::strtoul(argv[++i], nullptr, 0);
+      o.loop_seconds = std::atof(argv[++i]);
     } else if (a == "--quick") {
       o.quick = true;
       o.repeat = 2000;
       o.single_calls = 500;
     } else {
-      std::fprintf(stderr, "usage: %s [--runs N] [--json FILE] [--quick]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--runs N] [--json FILE] [--quick] | --loop ACTION|empty SIZE SECONDS\n", argv[0]);
       return 2;
     }
   }

@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+"""csumfix lab benchmarks on real traffic (root; run under `flock /tmp/csumfix-netns.lock`).
+
+Lab, in namespaces this script creates and removes:
+
+    client ns  c0 ──veth── bc ┐                      ┌ bs ──veth── s0  server ns
+    10.77.0.1/24               └── br0 (bridge ns) ──┘              10.77.0.2/24
+
+Locally generated TCP/UDP over veth is CHECKSUM_PARTIAL; the bridge forwards it PARTIAL, so a
+fill mechanism on the bridge ports has work to do.
+
+1. Throughput (iperf3 TCP and UDP, client -> server) in each configuration, interleaved round by
+   round so that load from other jobs hits all of them alike; each as a ratio to the no-program
+   run of the same round, median over the rounds:
+     none      no program
+     pass      csumfix on both ports, tc ingress, action pass
+     fill      csumfix on both ports, tc ingress, action fill, mechanism bounce (the only one this
+               kernel offers; `--mechanisms` takes others where `csumfix probe` finds them)
+     iptables  iptables mangle POSTROUTING -j CHECKSUM --checksum-fill (tcp and udp) in the bridge
+               ns (bridged IPv4 traverses iptables: br_netfilter is built in, call-iptables=1)
+     txoff     ethtool -K bc tx off; ethtool -K bs tx off (the ports complete in software; TSO
+               goes with tx checksumming)
+2. Per-packet BPF time on live traffic (bpf_enable_stats(BPF_STATS_RUN_TIME), prog info
+   run_time_ns / run_cnt): UDP datagrams of 64/512/1500/9000-byte frames (MTU 9000), csumfix on
+   bc ingress with pass / observe / verify / fill. verify runs with tx checksumming off on c0, so
+   the packets arrive complete (a "valid" packet, the whole checksum computed in BPF); fill gets
+   kernel-PARTIAL packets and uses the bounce mechanism — this cannot be made with a test run.
+   Also the sender's wall time per datagram (sendto() runs the whole veth/bridge path in softirq
+   on the sending CPU), so the bounce's extra veth traversal shows up there.
+
+Writes JSON (--json). Everything created is removed on exit, also on errors and SIGTERM.
+"""
+import argparse
+import ctypes
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+PID = os.getpid()
+NS_C, NS_B, NS_S = f"csfb-c-{PID}", f"csfb-b-{PID}", f"csfb-s-{PID}"
+C_IP, S_IP = "10.77.0.1", "10.77.0.2"
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def sh(cmd, check=True, capture=False, timeout=120):
+    r = subprocess.run(cmd, shell=True, text=True, timeout=timeout,
+                       stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+                       stderr=subprocess.PIPE)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"`{cmd}` failed ({r.returncode}): {r.stderr.strip()}")
+    return r.stdout if capture else r.returncode
+
+
+def nsx(ns, cmd, **kw):
+    return sh(f"ip netns exec {ns} {cmd}", **kw)
+
+
+class Lab:
+    def __init__(self, csumfix):
+        self.csumfix = os.path.abspath(csumfix)
+        self.attached = False
+
+    def up(self, mtu=1500):
+        for ns in (NS_C, NS_B, NS_S):
+            sh(f"ip netns add {ns}")
+            sh(f"ip -n {ns} link set lo up")
+        sh(f"ip -n {NS_C} link add c0 type veth peer name bc netns {NS_B}")
+        sh(f"ip -n {NS_S} link add s0 type veth peer name bs netns {NS_B}")
+        sh(f"ip -n {NS_B} link add br0 type bridge")
+        for p in ("bc", "bs"):
+            sh(f"ip -n {NS_B} link set {p} master br0")
+        sh(f"ip -n {NS_C} addr add {C_IP}/24 dev c0")
+        sh(f"ip -n {NS_S} addr add {S_IP}/24 dev s0")
+        self.set_mtu(mtu)
+        for ns, dev in ((NS_C, "c0"), (NS_S, "s0"), (NS_B, "bc"), (NS_B, "bs"), (NS_B, "br0")):
+            sh(f"ip -n {ns} link set {dev} up")
+        # Wait for the bridge to forward (no STP: immediately, but ARP must resolve).
+        for _ in range(50):
+            if nsx(NS_C, f"ping -c1 -W1 {S_IP}", check=False) == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("lab: client cannot reach the server through the bridge")
+
+    def set_mtu(self, mtu):
+        for ns, dev in ((NS_C, "c0"), (NS_B, "bc"), (NS_B, "bs"), (NS_S, "s0"), (NS_B, "br0")):
+            sh(f"ip -n {ns} link set {dev} mtu {mtu}")
+
+    def cf(self, args, check=True):
+        return sh(f"{self.csumfix} -n {NS_B} {args}", check=check, capture=True)
+
+    def attach(self, ports, action, mechanism=None, hooks="--ingress"):
+        for p in ports:
+            mech = f" --mechanism {mechanism}" if mechanism else ""
+            self.cf(f"attach {p} {hooks} --action {action}{mech}")
+        self.attached = True
+
+    def detach(self):
+        if self.attached:
+            self.cf("detach --all", check=False)
+            self.attached = False
+
+    def status(self):
+        return json.loads(self.cf("status -j"))
+
+    def down(self):
+        self.detach()
+        for ns in (NS_C, NS_B, NS_S):
+            pids = sh(f"ip netns pids {ns} 2>/dev/null", check=False, capture=True) or ""
+            for p in pids.split():
+                try:
+                    os.kill(int(p), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            sh(f"ip netns del {ns} 2>/dev/null", check=False)
+
+
+# ---- configurations ------------------------------------------------------------------------
+def cfg_apply(lab, name, mech=None):
+    if name == "none":
+        return
+    if name == "pass":
+        lab.attach(["bc", "bs"], "pass")
+    elif name == "fill":
+        lab.attach(["bc", "bs"], "fill", mechanism=mech)
+        st = json.dumps(lab.status())
+        if mech and mech not in st:
+            raise RuntimeError(f"fill: mechanism {mech} not in status: {st}")
+    elif name == "iptables":
+        for proto in ("tcp", "udp"):
+            nsx(NS_B, f"iptables -t mangle -A POSTROUTING -p {proto} -j CHECKSUM --checksum-fill")
+    elif name == "txoff":
+        for p in ("bc", "bs"):
+            nsx(NS_B, f"ethtool -K {p} tx off")
+    else:
+        raise ValueError(name)
+
+
+def cfg_undo(lab, name):
+    if name in ("pass", "fill"):
+        lab.detach()
+    elif name == "iptables":
+        nsx(NS_B, "iptables -t mangle -F POSTROUTING")
+    elif name == "txoff":
+        for p in ("bc", "bs"):
+            nsx(NS_B, f"ethtool -K {p} tx on")
+
+
+# ---- iperf3 --------------------------------------------------------------------------------
+def iperf(proto, seconds, port):
+    srv = subprocess.Popen(["ip", "netns", "exec", NS_S, "iperf3", "-s", "-1", "-p", str(port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        args = f"iperf3 -c {S_IP} -p {port} -t {seconds} -J"
+        if proto == "udp":
+            args += " -u -b 0 -l 1400"
+        out = nsx(NS_C, args, capture=True, check=False, timeout=seconds + 30)
+        j = json.loads(out)
+        if "error" in j:
+            raise RuntimeError(f"iperf3 {proto}: {j['error']}")
+        end = j["end"]
+        if proto == "tcp":
+            return {"bps": end["sum_received"]["bits_per_second"],
+                    "retransmits": end["sum_sent"].get("retransmits", 0)}
+        s = end.get("sum_received") or end["sum"]
+        return {"bps": s["bits_per_second"], "lost_percent": end["sum"].get("lost_percent", 0),
+                "sender_bps": (end.get("sum_sent") or end["sum"])["bits_per_second"]}
+    finally:
+        try:
+            srv.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            srv.wait()
+
+
+def throughput(lab, configs, rounds, seconds):
+    res = {c: {"tcp": [], "udp": []} for c in configs}
+    port = 5301
+    for r in range(rounds):
+        for c in configs:
+            name, _, mech = c.partition(":")
+            cfg_apply(lab, name, mech or None)
+            try:
+                for proto in ("tcp", "udp"):
+                    port += 1
+                    x = iperf(proto, seconds, port)
+                    res[c][proto].append(x)
+                    log(f"  round {r + 1}/{rounds} {c:14s} {proto}: {x['bps'] / 1e9:7.3f} Gbit/s")
+            finally:
+                cfg_undo(lab, name)
+    out = {}
+    for c in configs:
+        out[c] = {}
+        for proto in ("tcp", "udp"):
+            bps = [x["bps"] for x in res[c][proto]]
+            base = [x["bps"] for x in res[configs[0]][proto]]
+            ratios = [b / a for a, b in zip(base, bps)]
+            out[c][proto] = {"runs": res[c][proto], "bps_median": statistics.median(bps),
+                             "ratio_runs": ratios, "ratio_median": statistics.median(ratios)}
+    return out
+
+
+# ---- live per-packet BPF time --------------------------------------------------------------
+class BpfStats:
+    """bpf_enable_stats(BPF_STATS_RUN_TIME): run time is counted while the fd is open."""
+
+    def __init__(self):
+        libc = ctypes.CDLL(None, use_errno=True)
+        attr = (ctypes.c_uint8 * 128)()  # union bpf_attr: enable_stats.type = 0 (RUN_TIME)
+        self.fd = libc.syscall(321, 32, attr, 128)  # SYS_bpf, BPF_ENABLE_STATS
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "BPF_ENABLE_STATS")
+
+    def close(self):
+        os.close(self.fd)
+
+
+def prog_stats(ids):
+    tot = {"run_time_ns": 0, "run_cnt": 0}
+    for i in ids:
+        j = json.loads(sh(f"bpftool prog show id {i} -j", capture=True))
+        tot["run_time_ns"] += j.get("run_time_ns", 0)
+        tot["run_cnt"] += j.get("run_cnt", 0)
+    return tot
+
+
+def csumfix_prog_ids(ns):
+    """Every tc program in the bridge ns: csumfix's hooks and its bounce return programs (nothing
+    else runs there)."""
+    ids = []
+    for entry in json.loads(nsx(ns, "bpftool net -j", capture=True)):
+        for t in entry.get("tc", []):
+            if t.get("name", "").startswith("csf_"):
+                ids.append(t["prog_id"])
+    return sorted(set(ids))
+
+
+WARMUP = 200
+SENDER = r"""
+import socket, sys, time
+WARMUP = %d
+n, size, port = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+d = (sys.argv[4], port)
+b = bytes(size)
+for _ in range(WARMUP): s.sendto(b, d)   # warm up (ARP, caches); counted by the BPF stats
+t0 = time.perf_counter_ns(); c0 = time.process_time_ns()
+for _ in range(n): s.sendto(b, d)
+print(time.perf_counter_ns() - t0, time.process_time_ns() - c0)
+""" % WARMUP
+
+
+def send_udp(n, frame, port):
+    payload = frame - 42  # Ethernet 14 + IPv4 20 + UDP 8
+    out = nsx(NS_C, f"python3 -c '{SENDER}' {n} {payload} {port} {S_IP}", capture=True)
+    wall, cpu = (int(x) for x in out.split())
+    return wall / n, cpu / n
+
+
+def live(lab, sizes, actions, packets, reps):
+    rows = []
+    lab.set_mtu(9000)
+    # Nobody listens on the port: the server's stack frees the datagrams after the UDP lookup
+    # (its ICMP errors are rate-limited). The same for every action.
+    stats = BpfStats()
+    try:
+        for action in ["none"] + actions:
+            txoff = action == "verify"
+            if txoff:
+                nsx(NS_C, "ethtool -K c0 tx off")
+            if action != "none":
+                mech = "bounce" if action == "fill" else None
+                lab.attach(["bc"], action, mechanism=mech)
+                ids = csumfix_prog_ids(NS_B)
+            else:
+                ids = []
+            try:
+                for size in sizes:
+                    per_rep = []
+                    for r in range(reps):
+                        before = prog_stats(ids) if ids else None
+                        wall, cpu = send_udp(packets, size, 9000 + r)
+                        after = prog_stats(ids) if ids else None
+                        sent = packets + WARMUP
+                        ns = ((after["run_time_ns"] - before["run_time_ns"]) / sent) if ids else 0
+                        cnt = ((after["run_cnt"] - before["run_cnt"]) / sent) if ids else 0
+                        per_rep.append({"bpf_ns_per_packet": ns, "prog_runs_per_packet": cnt,
+                                        "sender_wall_ns": wall, "sender_cpu_ns": cpu})
+                    row = {"action": action, "bytes": size, "packets": packets, "reps": per_rep,
+                           "mechanism": "bounce" if action == "fill" else "",
+                           "tx_checksum_c0": "off" if txoff else "on"}
+                    for k in ("bpf_ns_per_packet", "prog_runs_per_packet", "sender_wall_ns",
+                              "sender_cpu_ns"):
+                        row[k] = statistics.median(x[k] for x in per_rep)
+                    rows.append(row)
+                    log(f"  live {action:8s} {size:5d} B: bpf {row['bpf_ns_per_packet']:8.1f} ns/pkt"
+                        f" ({row['prog_runs_per_packet']:.2f} runs/pkt), sender "
+                        f"{row['sender_wall_ns']:8.1f} ns/pkt")
+            finally:
+                lab.detach()
+                if txoff:
+                    nsx(NS_C, "ethtool -K c0 tx on")
+    finally:
+        stats.close()
+        lab.set_mtu(1500)
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--csumfix", required=True)
+    ap.add_argument("--rounds", type=int, default=3, help="throughput rounds (median)")
+    ap.add_argument("--seconds", type=int, default=5, help="iperf3 duration per run")
+    ap.add_argument("--mechanisms", default="bounce", help="fill mechanisms to compare, comma-separated")
+    ap.add_argument("--packets", type=int, default=20000, help="live: datagrams per size")
+    ap.add_argument("--reps", type=int, default=3, help="live: repetitions per size (median)")
+    ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--skip-live", action="store_true")
+    ap.add_argument("--json", required=True)
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("lab_bench.py: run as root")
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
+    lab = Lab(a.csumfix)
+    out = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rounds": a.rounds,
+           "seconds": a.seconds}
+    try:
+        lab.up()
+        configs = ["none", "pass"] + [f"fill:{m}" for m in a.mechanisms.split(",") if m] + \
+                  ["iptables", "txoff"]
+        if not a.skip_throughput:
+            log(f"throughput: {a.rounds} rounds x {len(configs)} configurations x tcp+udp, "
+                f"{a.seconds} s each")
+            out["throughput"] = throughput(lab, configs, a.rounds, a.seconds)
+        if not a.skip_live:
+            log(f"live per-packet BPF time: {a.packets} datagrams x {a.reps} reps per size")
+            out["live"] = live(lab, [64, 512, 1500, 9000], ["pass", "observe", "verify", "fill"],
+                               a.packets, a.reps)
+    finally:
+        lab.down()
+    leftovers = [ns for ns in (NS_C, NS_B, NS_S) if os.path.exists(f"/run/netns/{ns}")]
+    if leftovers:
+        log(f"lab_bench.py: namespaces left behind: {leftovers}")
+        return 1
+    with open(a.json, "w") as f:
+        json.dump(out, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
