@@ -12,6 +12,7 @@
 #include <thread>
 #include <tuple>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -331,6 +332,51 @@ absl::StatusOr<std::vector<uint32_t>> Policy::AddAll(std::vector<csf_pol_rule> a
   bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, "csf_pol_store");
   for (const auto& r : add) RETURN_IF_ERROR(store.Update(r.id, r));
   return ids;
+}
+
+absl::Status Policy::Replace(std::vector<csf_pol_rule> rules) {
+  if (rules.size() > CSF_POL_MAX_RULES)
+    return absl::ResourceExhaustedError(absl::StrCat("policy: at most ", CSF_POL_MAX_RULES,
+                                                     " rules; existing rules are unchanged"));
+  ASSIGN_OR_RETURN(std::vector<csf_pol_rule> old, List());
+  uint32_t id = 1;
+  for (auto& r : rules) r.id = id++;
+  RETURN_IF_ERROR(Install(rules));  // fails before anything the programs see changes
+  bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, "csf_pol_store");
+  for (const auto& r : old) RETURN_IF_ERROR(store.Delete(r.id));
+  for (const auto& r : rules) RETURN_IF_ERROR(store.Update(r.id, r));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<csf_pol_rule>> ZoneRules(const std::vector<std::string>& prefixes,
+                                                    const std::string& ifname, uint32_t priority) {
+  std::vector<csf_pol_rule> rules;
+  for (const auto& a : prefixes) {
+    for (const auto& b : prefixes) {
+      RuleSpec z;
+      z.ifname = ifname;
+      z.src = a;
+      z.dst = b;
+      z.action = "pass";
+      z.priority = priority;
+      auto r = ParseRule(z);
+      if (!r.ok()) {
+        if (r.status().code() == absl::StatusCode::kInvalidArgument &&
+            absl::StrContains(r.status().message(), "but the rule is IPv"))
+          continue;  // an IPv4 and an IPv6 member never talk to each other directly
+        return r.status();
+      }
+      rules.push_back(*r);
+    }
+    RuleSpec f;
+    f.ifname = ifname;
+    f.src = a;
+    f.action = "fill";
+    f.priority = priority + 1;
+    ASSIGN_OR_RETURN(csf_pol_rule r, ParseRule(f));
+    rules.push_back(r);
+  }
+  return rules;
 }
 
 absl::StatusOr<uint32_t> Policy::Add(csf_pol_rule rule) {

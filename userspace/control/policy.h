@@ -30,7 +30,12 @@ struct RuleSpec {
 
 // Parses and checks a spec into a stored rule (id 0). Errors name the field and what to write.
 absl::StatusOr<csf_pol_rule> ParseRule(const RuleSpec& spec);
-std::string DescribeRule(const csf_pol_rule& r);  // "id 3 prio 100 ingress tcp dst 10.0.0.0/8 -> fill"
+std::string DescribeRule(const csf_pol_rule& r);
+// The rules of a Xen-style zone (`csumfix policy zone`): for every pair of member prefixes of
+// the same IP version a `pass` rule at `priority`, for every member a `fill` rule at priority+1
+// for what leaves it. `ifname` "" = any interface.
+absl::StatusOr<std::vector<csf_pol_rule>> ZoneRules(const std::vector<std::string>& prefixes,
+                                                    const std::string& ifname, uint32_t priority);  // "id 3 prio 100 ingress tcp dst 10.0.0.0/8 -> fill"
 
 class Policy {
  public:
@@ -40,6 +45,9 @@ class Policy {
   absl::StatusOr<uint32_t> Add(csf_pol_rule rule);  // returns the new rule's id
   // Adds several rules at once (one switch of generations); all or none.
   absl::StatusOr<std::vector<uint32_t>> AddAll(std::vector<csf_pol_rule> rules);
+  // Makes `rules` the whole rule set (ids renumbered from 1 in the given order): one switch of
+  // generations, so packets see the old or the new set; nothing changes when it does not fit.
+  absl::Status Replace(std::vector<csf_pol_rule> rules);
   absl::Status Delete(uint32_t id);
   absl::Status Flush();
   absl::StatusOr<std::vector<csf_pol_rule>> List() const;

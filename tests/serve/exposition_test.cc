@@ -1,0 +1,240 @@
+// The Prometheus exposition text of csumfix serve, from a hand-made snapshot: parsed line by line
+// (families, HELP/TYPE before samples, label escaping), values checked, and promtool's own check.
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+#include <string>
+
+#include "csumfix/abi.h"
+#include "gtest/gtest.h"
+#include "metrics/exposition.h"
+
+namespace csumfix::metrics {
+namespace {
+
+struct Sample {
+  std::string name;
+  std::map<std::string, std::string> labels;
+  std::string value;
+};
+
+// A strict reader of the text format, enough for what Render writes.
+struct Parsed {
+  std::map<std::string, std::string> type, help;
+  std::vector<Sample> samples;
+  std::string error;
+};
+
+Parsed Parse(const std::string& text) {
+  Parsed p;
+  std::istringstream in(text);
+  std::string line;
+  std::string current;  // family whose samples may follow
+  static const std::regex kName("[a-zA-Z_:][a-zA-Z0-9_:]*");
+  while (std::getline(in, line)) {
+    if (line.rfind("# HELP ", 0) == 0 || line.rfind("# TYPE ", 0) == 0) {
+      std::string rest = line.substr(7);
+      size_t sp = rest.find(' ');
+      std::string name = rest.substr(0, sp);
+      if (line[2] == 'H') {
+        p.help[name] = rest.substr(sp + 1);
+      } else {
+        if (p.type.count(name)) p.error = "second TYPE for " + name;
+        p.type[name] = rest.substr(sp + 1);
+        current = name;
+      }
+      continue;
+    }
+    Sample s;
+    size_t i = 0;
+    while (i < line.size() && line[i] != '{' && line[i] != ' ') ++i;
+    s.name = line.substr(0, i);
+    if (!std::regex_match(s.name, kName)) p.error = "bad name in: " + line;
+    if (s.name != current) p.error = "sample outside its family: " + line;
+    if (i < line.size() && line[i] == '{') {
+      ++i;
+      while (i < line.size() && line[i] != '}') {
+        size_t eq = line.find('=', i);
+        std::string key = line.substr(i, eq - i);
+        if (line[eq + 1] != '"') p.error = "unquoted label value: " + line;
+        std::string v;
+        size_t j = eq + 2;
+        for (; j < line.size() && line[j] != '"'; ++j) {
+          if (line[j] == '\\') {
+            char n = line[++j];
+            v += n == 'n' ? '\n' : n;
+          } else {
+            v += line[j];
+          }
+        }
+        s.labels[key] = v;
+        i = j + 1;
+        if (line[i] == ',') ++i;
+      }
+      ++i;
+    }
+    if (i >= line.size() || line[i] != ' ') p.error = "no value: " + line;
+    s.value = line.substr(i + 1);
+    p.samples.push_back(s);
+  }
+  return p;
+}
+
+Snapshot MakeSnapshot() {
+  Snapshot s;
+  control::IfaceStatus a;
+  a.ifname = "tap0";
+  a.ifindex = 7;
+  a.present = true;
+  a.mechanism = CSF_MECH_BOUNCE;
+  auto hook = [](uint32_t h, uint32_t prog, bool attached, uint32_t action) {
+    control::HookStatus s;
+    s.hook = h;
+    s.mode = "tcx";
+    s.prog_id = prog;
+    s.attached = attached;
+    s.action = action;
+    return s;
+  };
+  a.hooks.push_back(hook(CSF_HOOK_TC_INGRESS, 41, true, CSF_ACT_FILL));
+  a.hooks.push_back(hook(CSF_HOOK_TC_EGRESS, 42, false, CSF_ACT_VERIFY));
+  s.ifaces.push_back(a);
+  control::CounterRow r;
+  r.ifindex = 7;
+  r.ifname = "renamed";  // the pin directory's name wins
+  r.hook = CSF_HOOK_TC_INGRESS;
+  r.counters.c[CSF_CTR_PACKETS] = 1000;
+  r.counters.c[CSF_CTR_BYTES] = 123456789012345ull;
+  r.counters.c[CSF_CTR_CLASS_BASE + CSF_CLASS_PARTIAL] = 30;
+  r.counters.c[CSF_CTR_ACTION_BASE + CSF_ACT_FILL] = 1000;
+  r.counters.c[CSF_CTR_FILLED] = 30;
+  r.counters.c[CSF_CTR_BOUNCED] = 29;
+  s.counters.push_back(r);
+  control::CounterRow odd = r;  // an interface named with every character that needs escaping
+  odd.ifindex = 9;
+  odd.ifname = "a\"b\\c\nd";
+  odd.hook = CSF_HOOK_XDP;
+  s.counters.push_back(odd);
+  s.daemon.scrape_errors = 2;
+  s.daemon.has_config = true;
+  s.daemon.config_reloads_ok = 3;
+  s.daemon.config_reloads_failed = 1;
+  s.daemon.config_last_ok = true;
+  s.daemon.config_last_ok_time = 1700000000.5;
+  s.daemon.probe_mechanism = "bounce";
+  s.daemon.kernel = "6.18.44";
+  return s;
+}
+
+const Sample* Find(const Parsed& p, const std::string& name,
+                   const std::map<std::string, std::string>& labels) {
+  for (const auto& s : p.samples)
+    if (s.name == name && s.labels == labels) return &s;
+  return nullptr;
+}
+
+TEST(Exposition, EscapesLabelValues) {
+  EXPECT_EQ(EscapeLabelValue("plain"), "plain");
+  EXPECT_EQ(EscapeLabelValue("a\"b"), "a\\\"b");
+  EXPECT_EQ(EscapeLabelValue("a\\b"), "a\\\\b");
+  EXPECT_EQ(EscapeLabelValue("a\nb"), "a\\nb");
+}
+
+TEST(Exposition, FamiliesValuesAndLabels) {
+  const std::string text = Render(MakeSnapshot());
+  Parsed p = Parse(text);
+  ASSERT_EQ(p.error, "") << text;
+  for (const auto& [name, type] : p.type) {
+    EXPECT_TRUE(p.help.count(name)) << name << " has no HELP";
+    if (type == "counter") {
+      EXPECT_TRUE(name.size() > 6 && name.substr(name.size() - 6) == "_total") << name;
+    }
+  }
+  EXPECT_EQ(p.type["csumfix_packets_total"], "counter");
+  EXPECT_EQ(p.type["csumfix_attachment_info"], "gauge");
+  const Sample* s = Find(p, "csumfix_packets_total", {{"iface", "tap0"}, {"hook", "ingress"}});
+  ASSERT_NE(s, nullptr) << text;
+  EXPECT_EQ(s->value, "1000");
+  s = Find(p, "csumfix_bytes_total", {{"iface", "tap0"}, {"hook", "ingress"}});
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->value, "123456789012345");
+  s = Find(p, "csumfix_class_packets_total",
+           {{"iface", "tap0"}, {"hook", "ingress"}, {"class", "partial"}});
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->value, "30");
+  s = Find(p, "csumfix_action_packets_total",
+           {{"iface", "tap0"}, {"hook", "ingress"}, {"action", "fill"}});
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->value, "1000");
+  s = Find(p, "csumfix_filled_packets_total", {{"iface", "tap0"}, {"hook", "ingress"}});
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->value, "30");
+  s = Find(p, "csumfix_bounced_packets_total", {{"iface", "tap0"}, {"hook", "ingress"}});
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->value, "29");
+  // Every class and every action has a sample per row (zeros included): 2 rows.
+  int classes = 0, actions = 0;
+  for (const auto& x : p.samples) {
+    classes += x.name == "csumfix_class_packets_total";
+    actions += x.name == "csumfix_action_packets_total";
+  }
+  EXPECT_EQ(classes, 2 * CSF_CLASS_MAX);
+  EXPECT_EQ(actions, 2 * CSF_ACT_MAX);
+  // The odd name comes back intact through the escaping.
+  s = Find(p, "csumfix_packets_total", {{"iface", "a\"b\\c\nd"}, {"hook", "xdp"}});
+  ASSERT_NE(s, nullptr) << text;
+  s = Find(p, "csumfix_attachment_info",
+           {{"iface", "tap0"}, {"hook", "egress"}, {"mechanism", "bounce"}, {"mode", "tcx"},
+            {"prog_id", "42"}, {"action", "verify"}});
+  ASSERT_NE(s, nullptr) << text;
+  EXPECT_EQ(s->value, "1");
+  s = Find(p, "csumfix_program_attached", {{"iface", "tap0"}, {"hook", "ingress"}});
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->value, "1");
+  s = Find(p, "csumfix_program_attached", {{"iface", "tap0"}, {"hook", "egress"}});
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->value, "0");
+  s = Find(p, "csumfix_scrape_errors_total", {});
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->value, "2");
+  s = Find(p, "csumfix_config_reloads_total", {{"result", "failure"}});
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->value, "1");
+  s = Find(p, "csumfix_config_last_reload_success_timestamp_seconds", {});
+  ASSERT_NE(s, nullptr);
+  EXPECT_DOUBLE_EQ(std::stod(s->value), 1700000000.5);
+  s = Find(p, "csumfix_fill_mechanism_info", {{"mechanism", "bounce"}, {"kernel", "6.18.44"}});
+  ASSERT_NE(s, nullptr);
+}
+
+TEST(Exposition, NothingAttachedStillValid) {
+  Snapshot s;
+  Parsed p = Parse(Render(s));
+  ASSERT_EQ(p.error, "");
+  EXPECT_NE(Find(p, "csumfix_scrape_errors_total", {}), nullptr);
+  EXPECT_EQ(p.type.count("csumfix_config_reloads_total"), 0u) << "no config, no config metrics";
+}
+
+TEST(Exposition, PromtoolAccepts) {
+  const std::string path = "/tmp/csf-expo-" + std::to_string(getpid()) + ".prom";
+  {
+    std::ofstream out(path);
+    out << Render(MakeSnapshot());
+  }
+  FILE* f = popen(("promtool check metrics < " + path + " 2>&1; echo rc=$?").c_str(), "r");
+  ASSERT_NE(f, nullptr);
+  std::string out;
+  char buf[512];
+  while (fgets(buf, sizeof(buf), f)) out += buf;
+  pclose(f);
+  unlink(path.c_str());
+  EXPECT_EQ(out, "rc=0\n") << "promtool (Debian package prometheus, scripts/deps.sh) said:\n"
+                           << out;
+}
+
+}  // namespace
+}  // namespace csumfix::metrics

@@ -1,0 +1,77 @@
+// The `csumfix serve --config FILE` file (TOML): which interfaces csumfix is attached to and the
+// per-flow policy rules. Load parses and validates everything (errors carry FILE:LINE:COLUMN);
+// Apply reconciles the running state with it: attach what is missing, adopt what already
+// matches, re-attach what differs, detach what the daemon attached earlier and the file no
+// longer lists, replace the rule set. An error undoes what Apply did.
+//
+//   [[interface]]
+//   name = "tap0"
+//   hooks = ["ingress", "egress"]   # ingress | egress | xdp; default ["ingress"]
+//   action = "fill"                 # default "fill"
+//   mechanism = "auto"              # auto | bounce | observe; default "auto"
+//   redirect_to = "vc"              # only with "xdp" in hooks
+//
+//   [[rule]]                        # the fields of `csumfix policy add`
+//   iface = "tap0"  hook = "ingress"  ip = 4  proto = "udp"  src = "10.0.0.0/8"  dst = "..."
+//   sport = 68  dport = "67-68"  action = "fill"  priority = 10
+//
+//   [[zone]]                        # `csumfix policy zone`
+//   prefixes = ["10.1.0.0/16"]  iface = "tap0"  priority = 50
+#ifndef CSUMFIX_USERSPACE_CONFIG_CONFIG_H_
+#define CSUMFIX_USERSPACE_CONFIG_CONFIG_H_
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "control/control.h"
+#include "csumfix/abi.h"
+
+namespace csumfix::config {
+
+struct InterfaceSpec {
+  std::string name;
+  bool ingress = false, egress = false, xdp = false;
+  uint32_t action = CSF_ACT_FILL;
+  std::string mechanism = "auto";  // auto | bounce | observe (auto: what `csumfix probe` says)
+  std::string redirect_to;
+  std::string where;  // "FILE:LINE:COL" of the [[interface]] table, for messages
+};
+
+struct Config {
+  std::string path;
+  std::vector<InterfaceSpec> interfaces;
+  std::vector<csf_pol_rule> rules;  // [[rule]] then expanded [[zone]]s, in file order
+};
+
+// Parses and validates `path`. Interface names (of [[interface]] and of rules) must exist in the
+// current network namespace. Errors: InvalidArgument "FILE:LINE:COL: what is wrong".
+absl::StatusOr<Config> Load(const std::string& path);
+
+// Interfaces the daemon attached itself (and may therefore detach), kept across restarts in a
+// small JSON file; an entry counts only while the pins still say the same ifindex.
+struct Owned {
+  std::set<std::string> names;
+  absl::Status Save(const std::string& path, const control::Controller& c) const;
+  static Owned LoadFile(const std::string& path, const control::Controller& c);
+};
+
+struct ApplyReport {
+  std::vector<std::string> attached, adopted, reattached, detached, actions_changed;
+  std::vector<std::string> warnings;  // e.g. a detach that left something behind
+  bool rules_replaced = false;
+  size_t rules = 0;
+  std::string Summary() const;
+};
+
+// Reconciles the running state with `cfg` (see the file comment). `owned` is updated.
+// `probe_mechanism` resolves mechanism "auto" (CSF_MECH_*).
+absl::StatusOr<ApplyReport> Apply(const Config& cfg, control::Controller& c,
+                                  uint32_t probe_mechanism, Owned* owned);
+
+}  // namespace csumfix::config
+
+#endif  // CSUMFIX_USERSPACE_CONFIG_CONFIG_H_

@@ -1,0 +1,204 @@
+#include "metrics/exposition.h"
+
+#include <cstdio>
+#include <map>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "base/status.h"
+#include "csumfix/abi.h"
+#include "refcsum/refcsum.h"
+
+namespace csumfix::metrics {
+namespace {
+
+using Labels = std::vector<std::pair<std::string, std::string>>;
+
+// One metric family: HELP, TYPE and its samples, written together as the format requires.
+class Family {
+ public:
+  Family(std::string name, std::string type, std::string help)
+      : name_(std::move(name)), type_(std::move(type)), help_(std::move(help)) {}
+
+  void Add(const Labels& labels, const std::string& value) {
+    std::string line = name_;
+    if (!labels.empty()) {
+      line += '{';
+      for (size_t i = 0; i < labels.size(); ++i)
+        absl::StrAppend(&line, i ? "," : "", labels[i].first, "=\"",
+                        EscapeLabelValue(labels[i].second), "\"");
+      line += '}';
+    }
+    absl::StrAppend(&line, " ", value, "\n");
+    samples_ += line;
+  }
+  void Add(const Labels& labels, uint64_t v) { Add(labels, std::to_string(v)); }
+
+  void AppendTo(std::string* out) const {
+    // HELP text escapes only backslash and newline.
+    std::string help;
+    for (char c : help_) {
+      if (c == '\\') help += "\\\\";
+      else if (c == '\n') help += "\\n";
+      else help += c;
+    }
+    absl::StrAppend(out, "# HELP ", name_, " ", help, "\n# TYPE ", name_, " ", type_, "\n",
+                    samples_);
+  }
+
+ private:
+  std::string name_, type_, help_, samples_;
+};
+
+std::string FormatDouble(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.17g", v);
+  return buf;
+}
+
+// The single-counter families: counter id -> name and help.
+struct Simple {
+  uint32_t ctr;
+  const char* name;
+  const char* help;
+};
+constexpr Simple kSimple[] = {
+    {CSF_CTR_FILLED, "csumfix_filled_packets_total",
+     "Packets whose partial L4 checksum csumfix completed."},
+    {CSF_CTR_ZEROED, "csumfix_zeroed_packets_total",
+     "Partial UDP-over-IPv4 packets whose checksum was set to 0 (action zero-udp4)."},
+    {CSF_CTR_DROPPED, "csumfix_dropped_packets_total",
+     "Packets dropped for a bad L4 or IPv4 header checksum (action drop-bad)."},
+    {CSF_CTR_IP4_HDR_BAD, "csumfix_ip4_header_bad_packets_total",
+     "Packets with a wrong IPv4 header checksum."},
+    {CSF_CTR_FILL_ERROR, "csumfix_fill_errors_total",
+     "Packets a fill was wanted for but a helper failed; they left unchanged."},
+    {CSF_CTR_BOUNCED, "csumfix_bounced_packets_total",
+     "CHECKSUM_PARTIAL packets sent through the bounce veth to be completed."},
+    {CSF_CTR_BOUNCE_RETURNED, "csumfix_bounce_returned_packets_total",
+     "Packets that came back completed from the bounce veth (not counted again elsewhere)."},
+    {CSF_CTR_POLICY_HIT, "csumfix_policy_hits_total",
+     "Packets whose action came from a per-flow policy rule."},
+};
+
+}  // namespace
+
+std::string EscapeLabelValue(absl::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+absl::Status Collect(const control::Controller& c, Snapshot* out) {
+  auto st = c.Status();
+  if (!st.ok()) return Annotate(st.status(), "metrics: read attachments");
+  out->ifaces = std::move(st).value();
+  auto rows = c.Counters();
+  if (!rows.ok()) return Annotate(rows.status(), "metrics: read counters");
+  out->counters = std::move(rows).value();
+  return absl::OkStatus();
+}
+
+std::string Render(const Snapshot& s) {
+  // Counter rows are keyed by ifindex; name them by the attachment's pin directory (which stays
+  // right when the device is gone), else by the device's current name.
+  std::map<uint32_t, std::string> names;
+  for (const auto& i : s.ifaces) names[i.ifindex] = i.ifname;
+  auto iface_of = [&](const control::CounterRow& r) {
+    if (auto it = names.find(r.ifindex); it != names.end()) return it->second;
+    if (!r.ifname.empty()) return r.ifname;
+    return absl::StrCat("ifindex:", r.ifindex);
+  };
+
+  Family packets("csumfix_packets_total", "counter",
+                 "Packets seen by a csumfix program, per interface and hook.");
+  Family bytes("csumfix_bytes_total", "counter",
+               "Bytes of the packets seen by a csumfix program, per interface and hook.");
+  Family cls("csumfix_class_packets_total", "counter",
+             "Packets per L4 checksum class (valid, partial, bad, zero, na, unparsable, gso, "
+             "unverified; none under action pass).");
+  Family act("csumfix_action_packets_total", "counter",
+             "Packets per action applied (the hook's default or a policy rule's).");
+  std::vector<Family> simple;
+  for (const auto& d : kSimple) simple.emplace_back(d.name, "counter", d.help);
+
+  for (const auto& r : s.counters) {
+    const std::string hook(control::HookName(r.hook));
+    const Labels base = {{"iface", iface_of(r)}, {"hook", hook}};
+    packets.Add(base, r.counters.c[CSF_CTR_PACKETS]);
+    bytes.Add(base, r.counters.c[CSF_CTR_BYTES]);
+    for (uint32_t k = 0; k < CSF_CLASS_MAX; ++k) {
+      Labels l = base;
+      l.emplace_back("class", std::string(ref::ClassName(k)));
+      cls.Add(l, r.counters.c[CSF_CTR_CLASS_BASE + k]);
+    }
+    for (uint32_t a = 0; a < CSF_ACT_MAX; ++a) {
+      Labels l = base;
+      l.emplace_back("action", std::string(ref::ActionName(a)));
+      act.Add(l, r.counters.c[CSF_CTR_ACTION_BASE + a]);
+    }
+    for (size_t i = 0; i < simple.size(); ++i) simple[i].Add(base, r.counters.c[kSimple[i].ctr]);
+  }
+
+  Family info("csumfix_attachment_info", "gauge",
+              "One per attached hook (value 1): fill mechanism, attach mode (tcx, clsact, xdp), "
+              "program id and default action.");
+  Family attached("csumfix_program_attached", "gauge",
+                  "1 while the kernel still runs csumfix's program at the hook, else 0.");
+  Family present("csumfix_interface_present", "gauge",
+                 "1 while the attached interface exists with the recorded ifindex, else 0.");
+  for (const auto& i : s.ifaces) {
+    present.Add({{"iface", i.ifname}}, i.present ? 1 : 0);
+    for (const auto& h : i.hooks) {
+      const std::string hook(control::HookName(h.hook));
+      info.Add({{"iface", i.ifname},
+                {"hook", hook},
+                {"mechanism", std::string(control::MechanismName(i.mechanism))},
+                {"mode", h.mode},
+                {"prog_id", std::to_string(h.prog_id)},
+                {"action", std::string(ref::ActionName(h.action))}},
+               1);
+      attached.Add({{"iface", i.ifname}, {"hook", hook}}, h.attached ? 1 : 0);
+    }
+  }
+
+  const DaemonState& d = s.daemon;
+  Family scrape("csumfix_scrape_errors_total", "counter",
+                "Scrapes whose reading of the pinned maps failed (see the daemon's log).");
+  scrape.Add({}, d.scrape_errors);
+
+  std::string out;
+  for (const Family* f : {&packets, &bytes, &cls, &act}) f->AppendTo(&out);
+  for (const auto& f : simple) f.AppendTo(&out);
+  for (const Family* f : {&info, &attached, &present, &scrape}) f->AppendTo(&out);
+  if (!d.probe_mechanism.empty()) {
+    Family mech("csumfix_fill_mechanism_info", "gauge",
+                "The fill mechanism `csumfix probe` chooses on this kernel (value 1).");
+    mech.Add({{"mechanism", d.probe_mechanism}, {"kernel", d.kernel}}, 1);
+    mech.AppendTo(&out);
+  }
+  if (d.has_config) {
+    Family reloads("csumfix_config_reloads_total", "counter",
+                   "Attempts to apply the config file, by result (success or failure).");
+    reloads.Add({{"result", "success"}}, d.config_reloads_ok);
+    reloads.Add({{"result", "failure"}}, d.config_reloads_failed);
+    reloads.AppendTo(&out);
+    Family last("csumfix_config_last_reload_successful", "gauge",
+                "1 when the last attempt to apply the config file succeeded, else 0.");
+    last.Add({}, d.config_last_ok ? 1 : 0);
+    last.AppendTo(&out);
+    Family when("csumfix_config_last_reload_success_timestamp_seconds", "gauge",
+                "Unix time of the last successful apply of the config file.");
+    when.Add({}, FormatDouble(d.config_last_ok_time));
+    when.AppendTo(&out);
+  }
+  return out;
+}
+
+}  // namespace csumfix::metrics
