@@ -10,7 +10,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 stamp=/var/lib/csumfix-deps.stamp
-want_rev=6   # bump when the package list below changes
+want_rev=7   # bump when the package list below changes
 if [[ -f $stamp && $(cat "$stamp") == "$want_rev" && ${CSUMFIX_DEPS_FORCE:-0} != 1 ]]; then
   echo "deps.sh: dependencies already installed (rev $want_rev); CSUMFIX_DEPS_FORCE=1 reinstalls"
   exit 0
@@ -37,7 +37,7 @@ apt-get install -y --no-install-recommends \
   libabsl-dev googletest libgtest-dev libgmock-dev libbenchmark-dev \
   libmnl-dev libpcap-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libtomlplusplus-dev \
   iproute2 iputils-ping util-linux ethtool tcpdump tshark iperf3 iptables python3 \
-  gnuplot-nox
+  gnuplot-nox linux-perf
 # serve's tests: promtool checks the exposition, a real Prometheus scrapes it. The tests start
 # their own server on a free port; the packaged service is not wanted.
 apt-get install -y --no-install-recommends prometheus
