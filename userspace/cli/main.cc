@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "base/status.h"
 #include "bpf/loader.h"
+#include "cli/cmd_diagnose.h"
 #include "cli/cmd_serve.h"
 #include "cli/common.h"
 #include "control/control.h"
@@ -465,6 +466,7 @@ int Main(int argc, char** argv) {
   });
 
   // Command groups that live in their own files (cli/cmd_*.cc) register here.
+  cli::AddDiagnoseCommand(app, g);
   cli::AddServeCommand(app, g);
 
   try {
