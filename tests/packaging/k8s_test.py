@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""packaging/k8s/daemonset.yaml: parses (python3-yaml) and has the structure csumfix needs.
+
+usage: k8s_test.py DAEMONSET_YAML [CSUMFIX_BINARY]
+With CSUMFIX_BINARY, the ConfigMap's csumfix.toml is also validated by
+`csumfix serve --check-config` (it names no interface, so any namespace will do).
+"""
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+path = sys.argv[1]
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+
+
+with open(path) as f:
+    docs = [d for d in yaml.safe_load_all(f) if d is not None]
+kinds = {d["kind"]: d for d in docs}
+check(set(kinds) == {"Namespace", "ConfigMap", "DaemonSet"}, f"kinds: {sorted(kinds)}")
+ds, cm = kinds["DaemonSet"], kinds["ConfigMap"]
+check(ds["apiVersion"] == "apps/v1", "DaemonSet apiVersion apps/v1")
+ns = kinds["Namespace"]["metadata"]["name"]
+check(ds["metadata"]["namespace"] == ns and cm["metadata"]["namespace"] == ns,
+      "DaemonSet and ConfigMap in the Namespace object's namespace")
+sel = ds["spec"]["selector"]["matchLabels"]
+tmpl = ds["spec"]["template"]
+check(all(tmpl["metadata"]["labels"].get(k) == v for k, v in sel.items()),
+      "selector matches the template labels")
+pod = tmpl["spec"]
+check(pod.get("hostNetwork") is True, "hostNetwork: true")
+check(pod.get("dnsPolicy") == "ClusterFirstWithHostNet", "dnsPolicy for hostNetwork")
+check({"operator": "Exists"} in pod.get("tolerations", []), "a toleration for every taint")
+
+ann = tmpl["metadata"].get("annotations", {})
+check(ann.get("prometheus.io/scrape") == "true", "prometheus.io/scrape: \"true\" (a string)")
+port = ann.get("prometheus.io/port")
+check(isinstance(port, str) and port.isdigit(), "prometheus.io/port is a quoted number")
+
+volumes = {v["name"]: v for v in pod["volumes"]}
+check(volumes.get("bpffs", {}).get("hostPath", {}).get("path") == "/sys/fs/bpf",
+      "bpffs hostPath /sys/fs/bpf")
+check(volumes.get("run", {}).get("hostPath", {}).get("path") == "/run/csumfix",
+      "hostPath /run/csumfix")
+cfg_vol = volumes.get("config", {}).get("configMap", {}).get("name")
+check(cfg_vol == cm["metadata"]["name"], "config volume is the ConfigMap")
+check("csumfix.toml" in cm["data"], "ConfigMap holds csumfix.toml")
+
+containers = {c["name"]: c for c in pod["containers"]}
+main = containers.get("csumfix")
+check(main is not None, "container csumfix")
+cmd = main["command"]
+check(cmd[:4] == ["/usr/sbin/csumfix", "serve", "--config", "/etc/csumfix/csumfix.toml"],
+      f"command runs serve with the config: {cmd}")
+listen = cmd[cmd.index("--metrics-listen") + 1] if "--metrics-listen" in cmd else ""
+check(listen.endswith(":" + str(port)), f"--metrics-listen {listen} uses the annotated port")
+check(any(e["name"] == "POD_IP" for e in main.get("env", [])) and "$(POD_IP)" in listen,
+      "listens on the pod (= node) address")
+check(any(p["containerPort"] == int(port) for p in main.get("ports", [])),
+      "containerPort is the annotated port")
+mounts = {m["mountPath"]: m["name"] for m in main["volumeMounts"]}
+check(mounts.get("/sys/fs/bpf") == "bpffs" and mounts.get("/run/csumfix") == "run"
+      and mounts.get("/etc/csumfix") == "config", f"mounts: {mounts}")
+
+for c in pod.get("initContainers", []) + pod["containers"]:
+    sc = c.get("securityContext", {})
+    check(sc.get("privileged") is False, f"{c['name']}: not privileged")
+    check(sc.get("allowPrivilegeEscalation") is False, f"{c['name']}: no privilege escalation")
+    caps = sc.get("capabilities", {})
+    check(caps.get("drop") == ["ALL"], f"{c['name']}: drops ALL capabilities")
+check(sorted(main["securityContext"]["capabilities"]["add"]) == ["BPF", "NET_ADMIN", "PERFMON"],
+      "the daemon adds exactly BPF, NET_ADMIN, PERFMON")
+init = {c["name"]: c for c in pod.get("initContainers", [])}
+check("probe" in init and init["probe"]["command"][-1] == "probe",
+      "an init container runs `csumfix probe`")
+
+if len(sys.argv) > 2:
+    with tempfile.NamedTemporaryFile("w", suffix=".toml") as t:
+        t.write(cm["data"]["csumfix.toml"])
+        t.flush()
+        r = subprocess.run([sys.argv[2], "serve", "--config", t.name, "--check-config"],
+                           capture_output=True, text=True)
+        check(r.returncode == 0, f"ConfigMap csumfix.toml: serve --check-config: {r.stderr}")
+        print(r.stdout.strip())
+
+for f in failures:
+    print("FAIL:", f, file=sys.stderr)
+if failures:
+    sys.exit(1)
+print(f"ok: {path}: {len(docs)} objects, DaemonSet structure as required")

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# packaging/systemd/csumfix.service: `systemd-analyze verify` accepts it, its offline security
+# exposure stays low, its capability bounding set is exactly the three csumfix needs, and with
+# exactly those (setpriv, as the unit runs) the unit's ExecStartPre check of the example config
+# succeeds in a throwaway network namespace holding the example's interfaces.
+# usage: systemd_unit_test.sh CSUMFIX_BINARY PACKAGING_DIR      (root; takes the netns lock)
+set -euo pipefail
+bin=$1; pkg=$2
+unit=$pkg/systemd/csumfix.service
+fail() { echo "FAIL: $*" >&2; exit 1; }
+command -v systemd-analyze >/dev/null || fail "systemd-analyze missing: run scripts/deps.sh"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+
+# verify checks that ExecStart binaries exist: point them at the built binary, nothing else.
+sed "s|/usr/sbin/csumfix|$bin|g" "$unit" > "$tmp/csumfix.service"
+grep -q "^ExecStart=$bin serve --config /etc/csumfix/csumfix.toml$" "$tmp/csumfix.service" \
+  || fail "ExecStart is not 'csumfix serve --config /etc/csumfix/csumfix.toml'"
+out=$(systemd-analyze verify "$tmp/csumfix.service" 2>&1) || fail "systemd-analyze verify: $out"
+[[ -z $out ]] || fail "systemd-analyze verify printed warnings: $out"
+echo "ok: systemd-analyze verify"
+
+sec=$(systemd-analyze security --offline=yes "$tmp/csumfix.service" 2>&1) \
+  || fail "systemd-analyze security: $sec"
+score=$(sed -n 's/.*Overall exposure level for csumfix.service: \([0-9.]*\).*/\1/p' <<<"$sec")
+[[ -n $score ]] || fail "no exposure score in: $sec"
+awk -v s="$score" 'BEGIN { exit !(s <= 4.0) }' \
+  || fail "exposure $score > 4.0 (systemd-analyze security --offline=yes)"
+echo "ok: offline exposure $score"
+
+want="CAP_BPF CAP_NET_ADMIN CAP_PERFMON"
+got=$(sed -n 's/^CapabilityBoundingSet=//p' "$unit")
+[[ $got == "$want" ]] || fail "CapabilityBoundingSet=$got, want $want"
+for k in NoNewPrivileges=yes ProtectSystem=strict "ReadWritePaths=/sys/fs/bpf /run/csumfix" \
+         ProtectHome=yes PrivateTmp=yes \
+         "RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6" \
+         "ExecStartPre=+/usr/sbin/csumfix probe"; do
+  grep -qxF "$k" "$unit" || fail "unit lacks $k"
+done
+echo "ok: capabilities and sandbox settings"
+
+# The unit's capability set is enough for the unit's commands (SECURITY.md measured attach).
+[[ $(id -u) -eq 0 ]] || fail "the capability part needs root (scripts/test.sh runs as root)"
+ns=csfpkg$$
+cp "$pkg/csumfix.toml" "$tmp/example.toml"
+flock /tmp/csumfix-netns.lock bash -euo pipefail -c '
+  ns=$1; bin=$2; cfg=$3
+  ip netns add "$ns"
+  trap "ip netns del $ns" EXIT
+  i=0
+  for n in $(sed -n "s/^name = \"\(.*\)\"/\1/p" "$cfg"); do
+    ip -n "$ns" link add "$n" type veth peer name "csfpk$i"; i=$((i + 1))
+  done
+  nsenter --net=/run/netns/$ns setpriv --bounding-set -all,+bpf,+net_admin,+perfmon \
+    --inh-caps -all "$bin" serve --config "$cfg" --check-config
+  # and the check is real: a config naming a missing interface fails
+  sed "s/^name = \"tap0\"/name = \"csfpk-missing\"/" "$cfg" > "$cfg.bad"
+  if nsenter --net=/run/netns/$ns "$bin" serve --config "$cfg.bad" --check-config 2>/dev/null; then
+    echo "FAIL: --check-config accepted a missing interface" >&2; exit 1
+  fi
+'  _ "$ns" "$bin" "$tmp/example.toml" < /dev/null \
+  || fail "serve --check-config of the example with the unit's capabilities"
+echo "ok: example config checks with only CAP_BPF CAP_NET_ADMIN CAP_PERFMON"
