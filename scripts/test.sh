@@ -2,6 +2,7 @@
 # Set up, build and run every csumfix test, as root:  scripts/test.sh
 #   --quick      fewer generated differential cases (10,000 instead of 100,000)
 #   --asan       build with ASan+UBSan into build-asan/ and run the tests there
+#   --vm         then boot every kernel of vmtests/kernels.txt under QEMU and test there (slow)
 # Environment: CSUMFIX_DIFF_SEED replays a differential run; CSUMFIX_DIFF_CASES sets its size;
 #   CSUMFIX_FUZZ_SECONDS sets the libFuzzer run (default 60).
 set -euo pipefail
@@ -9,12 +10,13 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 source "$top/scripts/lib.sh"
 csf_need_root
 
-quick=0 asan=0
+quick=0 asan=0 vm=0
 for a in "$@"; do
   case $a in
     --quick) quick=1 ;;
     --asan) asan=1 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    --vm) vm=1 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown option $a (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -32,3 +34,5 @@ cd "$build"
 ctest --output-on-failure --timeout 1500
 # Bounded libFuzzer run on the reference (clang-19 build in build-fuzz/; docs/FUZZING.md).
 "$top/tests/fuzz/run_fuzz.sh" --time "${CSUMFIX_FUZZ_SECONDS:-60}"
+# The kernel matrix (vmtests/run.sh, README "Kernel matrix"), with the binaries just tested.
+if [[ $vm == 1 ]]; then "$top/vmtests/run.sh" --no-build --build-dir "$build"; fi

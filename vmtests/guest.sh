@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Runs INSIDE a virtme-ng guest started by vmtests/run.sh (root, host rootfs shared read-only with
+# tmpfs/overlay on /run, /tmp, /var/...). Not meant to be run by hand.
+#   guest.sh OUT EXPECT BUILD SKIPS NONCE
+# OUT     host directory shared read-write (--rwdir): every log, the XML reports, dmesg, result
+# EXPECT  mechanism `csumfix probe -j` must report
+# BUILD   csumfix build directory (userspace/csumfix, tests/csumfix_*_tests)
+# SKIPS   comma-separated gtest names allowed to skip here, or -
+# NONCE   written into the result so the host cannot read a stale one
+# The run passes only if OUT/result is "pass NONCE", written as the very last step after every
+# step succeeded; anything else (a killed VM, a crash, a failed step) leaves no such line.
+set -uo pipefail
+out=$1 expect=$2 build=$3 skips=$4 nonce=$5
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# /root is not writable in the guest (virtme-ng overlays only /etc /lib /home /opt /srv /usr /var
+# /tmp: virtme_ng/run.py _get_virtme_overlay_rwdir); tshark and friends want a writable HOME.
+export HOME=/tmp/csf-home LC_ALL=C
+mkdir -p "$HOME"
+cd /tmp || exit 1
+export CSUMFIX_BIN=$build/userspace/csumfix
+export CSUMFIX_DIFF_CASES=${CSUMFIX_DIFF_CASES:-5000}
+csumfix=$CSUMFIX_BIN
+
+failed=()
+say() { echo "vmtest[$(uname -r)]: $*" | tee -a "$out/guest.log"; }
+save_dmesg() { dmesg > "$out/dmesg.txt" 2>&1 || echo "dmesg failed: $?" > "$out/dmesg.txt"; }
+trap save_dmesg EXIT
+
+# step NAME CMD...: run CMD with its output in OUT/NAME.log, record rc and seconds.
+step() {
+  local name=$1; shift
+  local t0=$SECONDS rc
+  say "step $name: $*"
+  "$@" > "$out/$name.log" 2>&1
+  rc=$?
+  echo "$name rc=$rc seconds=$((SECONDS - t0))" >> "$out/steps.txt"
+  if [[ $rc -ne 0 ]]; then
+    failed+=("$name")
+    say "step $name FAILED (rc=$rc, $((SECONDS - t0)) s); last lines of $out/$name.log:"
+    tail -n 40 "$out/$name.log" | sed 's/^/    /' | tee -a "$out/guest.log"
+  else
+    say "step $name ok ($((SECONDS - t0)) s)"
+  fi
+  return 0
+}
+
+bpffs() {
+  # A fresh kernel has no bpffs mounted (MECHANISM.md section 5).
+  if [[ $(stat -f -c %T /sys/fs/bpf) != bpf_fs ]]; then
+    mount -t bpf bpf /sys/fs/bpf || return 1
+  fi
+  stat -f -c %T /sys/fs/bpf
+}
+
+modules() {
+  # run.sh links /lib/modules/$(uname -r) to the unpacked Debian package (virtme_link_mods).
+  local d=/lib/modules/$(uname -r)
+  ls -l /lib/modules/
+  [[ -f $d/modules.dep ]] || { echo "no $d/modules.dep: the kernel's modules are not visible"; return 1; }
+  modprobe -n -v act_csum || { echo "modprobe cannot resolve act_csum under $d"; return 1; }
+  modprobe -n -v 8021q || { echo "modprobe cannot resolve 8021q under $d"; return 1; }
+}
+
+probe() {
+  "$csumfix" probe -j > "$out/probe.json" || { echo "csumfix probe -j failed: rc=$?"; cat "$out/probe.json"; return 1; }
+  cat "$out/probe.json"
+  local got
+  got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["mechanism"])' "$out/probe.json") ||
+    { echo "probe output is not JSON with a \"mechanism\" field"; return 1; }
+  if [[ $got != "$expect" ]]; then
+    echo "MISMATCH: csumfix probe -j reports mechanism \"$got\", vmtests/kernels.txt expects \"$expect\""
+    return 1
+  fi
+  echo "mechanism \"$got\" as expected"
+}
+
+# gtest BINARY XML: run it, then fail on any skipped test not in SKIPS.
+gtest() {
+  local bin=$1 xml=$2
+  "$bin" --gtest_output="xml:$xml"
+  local rc=$?
+  [[ -f $xml ]] || { echo "no XML report $xml (binary crashed?) rc=$rc"; return 1; }
+  python3 - "$xml" "$skips" <<'PY' || rc=1
+import sys, xml.etree.ElementTree as ET
+xml, allowed = sys.argv[1], set() if sys.argv[2] == "-" else set(sys.argv[2].split(","))
+bad = []
+for tc in ET.parse(xml).iter("testcase"):
+    name = f'{tc.get("classname")}.{tc.get("name")}'
+    if tc.get("result") == "skipped" or tc.find("skipped") is not None:
+        why = tc.find("skipped")
+        msg = (why.get("message") or "").strip() if why is not None else ""
+        if name in allowed:
+            print(f"skip allowed by kernels.txt: {name}: {msg}")
+        else:
+            bad.append(f"{name}: {msg}")
+for b in bad:
+    print(f"SKIP NOT ALLOWED on this kernel (a skip here is a failure): {b}")
+sys.exit(1 if bad else 0)
+PY
+  return $rc
+}
+
+say "guest up after $(cut -d' ' -f1 /proc/uptime) s of kernel uptime; expect mechanism $expect"
+: > "$out/steps.txt"
+step bpffs bpffs
+step modules modules
+step probe probe
+step check "$csumfix" check --stats
+step bpf-tests gtest "$build/tests/csumfix_bpf_tests" "$out/bpf.xml"
+step netns-tests gtest "$build/tests/csumfix_netns_tests" "$out/netns.xml"
+
+save_dmesg
+if [[ ${#failed[@]} -eq 0 ]]; then
+  say "all steps passed"
+  echo "pass $nonce" > "$out/result"
+else
+  say "FAILED steps: ${failed[*]}"
+  echo "fail $nonce: ${failed[*]}" > "$out/result"
+fi
+sync
