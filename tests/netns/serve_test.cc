@@ -1,0 +1,550 @@
+// csumfix serve on real interfaces: the scraped exposition passes promtool, a real Prometheus
+// server scrapes it and its query API returns the packet counts sent; serve killed with -9 while
+// traffic flows leaves the fix working and a new serve adopts the attachment; the config file is
+// applied, re-applied on SIGHUP, and invalid files are refused with FILE:LINE:COL leaving the
+// running state untouched; an interface deleted while serve runs loses its csumfix state.
+// Metrics and JSON are parsed, never grepped. serve runs with -n inside the test's namespace, so
+// its loopback endpoint (the default 127.0.0.1:9786) is private to the test.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "netns/lab.h"
+#include "nlohmann/json.hpp"
+
+namespace csumfix::testing {
+namespace {
+
+using json = nlohmann::json;
+using Labels = std::map<std::string, std::string>;
+
+const std::string kRawReader = std::string(CSUMFIX_SOURCE_DIR) + "/scripts/raw_reader.py";
+
+// The exposition text as {name, labels} -> value; also checks the shape of every line.
+struct Scrape {
+  std::map<std::pair<std::string, Labels>, double> values;
+  std::string error;
+
+  std::optional<double> Get(const std::string& name, const Labels& l) const {
+    auto it = values.find({name, l});
+    if (it == values.end()) return std::nullopt;
+    return it->second;
+  }
+  // Samples of `name` whose labels include `sub`.
+  std::vector<std::pair<Labels, double>> All(const std::string& name, const Labels& sub) const {
+    std::vector<std::pair<Labels, double>> out;
+    for (const auto& [k, v] : values) {
+      if (k.first != name) continue;
+      bool match = true;
+      for (const auto& [lk, lv] : sub)
+        if (!k.second.count(lk) || k.second.at(lk) != lv) match = false;
+      if (match) out.push_back({k.second, v});
+    }
+    return out;
+  }
+};
+
+Scrape ParseExposition(const std::string& text) {
+  Scrape s;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    size_t i = 0;
+    while (i < line.size() && line[i] != '{' && line[i] != ' ') ++i;
+    std::string name = line.substr(0, i);
+    Labels labels;
+    if (i < line.size() && line[i] == '{') {
+      ++i;
+      while (i < line.size() && line[i] != '}') {
+        size_t eq = line.find('=', i);
+        if (eq == std::string::npos || eq + 1 >= line.size() || line[eq + 1] != '"') {
+          s.error = "bad labels: " + line;
+          return s;
+        }
+        std::string key = line.substr(i, eq - i), v;
+        size_t j = eq + 2;
+        for (; j < line.size() && line[j] != '"'; ++j) {
+          if (line[j] == '\\' && j + 1 < line.size()) {
+            char n = line[++j];
+            v += n == 'n' ? '\n' : n;
+          } else {
+            v += line[j];
+          }
+        }
+        labels[key] = v;
+        i = j + 1;
+        if (i < line.size() && line[i] == ',') ++i;
+      }
+      ++i;
+    }
+    if (i >= line.size() || line[i] != ' ') {
+      s.error = "no value: " + line;
+      return s;
+    }
+    s.values[{name, labels}] = std::stod(line.substr(i + 1));
+  }
+  return s;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool WaitFor(const std::function<bool()>& cond, int seconds) {
+  for (int i = 0; i < seconds * 10; ++i) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return cond();
+}
+
+class Serve : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(geteuid(), 0) << "netns tests need root: run scripts/test.sh as root";
+    ASSERT_TRUE(a_.Create());
+    ASSERT_TRUE(b_.Create());
+    ASSERT_EQ(a_.Ip("link add va type veth peer name vb netns " + b_.name()), 0);
+    ASSERT_EQ(a_.Ip("addr add 10.67.0.1/24 dev va"), 0);
+    ASSERT_EQ(b_.Ip("addr add 10.67.0.2/24 dev vb"), 0);
+    ASSERT_EQ(a_.Ip("link set va up"), 0);
+    ASSERT_EQ(b_.Ip("link set vb up"), 0);
+    tmp_ = "/tmp/csf-serve-" + std::to_string(getpid()) + "-" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    ASSERT_EQ(csumfix::testing::Run({"mkdir", "-p", tmp_}).rc, 0);
+    cfg_ = tmp_ + "/csumfix.toml";
+  }
+  void TearDown() override {
+    for (pid_t* p : {&serve_, &prom_}) {
+      if (*p > 0) {
+        kill(*p, SIGKILL);
+        waitpid(*p, nullptr, 0);
+        *p = -1;
+      }
+    }
+    Csumfix({"-n", a_.name(), "policy", "flush"});
+    Csumfix({"-n", a_.name(), "detach", "--all"});
+    unlink(("/run/csumfix/serve-" + a_.name() + ".json").c_str());
+    a_.Destroy();
+    b_.Destroy();
+    csumfix::testing::Run({"rm", "-rf", tmp_});
+    EXPECT_FALSE(PathExists("/sys/fs/bpf/csumfix/v1")) << "pins left behind";
+  }
+
+  // Starts `csumfix -n A serve ARGS` with its output in tmp_/serve.log; waits for /metrics.
+  void StartServe(const std::vector<std::string>& args) {
+    ASSERT_LT(serve_, 0) << "serve already running";
+    log_ = tmp_ + "/serve.log";
+    serve_ = Spawn(std::vector<std::string>{CsumfixPath(), "-n", a_.name(), "serve"}, args, log_);
+    bool up = WaitFor(
+        [&] {
+          if (waitpid(serve_, nullptr, WNOHANG) == serve_) {
+            serve_ = -1;
+            return true;
+          }
+          return Http("http://127.0.0.1:9786/metrics").rc == 0;
+        },
+        30);
+    ASSERT_TRUE(up && serve_ > 0) << "serve did not come up:\n" << ReadFile(log_);
+  }
+  // Sends `sig` to serve; returns its exit status as a shell would print it.
+  int StopServe(int sig) {
+    kill(serve_, sig);
+    int st = 0;
+    waitpid(serve_, &st, 0);
+    serve_ = -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  }
+
+  static pid_t Spawn(std::vector<std::string> argv, const std::vector<std::string>& more,
+                     const std::string& log) {
+    argv.insert(argv.end(), more.begin(), more.end());
+    pid_t pid = fork();
+    if (pid == 0) {
+      FILE* f = fopen(log.c_str(), "a");
+      if (f) {
+        dup2(fileno(f), 1);
+        dup2(fileno(f), 2);
+      }
+      std::vector<char*> c;
+      for (auto& a : argv) c.push_back(a.data());
+      c.push_back(nullptr);
+      execvp(c[0], c.data());
+      _exit(127);
+    }
+    return pid;
+  }
+
+  // GET inside namespace A (where serve and Prometheus listen).
+  CmdResult Http(const std::string& url) {
+    return csumfix::testing::Run({"ip", "netns", "exec", a_.name(), "python3", "-c",
+                "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], "
+                "timeout=5).read().decode())",
+                url});
+  }
+  Scrape Metrics() {
+    CmdResult r = Http("http://127.0.0.1:9786/metrics");
+    EXPECT_EQ(r.rc, 0) << r.err;
+    Scrape s = ParseExposition(r.out);
+    EXPECT_EQ(s.error, "") << r.out;
+    return s;
+  }
+  json Status() {
+    CmdResult r = Csumfix({"-n", a_.name(), "status", "-j"});
+    EXPECT_EQ(r.rc, 0) << r.err;
+    return json::parse(r.out);
+  }
+  // Status for polling while serve changes things: an attach in progress has its directory
+  // before its state, and `status` fails meanwhile; that is "not yet".
+  std::optional<json> TryStatus() {
+    CmdResult r = Csumfix({"-n", a_.name(), "status", "-j"});
+    if (r.rc != 0) return std::nullopt;
+    return json::parse(r.out);
+  }
+  json Rules() {
+    CmdResult r = Csumfix({"-n", a_.name(), "policy", "list", "-j"});
+    EXPECT_EQ(r.rc, 0) << r.err;
+    return json::parse(r.out);
+  }
+  void WriteConfig(const std::string& text) { std::ofstream(cfg_) << text; }
+
+  // n UDP datagrams from A to 10.67.0.2:port (locally generated over veth: CHECKSUM_PARTIAL).
+  void SendUdp(int n, int port) {
+    ASSERT_EQ(a_.Exec("python3 -c \"import socket,time; s=socket.socket(socket.AF_INET,"
+                      "socket.SOCK_DGRAM); [s.sendto(b'z'*200,('10.67.0.2'," +
+                      std::to_string(port) + ")) or time.sleep(0.001) for _ in range(" +
+                      std::to_string(n) + ")]\""),
+              0);
+  }
+  // As bounce_veth_test: n datagrams read raw on vb; "got CSUMNOTREADY valid".
+  std::string SendAndRead(int n, int port) {
+    std::string ready = tmp_ + "/ready", out = tmp_ + "/reader.out";
+    b_.Exec("python3 " + kRawReader + " vb " + std::to_string(port) + " " + std::to_string(n) +
+            " " + ready + " > " + out + " 2>&1 &");
+    WaitFor([&] { return PathExists(ready); }, 5);
+    unlink(ready.c_str());
+    SendUdp(n, port);
+    std::string res = "timeout";
+    WaitFor(
+        [&] {
+          std::string s = ReadFile(out);
+          if (s.empty() || s.back() != '\n') return false;
+          res = s.substr(0, s.size() - 1);
+          return true;
+        },
+        8);
+    unlink(out.c_str());
+    return res;
+  }
+
+  Netns a_, b_;
+  std::string tmp_, cfg_, log_;
+  pid_t serve_ = -1, prom_ = -1;
+};
+
+TEST_F(Serve, PromtoolAcceptsTheScrapeAndItMatchesStats) {
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "attach", "va", "--both", "--action", "fill"}).rc, 0);
+  SendUdp(20, 7101);
+  StartServe({});
+  CmdResult r = Http("http://127.0.0.1:9786/metrics");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  std::ofstream(tmp_ + "/scrape.prom") << r.out;
+  CmdResult p = csumfix::testing::Run({"sh", "-c", "promtool check metrics < " + tmp_ + "/scrape.prom"});
+  EXPECT_EQ(p.rc, 0) << "promtool:\n" << p.out << p.err << "\nscrape:\n" << r.out;
+  // The same numbers as `csumfix stats -j` (nothing is sent meanwhile).
+  Scrape m = ParseExposition(r.out);
+  ASSERT_EQ(m.error, "");
+  CmdResult st = Csumfix({"-n", a_.name(), "stats", "va", "-j"});
+  ASSERT_EQ(st.rc, 0) << st.err;
+  json rows = json::parse(st.out);
+  ASSERT_EQ(rows.size(), 2u);
+  for (const auto& row : rows) {
+    Labels l = {{"iface", "va"}, {"hook", row["hook"].get<std::string>()}};
+    EXPECT_EQ(m.Get("csumfix_packets_total", l), row["packets"].get<double>()) << row.dump();
+    EXPECT_EQ(m.Get("csumfix_bytes_total", l), row["bytes"].get<double>());
+    EXPECT_EQ(m.Get("csumfix_filled_packets_total", l), row["filled"].get<double>());
+    for (const auto& [cls, v] : row["class"].items()) {
+      Labels lc = l;
+      lc["class"] = cls;
+      EXPECT_EQ(m.Get("csumfix_class_packets_total", lc), v.get<double>()) << cls;
+    }
+  }
+  EXPECT_EQ(m.Get("csumfix_filled_packets_total", {{"iface", "va"}, {"hook", "egress"}}), 20);
+  // Info metrics: one per hook, with the program id status reports.
+  json s = Status();
+  for (const auto& h : s[0]["hooks"]) {
+    Labels l = {{"iface", "va"},
+                {"hook", h["hook"].get<std::string>()},
+                {"mechanism", s[0]["mechanism"].get<std::string>()},
+                {"mode", h["mode"].get<std::string>()},
+                {"prog_id", std::to_string(h["prog_id"].get<uint32_t>())},
+                {"action", "fill"}};
+    EXPECT_EQ(m.Get("csumfix_attachment_info", l), 1) << r.out;
+    EXPECT_EQ(m.Get("csumfix_program_attached", {{"iface", "va"}, {"hook", l["hook"]}}), 1);
+  }
+  EXPECT_EQ(m.Get("csumfix_scrape_errors_total", {}), 0);
+  EXPECT_EQ(StopServe(SIGTERM), 0);
+  EXPECT_EQ(Status()[0]["hooks"].size(), 2u) << "attachments stay after serve exits";
+}
+
+TEST_F(Serve, RealPrometheusScrapesExactCounts) {
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "attach", "va", "--egress", "--action", "fill"}).rc, 0);
+  StartServe({});
+  // Prometheus in the same namespace, its own port, config and storage; a 1 s scrape interval.
+  const std::string dir = tmp_ + "/prom";
+  ASSERT_EQ(csumfix::testing::Run({"mkdir", "-p", dir + "/data"}).rc, 0);
+  std::ofstream(dir + "/prometheus.yml")
+      << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+         "scrape_configs:\n  - job_name: csumfix\n    static_configs:\n"
+         "      - targets: ['127.0.0.1:9786']\n";
+  prom_ = Spawn({"ip", "netns", "exec", a_.name(), "prometheus",
+                 "--config.file=" + dir + "/prometheus.yml", "--storage.tsdb.path=" + dir + "/data",
+                 "--web.listen-address=127.0.0.1:19090"},
+                {}, dir + "/prometheus.log");
+  ASSERT_TRUE(WaitFor([&] { return Http("http://127.0.0.1:19090/-/ready").rc == 0; }, 30))
+      << ReadFile(dir + "/prometheus.log");
+  auto query = [&](const std::string& q) -> std::optional<double> {
+    CmdResult r = csumfix::testing::Run({"ip", "netns", "exec", a_.name(), "python3", "-c",
+                       "import sys, urllib.request, urllib.parse; sys.stdout.write(urllib.request."
+                       "urlopen('http://127.0.0.1:19090/api/v1/query?query=' + "
+                       "urllib.parse.quote(sys.argv[1]), timeout=5).read().decode())",
+                       q});
+    if (r.rc != 0) return std::nullopt;
+    json j = json::parse(r.out);
+    if (j["status"] != "success" || j["data"]["result"].size() != 1) return std::nullopt;
+    return std::stod(j["data"]["result"][0]["value"][1].get<std::string>());
+  };
+  ASSERT_TRUE(WaitFor([&] { return query("up{job=\"csumfix\"}") == 1.0; }, 30))
+      << "Prometheus never scraped serve:\n" << ReadFile(dir + "/prometheus.log");
+
+  constexpr int kN = 37;
+  SendUdp(kN, 7102);
+  const std::string sel = "{job=\"csumfix\",iface=\"va\",hook=\"egress\"";
+  std::optional<double> filled, partial, bounced;
+  bool ok = WaitFor(
+      [&] {
+        filled = query("csumfix_filled_packets_total" + sel + "}");
+        partial = query("csumfix_class_packets_total" + sel + ",class=\"partial\"}");
+        bounced = query("csumfix_bounced_packets_total" + sel + "}");
+        return filled == kN && partial == kN && bounced == kN;
+      },
+      30);
+  EXPECT_TRUE(ok) << "filled " << filled.value_or(-1) << " partial " << partial.value_or(-1)
+                  << " bounced " << bounced.value_or(-1) << ", want " << kN;
+  EXPECT_EQ(query("csumfix_program_attached" + sel + "}"), 1.0);
+  EXPECT_EQ(query("csumfix_scrape_errors_total{job=\"csumfix\"}"), 0.0);
+  kill(prom_, SIGTERM);
+  waitpid(prom_, nullptr, 0);
+  prom_ = -1;
+}
+
+TEST_F(Serve, KilledWhileTrafficFlowsKeepsFixingAndIsAdoptedOnRestart) {
+  WriteConfig("[[interface]]\nname = \"va\"\nhooks = [\"egress\"]\naction = \"fill\"\n");
+  StartServe({"--config", cfg_});
+  json before = Status();
+  ASSERT_EQ(before.size(), 1u);
+  const uint32_t prog = before[0]["hooks"][0]["prog_id"];
+  // A packet loop in A for several seconds; serve dies in the middle of it.
+  ASSERT_EQ(a_.Exec("python3 -c \"import socket,time; s=socket.socket(socket.AF_INET,"
+                    "socket.SOCK_DGRAM); t=time.time()\nwhile time.time()-t<6: "
+                    "s.sendto(b'q'*100,('10.67.0.2',7199)); time.sleep(0.002)\" "
+                    ">/dev/null 2>&1 &"),
+            0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(StopServe(SIGKILL), 128 + SIGKILL);
+  auto filled = [&] {
+    CmdResult r = Csumfix({"-n", a_.name(), "stats", "va", "-j"});
+    EXPECT_EQ(r.rc, 0) << r.err;
+    return json::parse(r.out)[0]["filled"].get<uint64_t>();
+  };
+  const uint64_t f0 = filled();
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  const uint64_t f1 = filled();
+  EXPECT_GT(f0, 0u);
+  EXPECT_GT(f1, f0) << "the fix must keep working without the daemon";
+  EXPECT_EQ(SendAndRead(30, 7103), "30 0 30") << "got, CSUMNOTREADY, valid";
+
+  // A new serve adopts: same program, one csumfix program on the hook, metrics export it.
+  StartServe({"--config", cfg_});
+  EXPECT_NE(ReadFile(log_).find("adopted va"), std::string::npos) << ReadFile(log_);
+  json after = Status();
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0]["hooks"][0]["prog_id"], prog) << "re-attached instead of adopted";
+  std::string net = a_.Capture("bpftool net show dev va");
+  size_t n = 0;
+  for (size_t pos = 0; (pos = net.find("csf_tc_egress", pos)) != std::string::npos; ++pos) ++n;
+  EXPECT_EQ(n, 1u) << net;
+  Scrape m = Metrics();
+  EXPECT_EQ(m.Get("csumfix_program_attached", {{"iface", "va"}, {"hook", "egress"}}), 1);
+  EXPECT_EQ(m.All("csumfix_attachment_info", {{"iface", "va"}}).size(), 1u);
+  EXPECT_EQ(m.All("csumfix_attachment_info", {{"prog_id", std::to_string(prog)}}).size(), 1u);
+  EXPECT_GE(m.Get("csumfix_filled_packets_total", {{"iface", "va"}, {"hook", "egress"}})
+                .value_or(0),
+            static_cast<double>(f1 + 30));
+  EXPECT_EQ(StopServe(SIGINT), 0);
+}
+
+TEST_F(Serve, ConfigAppliedReloadedAndInvalidFilesChangeNothing) {
+  // d0 (a veth) is attached by the CLI and not in the file: serve must leave it alone.
+  ASSERT_EQ(a_.Ip("link add d0 type veth peer name d1"), 0);
+  ASSERT_EQ(a_.Ip("link set d0 up"), 0);
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "attach", "d0", "--action", "observe"}).rc, 0);
+  WriteConfig(R"([[interface]]
+name = "va"
+hooks = ["ingress"]
+action = "verify"
+
+[[rule]]
+proto = "udp"
+dport = 67
+action = "fill"
+)");
+  CmdResult chk = Csumfix({"-n", a_.name(), "serve", "--config", cfg_, "--check-config"});
+  EXPECT_EQ(chk.rc, 0) << chk.err;
+  EXPECT_EQ(chk.out, cfg_ + ": ok: 1 interfaces, 1 policy rules\n");
+  EXPECT_EQ(Status().size(), 1u) << "--check-config applies nothing";
+  StartServe({"--config", cfg_});
+  json s = Status();
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[1]["ifname"], "va");
+  ASSERT_EQ(s[1]["hooks"].size(), 1u);
+  EXPECT_EQ(s[1]["hooks"][0]["hook"], "ingress");
+  EXPECT_EQ(s[1]["hooks"][0]["action"], "verify");
+  json rules = Rules();
+  ASSERT_EQ(rules.size(), 1u);
+  EXPECT_EQ(rules[0]["action"], "fill");
+
+  // SIGHUP with a changed file: another hook (re-attach), another action, other rules.
+  WriteConfig(R"([[interface]]
+name = "va"
+hooks = ["ingress", "egress"]
+action = "fill"
+
+[[rule]]
+proto = "udp"
+dport = 68
+action = "verify"
+priority = 5
+
+[[zone]]
+prefixes = ["10.9.0.0/16"]
+)");
+  kill(serve_, SIGHUP);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto st = TryStatus();
+        return st && st->size() == 2 && (*st)[1]["hooks"].size() == 2;
+      },
+      15)) << ReadFile(log_);
+  s = Status();
+  for (const auto& h : s[1]["hooks"]) EXPECT_EQ(h["action"], "fill") << s.dump();
+  rules = Rules();
+  ASSERT_EQ(rules.size(), 3u) << rules.dump();  // the rule + zone: 1 pass, 1 fill
+  EXPECT_EQ(rules[0]["action"], "verify");
+  EXPECT_EQ(rules[0]["priority"], 5);
+  EXPECT_EQ(s[0]["ifname"], "d0");
+  EXPECT_EQ(s[0]["hooks"][0]["action"], "observe") << "not serve's: untouched";
+  Scrape m = Metrics();
+  EXPECT_EQ(m.Get("csumfix_config_reloads_total", {{"result", "success"}}), 2);
+  EXPECT_EQ(m.Get("csumfix_config_last_reload_successful", {}), 1);
+
+  // Invalid files: --check-config and SIGHUP both refuse them with FILE:LINE:COL; nothing moves.
+  const json status_before = Status(), rules_before = Rules();
+  struct Bad {
+    const char* what;
+    std::string text;
+    std::string where;  // expected "FILE:LINE:COL: ..." start of the message
+  };
+  const std::vector<Bad> bad = {
+      {"syntax", "[[interface]]\nname = \"va\"\nhooks = [\"egress\"\n[[rule]]\n",
+       cfg_ + ":4:1: TOML syntax"},
+      {"unknown key", "[[interface]]\nname = \"va\"\nhook = [\"egress\"]\n",
+       cfg_ + ":3:1: unknown key \"hook\""},
+      {"bad action", "[[interface]]\nname = \"va\"\n\n[[rule]]\naction = \"fixit\"\n",
+       cfg_ + ":5:10: [[rule]] #1: action fixit"},
+      {"bad prefix", "[[rule]]\naction = \"fill\"\ndst = \"10.1.2.0/40\"\n",
+       cfg_ + ":3:7: [[rule]] #1: dst 10.1.2.0/40: prefix length must be 1-32"},
+      {"unknown interface", "[[interface]]\nname = \"va\"\n\n[[interface]]\nname = \"vz9\"\n",
+       cfg_ + ":5:8: unknown interface vz9"},
+  };
+  int failures = 0;
+  for (const Bad& b : bad) {
+    WriteConfig(b.text);
+    CmdResult c = Csumfix({"-n", a_.name(), "serve", "--config", cfg_, "--check-config"});
+    EXPECT_EQ(c.rc, 1) << b.what;
+    EXPECT_EQ(c.err.rfind("csumfix: " + b.where, 0), 0u) << b.what << ": " << c.err;
+    kill(serve_, SIGHUP);
+    ++failures;
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          return Metrics().Get("csumfix_config_reloads_total", {{"result", "failure"}}) ==
+                 failures;
+        },
+        15))
+        << b.what << "\n" << ReadFile(log_);
+    EXPECT_NE(ReadFile(log_).find("reload failed, running state unchanged: " + b.where),
+              std::string::npos)
+        << b.what << "\n" << ReadFile(log_);
+    EXPECT_EQ(Status(), status_before) << b.what;
+    EXPECT_EQ(Rules(), rules_before) << b.what;
+  }
+  m = Metrics();
+  EXPECT_EQ(m.Get("csumfix_config_last_reload_successful", {}), 0);
+  EXPECT_EQ(m.Get("csumfix_config_reloads_total", {{"result", "success"}}), 2);
+
+  // A file without va: serve detaches what it attached, keeps d0, drops the rules.
+  WriteConfig("# nothing\n");
+  kill(serve_, SIGHUP);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto st = TryStatus();
+        return st && st->size() == 1;
+      },
+      15))
+      << ReadFile(log_);
+  EXPECT_EQ(Status()[0]["ifname"], "d0");
+  EXPECT_EQ(Rules().size(), 0u);
+  EXPECT_EQ(StopServe(SIGTERM), 0);
+  EXPECT_EQ(Status().size(), 1u) << "d0 stays after serve exits";
+}
+
+TEST_F(Serve, InterfaceDeletedWhileServeRunsLosesItsState) {
+  // Bounce mechanism on both hooks: pins, counters and two csumfix-owned veth pairs.
+  WriteConfig("[[interface]]\nname = \"va\"\nhooks = [\"ingress\", \"egress\"]\n"
+              "mechanism = \"bounce\"\n");
+  StartServe({"--config", cfg_});
+  SendUdp(5, 7104);
+  ASSERT_TRUE(PathExists("/sys/fs/bpf/csumfix/v1/va"));
+  ASSERT_NE(a_.Capture("ip -o link show").find("csf"), std::string::npos);
+  EXPECT_EQ(Metrics().All("csumfix_packets_total", {{"iface", "va"}}).size(), 2u);
+  ASSERT_EQ(a_.Ip("link del va"), 0);
+  EXPECT_TRUE(WaitFor([] { return !PathExists("/sys/fs/bpf/csumfix/v1/va"); }, 10))
+      << ReadFile(log_);
+  EXPECT_FALSE(PathExists("/sys/fs/bpf/csumfix/v1")) << "nothing else was attached";
+  EXPECT_EQ(a_.Capture("ip -o link show").find("csf"), std::string::npos)
+      << "bounce veths left behind";
+  EXPECT_NE(ReadFile(log_).find("interface va (ifindex"), std::string::npos) << ReadFile(log_);
+  Scrape m = Metrics();
+  EXPECT_TRUE(m.All("csumfix_packets_total", {{"iface", "va"}}).empty());
+  EXPECT_TRUE(m.All("csumfix_attachment_info", {}).empty());
+  EXPECT_EQ(m.Get("csumfix_scrape_errors_total", {}), 0);
+  EXPECT_EQ(StopServe(SIGTERM), 0);
+}
+
+}  // namespace
+}  // namespace csumfix::testing
