@@ -194,7 +194,10 @@ for n in "${names[@]}"; do
   nonce=$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
   env_args="CSUMFIX_DIFF_CASES=${CSUMFIX_DIFF_CASES:-5000}"
   [[ -n ${CSUMFIX_DIFF_SEED:-} ]] && env_args+=" CSUMFIX_DIFF_SEED=$CSUMFIX_DIFF_SEED"
-  cmd="env $env_args $top/vmtests/guest.sh $out ${expect[$n]} $build ${skips[$n]} $nonce"
+  # The guest runs its own copy: bash reads a script as it goes, so an edit of vmtests/guest.sh
+  # during a run would change what the guest executes midway.
+  cp "$top/vmtests/guest.sh" "$out/guest.sh"
+  cmd="env $env_args bash $out/guest.sh $out ${expect[$n]} $build ${skips[$n]} $nonce"
   echo "run.sh: $n: booting $kimg (expect ${expect[$n]}); console in $out/console.log"
   t0=$SECONDS
   set +e
@@ -235,7 +238,7 @@ for n in "${names[@]}"; do
 done
 
 {
-  echo "# vmtests/run.sh $stamp, build $build ($(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo ?))"
+  echo "# vmtests/run.sh $stamp; binaries from $build; $top at $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo ?)"
   printf '%-10s %-9s %-10s %-6s %s\n' kernel expect probe result seconds
   for n in "${names[@]}"; do
     got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["mechanism"])' \
