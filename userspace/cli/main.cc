@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/caps.h"
 #include "base/status.h"
 #include "bpf/loader.h"
 #include "cli/cmd_diagnose.h"
@@ -72,8 +73,11 @@ int Main(int argc, char** argv) {
   bool as_json = false;
   int& rc = g.rc;
   app.parse_complete_callback([&] {
-    if (netns.empty()) return;
-    if (auto s = EnterNetns(netns); !s.ok()) throw CLI::RuntimeError(Fail(s));
+    if (!netns.empty() || app.count("--netns") > 0)  // -n "" is an error, not "no namespace"
+      if (auto s = EnterNetns(netns); !s.ok()) throw CLI::RuntimeError(Fail(s));
+    // Least privilege (SECURITY.md): keep only what this command needs, for good.
+    const std::string cmd = app.get_subcommands().empty() ? "" : app.get_subcommands()[0]->get_name();
+    if (auto s = base::ApplyPlan(cmd, base::PlanFor(cmd, bpffs)); !s.ok()) throw CLI::RuntimeError(Fail(s));
   });
 
   // attach

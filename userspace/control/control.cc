@@ -78,9 +78,16 @@ absl::Status EnsureBpffs(const std::string& path) {
   return absl::OkStatus();
 }
 
+// Every pin directory is root's alone (SECURITY.md): 0700, also one made earlier with a wider mode.
 absl::Status MakeDir(const std::string& path) {
-  if (mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) return absl::OkStatus();
-  return ErrnoStatus(errno, "create " + path);
+  if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoStatus(errno, "create " + path);
+  struct stat st {};
+  // ENOENT: a concurrent last detach removed it; the caller's open() retries (DirLock).
+  if (stat(path.c_str(), &st) != 0)
+    return errno == ENOENT ? absl::OkStatus() : ErrnoStatus(errno, "stat " + path);
+  if ((st.st_mode & 07777) != 0700 && chmod(path.c_str(), 0700) != 0 && errno != ENOENT)
+    return ErrnoStatus(errno, "chmod 0700 " + path);
+  return absl::OkStatus();
 }
 
 // Exclusive flock on <bpffs>/csumfix for the life of the object.

@@ -1,0 +1,236 @@
+// Least privilege (SECURITY.md): csumfix works with exactly CAP_BPF + CAP_NET_ADMIN +
+// CAP_PERFMON, fails with a clear error without CAP_BPF, drops every other capability for good
+// after start (also across execve), and keeps its pin directories at mode 0700.
+#include <linux/capability.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "base/caps.h"
+#include "gtest/gtest.h"
+#include "netns/lab.h"
+#include "nlohmann/json.hpp"
+
+namespace csumfix::testing {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr uint64_t Bit(int cap) { return uint64_t{1} << cap; }
+constexpr uint64_t kThree = Bit(CAP_BPF) | Bit(CAP_NET_ADMIN) | Bit(CAP_PERFMON);
+
+// The hex capability masks of /proc/self/status ("CapEff", ...) and NoNewPrivs.
+uint64_t StatusField(const std::string& text, const std::string& field) {
+  const size_t at = text.find("\n" + field + ":");
+  if (at == std::string::npos) return ~uint64_t{0};
+  return std::stoull(text.substr(at + field.size() + 2), nullptr, 16);
+}
+uint64_t NoNewPrivs(const std::string& text) {
+  const size_t at = text.find("\nNoNewPrivs:");
+  return at == std::string::npos ? 99 : std::stoull(text.substr(at + 12));
+}
+
+// In a child: apply the plan for `command`, then report /proc/self/status from the child itself
+// and from a program it executes (`cat`, a root execve that would regain everything without the
+// bounding-set drop and no_new_privs).
+struct ChildCaps {
+  std::string self, after_exec, error;
+};
+ChildCaps DropInChild(const std::string& command) {
+  int p[2];
+  EXPECT_EQ(pipe(p), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(p[0]);
+    dup2(p[1], 1);
+    auto s = base::ApplyPlan(command, base::PlanFor(command, "/sys/fs/bpf"));
+    if (!s.ok()) {
+      std::printf("ERROR %s\n", std::string(s.message()).c_str());
+      std::fflush(stdout);
+      _exit(1);
+    }
+    std::ifstream f("/proc/self/status");
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::printf("%s\f", text.c_str());
+    std::fflush(stdout);
+    execlp("cat", "cat", "/proc/self/status", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(p[1]);
+  std::string all;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(p[0], buf, sizeof buf)) > 0) all.append(buf, n);
+  close(p[0]);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  ChildCaps c;
+  if (all.rfind("ERROR ", 0) == 0) {
+    c.error = all;
+    return c;
+  }
+  const size_t ff = all.find('\f');
+  c.self = "\n" + all.substr(0, ff);
+  if (ff != std::string::npos) c.after_exec = "\n" + all.substr(ff + 1);
+  return c;
+}
+
+TEST(Caps, StatusKeepsExactlyBpfNetAdminPerfmonForGood) {
+  ASSERT_EQ(geteuid(), 0) << "run as root (scripts/test.sh)";
+  ASSERT_TRUE(PathExists("/sys/fs/bpf")) << "bpffs expected at /sys/fs/bpf";
+  const ChildCaps c = DropInChild("status");
+  ASSERT_EQ(c.error, "");
+  for (const char* f : {"CapEff", "CapPrm", "CapBnd"}) {
+    EXPECT_EQ(StatusField(c.self, f), kThree) << f << "\n" << c.self;
+    EXPECT_EQ(StatusField(c.after_exec, f), kThree) << f << " after execve\n" << c.after_exec;
+  }
+  EXPECT_EQ(StatusField(c.self, "CapInh"), 0u);
+  EXPECT_EQ(StatusField(c.self, "CapAmb"), 0u);
+  EXPECT_EQ(NoNewPrivs(c.self), 1u);
+}
+
+TEST(Caps, DiagnoseKeepsNothingProbeKeepsNamespaceAndModprobe) {
+  ASSERT_EQ(geteuid(), 0) << "run as root (scripts/test.sh)";
+  const ChildCaps d = DropInChild("diagnose");
+  ASSERT_EQ(d.error, "");
+  EXPECT_EQ(StatusField(d.self, "CapEff"), 0u) << d.self;
+  EXPECT_EQ(StatusField(d.after_exec, "CapEff"), 0u) << d.after_exec;
+  const ChildCaps p = DropInChild("probe");
+  ASSERT_EQ(p.error, "");
+  EXPECT_EQ(StatusField(p.self, "CapEff"), kThree | Bit(CAP_SYS_ADMIN) | Bit(CAP_SYS_MODULE))
+      << p.self;
+}
+
+// csumfix itself under setpriv with only the three capabilities (bounding set: a root execve
+// gets no more), inside a namespace entered with nsenter (`-n` needs CAP_SYS_ADMIN for setns).
+class CapsCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(geteuid(), 0) << "netns tests need root: run scripts/test.sh as root";
+    ASSERT_TRUE(ns_.Create()) << "cannot create a network namespace";
+    ASSERT_EQ(ns_.Ip("link add ca type veth peer name cb"), 0);
+    ASSERT_EQ(ns_.Ip("link set ca up"), 0);
+    ASSERT_EQ(ns_.Ip("link set cb up"), 0);
+    // attach --mechanism auto reads this boot's probe result; probing itself needs more
+    // (CAP_SYS_ADMIN, CAP_SYS_MODULE), so it is cached first with full privileges.
+    CmdResult p = Csumfix({"probe"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+  }
+  void TearDown() override {
+    Csumfix({"-n", ns_.name(), "detach", "--all"});
+    ns_.Destroy();
+    EXPECT_FALSE(PathExists("/sys/fs/bpf/csumfix/v1")) << "pins left behind";
+  }
+  CmdResult Limited(const std::string& caps, const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"nsenter", "--net=/run/netns/" + ns_.name(), "setpriv",
+                                     "--bounding-set", "-all," + caps, "--inh-caps", "-all",
+                                     CsumfixPath()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return testing::Run(argv);
+  }
+  Netns ns_;
+};
+
+TEST_F(CapsCli, AttachStatusStatsDetachWithOnlyThreeCaps) {
+  const std::string three = "+bpf,+net_admin,+perfmon";
+  CmdResult a = Limited(three, {"attach", "ca", "--both", "--action", "fill"});
+  ASSERT_EQ(a.rc, 0) << a.err;
+  CmdResult s = Limited(three, {"status", "-j"});
+  ASSERT_EQ(s.rc, 0) << s.err;
+  json st = json::parse(s.out);
+  ASSERT_EQ(st.size(), 1u) << s.out;
+  EXPECT_EQ(st[0]["ifname"], "ca");
+  for (const auto& h : st[0]["hooks"]) EXPECT_TRUE(h["attached"].get<bool>()) << h.dump();
+  // Traffic through the attached hooks, then counters read with the three capabilities.
+  ASSERT_EQ(ns_.Ip("addr add 10.78.0.1/24 dev ca"), 0);
+  ASSERT_EQ(ns_.Ip("neigh add 10.78.0.2 lladdr 02:00:00:00:00:02 dev ca"), 0);
+  ASSERT_EQ(ns_.Exec("python3 -c \"import socket; s=socket.socket(socket.AF_INET, "
+                     "socket.SOCK_DGRAM); [s.sendto(b'x'*100, ('10.78.0.2', 9)) for _ in "
+                     "range(5)]\""),
+            0);
+  CmdResult t = Limited(three, {"stats", "ca", "-j"});
+  ASSERT_EQ(t.rc, 0) << t.err;
+  uint64_t egress = 0;
+  for (const auto& r : json::parse(t.out))
+    if (r["hook"] == "egress") egress = r["packets"].get<uint64_t>();
+  EXPECT_GE(egress, 5u) << t.out;
+
+  // Pin directories: root's alone.
+  for (const char* d : {"/sys/fs/bpf/csumfix", "/sys/fs/bpf/csumfix/v1",
+                        "/sys/fs/bpf/csumfix/v1/maps", "/sys/fs/bpf/csumfix/v1/ca"}) {
+    struct stat sb {};
+    ASSERT_EQ(stat(d, &sb), 0) << d;
+    EXPECT_EQ(sb.st_mode & 07777, 0700u) << d;
+  }
+
+  CmdResult d = Limited(three, {"detach", "ca"});
+  ASSERT_EQ(d.rc, 0) << d.err;
+  EXPECT_FALSE(PathExists("/sys/fs/bpf/csumfix/v1/ca")) << "pins left behind";
+}
+
+TEST_F(CapsCli, WithoutCapBpfFailsClearly) {
+  for (const char* cmd : {"attach", "status", "stats", "detach"}) {
+    std::vector<std::string> args = {cmd};
+    if (std::string(cmd) == "attach" || std::string(cmd) == "detach") args.push_back("ca");
+    CmdResult r = Limited("+net_admin,+perfmon", args);
+    EXPECT_EQ(r.rc, 1) << cmd << ": " << r.err;
+    EXPECT_NE(r.err.find("needs cap_bpf"), std::string::npos) << cmd << ": " << r.err;
+    EXPECT_NE(r.err.find("setpriv"), std::string::npos) << cmd << ": " << r.err;
+  }
+  EXPECT_FALSE(PathExists("/sys/fs/bpf/csumfix/v1/ca"));
+}
+
+TEST_F(CapsCli, PinDirModeRepairedTo0700) {
+  // A pin directory made earlier with a wider mode is narrowed on the next attach.
+  ASSERT_FALSE(PathExists("/sys/fs/bpf/csumfix/v1")) << "another attachment exists";
+  mkdir("/sys/fs/bpf/csumfix", 0755);
+  ASSERT_EQ(chmod("/sys/fs/bpf/csumfix", 0755), 0);
+  CmdResult a = Csumfix({"-n", ns_.name(), "attach", "ca", "--action", "observe"});
+  ASSERT_EQ(a.rc, 0) << a.err;
+  struct stat sb {};
+  ASSERT_EQ(stat("/sys/fs/bpf/csumfix", &sb), 0);
+  EXPECT_EQ(sb.st_mode & 07777, 0700u);
+}
+
+// No shell-outs (SECURITY.md): nothing in userspace/ runs a shell or builds a command line from
+// strings. The one program csumfix executes is `modprobe -q act_csum` (control/probe.cc), with a
+// fixed argv and no shell; anything new here must be argv-only and added to this list.
+TEST(NoShellOuts, UserspaceExecutesOnlyFixedArgv) {
+  const std::regex call(R"(\b(system|popen|execl|execlp|execle|execv|execvp|execvpe|execve|posix_spawnp?|wordexp)\s*\()");
+  const std::regex shell(R"("(/bin/)?(ba)?sh"|"-c")");
+  std::vector<std::string> found;
+  int files = 0;
+  for (const auto& e :
+       std::filesystem::recursive_directory_iterator(std::string(CSUMFIX_SOURCE_DIR) + "/userspace")) {
+    const std::string path = e.path().string();
+    if (!e.is_regular_file() || !(path.ends_with(".cc") || path.ends_with(".h"))) continue;
+    ++files;
+    std::ifstream f(path);
+    std::string line;
+    for (int n = 1; std::getline(f, line); ++n) {
+      const std::string code = line.substr(0, line.find("//"));
+      if (std::regex_search(code, call) || std::regex_search(code, shell))
+        found.push_back(path.substr(std::string(CSUMFIX_SOURCE_DIR).size() + 1) + ":" +
+                        std::to_string(n) + ": " + line);
+    }
+  }
+  EXPECT_GT(files, 10) << "userspace/ sources not found under " << CSUMFIX_SOURCE_DIR;
+  ASSERT_EQ(found.size(), 1u) << "exec/shell calls in userspace/:\n" << [&] {
+    std::string all;
+    for (const auto& l : found) all += l + "\n";
+    return all;
+  }();
+  EXPECT_NE(found[0].find("userspace/control/probe.cc"), std::string::npos) << found[0];
+  EXPECT_NE(found[0].find(R"(execlp("modprobe", "modprobe", "-q", "act_csum")"), std::string::npos)
+      << found[0];
+}
+
+}  // namespace
+}  // namespace csumfix::testing
