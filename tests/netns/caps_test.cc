@@ -2,12 +2,15 @@
 // CAP_PERFMON, fails with a clear error without CAP_BPF, drops every other capability for good
 // after start (also across execve), and keeps its pin directories at mode 0700.
 #include <linux/capability.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <thread>
 #include <fstream>
 #include <regex>
 #include <string>
@@ -197,6 +200,45 @@ TEST_F(CapsCli, PinDirModeRepairedTo0700) {
   struct stat sb {};
   ASSERT_EQ(stat("/sys/fs/bpf/csumfix", &sb), 0);
   EXPECT_EQ(sb.st_mode & 07777, 0700u);
+}
+
+// Metrics on loopback by default (SECURITY.md): `csumfix serve` without --metrics-listen answers
+// on 127.0.0.1:9786 and not on the interface's address, and runs with exactly the three
+// capabilities.
+TEST_F(CapsCli, ServeListensOnlyOnLoopbackWithThreeCaps) {
+  ASSERT_EQ(ns_.Ip("addr add 10.79.0.1/24 dev ca"), 0);
+  const std::string bin = CsumfixPath(), ns = ns_.name();
+  pid_t pid = fork();
+  if (pid == 0) {
+    FILE* null = std::freopen("/dev/null", "w", stdout);
+    (void)null;
+    execl(bin.c_str(), bin.c_str(), "-n", ns.c_str(), "serve", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ASSERT_GT(pid, 0);
+  const std::string connect =
+      "python3 -c \"import socket,sys; socket.create_connection((sys.argv[1], 9786), 2)\" ";
+  bool up = false;
+  for (int i = 0; i < 100 && !up; ++i) {
+    up = ns_.Exec(connect + "127.0.0.1 2>/dev/null") == 0;
+    if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  const std::string st = "\n" + std::string((std::istreambuf_iterator<char>(f)),
+                                             std::istreambuf_iterator<char>());
+  const std::string listening = ns_.Capture("ss -ltnH");
+  const int other = ns_.Exec(connect + "10.79.0.1 2>/dev/null");
+  kill(pid, SIGTERM);
+  int ws = 0;
+  waitpid(pid, &ws, 0);
+  ASSERT_TRUE(up) << "serve did not answer on 127.0.0.1:9786";
+  EXPECT_NE(listening.find("127.0.0.1:9786"), std::string::npos) << listening;
+  EXPECT_EQ(listening.find("0.0.0.0:9786"), std::string::npos) << listening;
+  EXPECT_EQ(listening.find("*:9786"), std::string::npos) << listening;
+  EXPECT_NE(other, 0) << "serve answered on 10.79.0.1:9786";
+  EXPECT_EQ(StatusField(st, "CapEff"), kThree) << st;
+  EXPECT_EQ(StatusField(st, "CapBnd"), kThree) << st;
+  EXPECT_EQ(NoNewPrivs(st), 1u);
 }
 
 // No shell-outs (SECURITY.md): nothing in userspace/ runs a shell or builds a command line from
