@@ -187,6 +187,28 @@ void CheckPrimitives(std::span<const uint8_t> data) {
   const uint16_t whole = OnesSum16(data);
   const uint16_t split = OnesSum16(data.subspan(half), OnesSum16(data.first(half)));
   FUZZ_CHECK(whole == split || (whole ^ split) == 0xffff, "OnesSum16 not associative");
+  // CRC32c (slicing tables) against a bit-at-a-time CRC32c (Castagnoli, reflected).
+  uint32_t crc = 0xffffffffu;
+  for (uint8_t b : data) {
+    crc ^= b;
+    for (int k = 0; k < 8; ++k) crc = (crc & 1) ? (crc >> 1) ^ 0x82f63b78u : crc >> 1;
+  }
+  FUZZ_CHECK(Crc32c(data) == ~crc, "Crc32c disagrees with the bitwise CRC32c");
+}
+
+// Inspect (what `csumfix diagnose` shows for a captured frame) agrees with the classifier.
+void CheckInspect(std::span<const uint8_t> frame, const Parsed& parsed) {
+  const uint32_t action = CSF_ACT_VERIFY;
+  const Meta meta;
+  const Result r;
+  const Inspection in = Inspect(frame);
+  FUZZ_CHECK(in.cls == Classify(frame, CSF_ACT_VERIFY, Meta{}), "Inspect class != Classify");
+  FUZZ_CHECK(in.has_field == (parsed.cls == CSF_CLASS_NONE), "Inspect has_field");
+  if (!in.has_field) return;
+  FUZZ_CHECK(in.correct == CorrectField(frame, parsed), "Inspect correct != CorrectField");
+  // A field holding the correct value verifies (UDP/UDP-Lite 0 is zero/bad before validity).
+  if (in.found == in.correct && in.found != 0)
+    FUZZ_CHECK(in.cls == CSF_CLASS_VALID, "the correct value in the field is not valid");
 }
 
 }  // namespace
@@ -209,5 +231,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint32_t verify_cls = Classify(frame, CSF_ACT_VERIFY, meta);
   for (uint32_t action = 0; action <= kUnknownAction; ++action)
     CheckAction(action, frame, meta, verify_cls, parsed);
+  CheckInspect(frame, parsed);
   return 0;
 }
