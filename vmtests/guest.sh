@@ -59,7 +59,7 @@ modules() {
   # creates the nodes of modules.devname and opening one loads the module. virtme-init runs no
   # such service (without it the TAP lab failed: "open /dev/net/tun: No such file or directory").
   kmod static-nodes --format=tmpfiles --output=/run/csf-static-nodes.conf || return 1
-  systemd-tmpfiles --create /run/csf-static-nodes.conf || return 1
+  systemd-tmpfiles --create --boot /run/csf-static-nodes.conf || return 1   # lines are "c!": boot-only
   ls -l /dev/net/tun || return 1
   ls -l /lib/modules/
   [[ -f $d/modules.dep ]] || { echo "no $d/modules.dep: the kernel's modules are not visible"; return 1; }
