@@ -4,8 +4,14 @@
 #include <bpf/bpf_helpers.h>
 #include "lib/policy.h"
 
+#define TC_ACT_UNSPEC (-1)
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
+
+/* Packets csumfix lets go get TC_ACT_UNSPEC ("no verdict": TCX_NEXT for tcx links, the next
+ * filter for clsact + cls_bpf), never TC_ACT_OK: other users' programs and classic filters after
+ * csumfix keep seeing the traffic, and the act_csum selector (below) can follow. With no one
+ * after it, TC_ACT_UNSPEC lets the packet continue, as TC_ACT_OK would. */
 
 static __always_inline int csf_tc(struct __sk_buff *skb, __u32 hook)
 {
@@ -16,7 +22,7 @@ static __always_inline int csf_tc(struct __sk_buff *skb, __u32 hook)
 		struct csf_counters *c = csf_counters_get(&key);
 		if (c)
 			c->c[CSF_CTR_BOUNCE_RETURNED]++;
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	}
 	struct csf_meta m = {
 		.is_partial = csf_skb_is_partial(skb),
@@ -30,7 +36,7 @@ static __always_inline int csf_tc(struct __sk_buff *skb, __u32 hook)
 		return TC_ACT_SHOT;
 	if (o.bounce)
 		return bpf_redirect(target, 0);
-	return TC_ACT_OK;
+	return TC_ACT_UNSPEC;
 }
 
 /* tcx section names set the expected attach type tcx links need (6.6+); older kernels ignore
@@ -81,10 +87,53 @@ int csf_bounce_return(struct __sk_buff *skb)
 			c->c[CSF_CTR_FILL_ERROR]++;
 		return TC_ACT_SHOT;
 	}
+#pragma unroll
 	for (int i = 0; i <= CSF_BOUNCE_CSUM_LEVEL; i++)
 		bpf_csum_level(skb, BPF_CSUM_LEVEL_INC);
 	return bpf_redirect(ret->target_ifindex,
 			    ret->hook == CSF_HOOK_TC_INGRESS ? BPF_F_INGRESS : 0);
+}
+
+/* act_csum mechanism: the selector of a classic (not direct-action) cls_bpf filter whose action
+ * is `csum tcp udp udplite sctp` with control "continue", right after csumfix's own program (tcx,
+ * or clsact at the next priority). act_csum recomputes whatever reaches it (net/sched/act_csum.c),
+ * so the selector matches only what csumfix decided to fill: a kernel-PARTIAL, non-GSO packet
+ * whose effective action (interface default or policy rule) is fill or zero-udp4 on an interface
+ * using this mechanism. Returns -1 (match, the filter's classid) or 0 (no match). */
+static __always_inline int csf_act_select(struct __sk_buff *skb, __u32 hook)
+{
+	if (!csf_skb_is_partial(skb) || skb->gso_size || csf_skb_bounced(skb))
+		return 0;
+	struct csf_if_key key = { .ifindex = skb->ifindex, .hook = hook };
+	struct csf_ifcfg *cfg = bpf_map_lookup_elem(&csf_ifcfg, &key);
+	if (!cfg || cfg->mechanism != CSF_MECH_ACT_CSUM)
+		return 0;
+	__u32 action = cfg->action;
+	struct csf_pkt p = {};
+	__u32 parsed = CSF_NOT_PARSED;
+	csf_policy(skb, false, key.ifindex, hook, &action, &p, &parsed);
+	if (action != CSF_ACT_FILL && action != CSF_ACT_ZERO_UDP4)
+		return 0;
+	if (parsed == CSF_NOT_PARSED)
+		parsed = csf_parse(skb, false, &p);
+	if (parsed)
+		return 0;
+	struct csf_counters *c = csf_counters_get(&key);
+	if (c)
+		c->c[CSF_CTR_ACT_SELECTED]++;
+	return -1;
+}
+
+SEC("tc")
+int csf_act_select_ingress(struct __sk_buff *skb)
+{
+	return csf_act_select(skb, CSF_HOOK_TC_INGRESS);
+}
+
+SEC("tc")
+int csf_act_select_egress(struct __sk_buff *skb)
+{
+	return csf_act_select(skb, CSF_HOOK_TC_EGRESS);
 }
 
 /* Feature probe (userspace/control/probe.cc): on lo egress in a throwaway namespace, trim one

@@ -18,6 +18,7 @@ export HOME=/tmp/csf-home LC_ALL=C
 mkdir -p "$HOME"
 cd /tmp || exit 1
 export CSUMFIX_BIN=$build/userspace/csumfix
+export CSUMFIX_EXPECT_MECHANISM=$expect  # tests/netns/mechanisms.cc: `auto` must pick it
 export CSUMFIX_DIFF_CASES=${CSUMFIX_DIFF_CASES:-5000}
 csumfix=$CSUMFIX_BIN
 

@@ -86,6 +86,8 @@ static __always_inline __u32 csf_parse_ip6(void *ctx, const bool xdp, struct csf
 	__u32 cur = off + sizeof(ip);
 	__u32 end = cur + plen;
 	__u8 nh = ip.nexthdr;
+	/* Fully unrolled: 6.1 verifiers reject a loop whose back-edge is a call's fall-through. */
+#pragma unroll
 	for (int i = 0; i <= CSF_MAX_IP6_EXT; i++) {
 		if (nh != 0 && nh != 60 && nh != 43 && nh != 44)
 			break;
@@ -190,6 +192,7 @@ static __always_inline __u32 csf_parse_inline(void *ctx, const bool xdp, struct 
 	if (p->len < 14 || csf_load(ctx, xdp, 12, &w, 2))
 		return CSF_CLASS_UNPARSABLE;
 	__u16 et = bpf_ntohs(w);
+#pragma unroll
 	for (int i = 0; i <= CSF_MAX_VLAN; i++) {
 		if (et != CSF_ETH_P_8021Q && et != CSF_ETH_P_8021AD)
 			break;

@@ -6,6 +6,8 @@
 #include "lib/ctx.h"
 #include "lib/parse.h"
 #include "lib/csum.h"
+#include "lib/skb.h"
+#include "lib/fill.h"
 #include <bpf/bpf_core_read.h>
 
 struct {
@@ -107,6 +109,7 @@ static long csf_pol_step(__u32 i, void *arg)
 		k.t.sport = p->sport;
 	if (m->flags & CSF_POL_F_DPORT)
 		k.t.dport = p->dport;
+#pragma unroll
 	for (int b = 0; b < 16; b++) {
 		k.t.src[b] = p->addr[b] & m->src_mask[b];
 		k.t.dst[b] = p->addr[16 + b] & m->dst_mask[b];
@@ -157,55 +160,6 @@ static __always_inline struct csf_counters *csf_counters_get(const struct csf_if
 	return bpf_map_lookup_elem(&csf_counters, key);
 }
 
-/* ---- CHECKSUM_PARTIAL from tc: kfunc where the kernel has it, probe-read otherwise ---- */
-extern void *bpf_cast_to_kern_ctx(void *) __ksym __weak;
-#ifndef CHECKSUM_PARTIAL
-#define CHECKSUM_PARTIAL 3
-#endif
-
-static __always_inline bool csf_skb_is_partial(struct __sk_buff *ctx)
-{
-	if (bpf_ksym_exists(bpf_cast_to_kern_ctx)) {
-		struct sk_buff *skb = bpf_cast_to_kern_ctx(ctx);
-		return BPF_CORE_READ_BITFIELD(skb, ip_summed) == CHECKSUM_PARTIAL;
-	}
-	struct sk_buff *skb = (struct sk_buff *)ctx;
-	return BPF_CORE_READ_BITFIELD_PROBED(skb, ip_summed) == CHECKSUM_PARTIAL;
-}
-
-/* CSF_BOUNCE_CSUM_LEVEL while CHECKSUM_UNNECESSARY marks a packet back from the bounce veth. */
-static __always_inline bool csf_skb_bounced(struct __sk_buff *ctx)
-{
-	return bpf_csum_level(ctx, BPF_CSUM_LEVEL_QUERY) == CSF_BOUNCE_CSUM_LEVEL;
-}
-
-/* csum_start of a PARTIAL skb as an offset into the packet data (tc: from the MAC header). */
-static __always_inline int csf_skb_csum_start_off(struct __sk_buff *ctx, __u32 *start, __u32 *off)
-{
-	struct sk_buff *skb;
-	__u16 cs, co;
-	unsigned char *head, *data;
-
-	if (bpf_ksym_exists(bpf_cast_to_kern_ctx)) {
-		skb = bpf_cast_to_kern_ctx(ctx);
-		cs = skb->csum_start;
-		co = skb->csum_offset;
-		head = skb->head;
-		data = skb->data;
-	} else {
-		skb = (struct sk_buff *)ctx;
-		cs = BPF_CORE_READ(skb, csum_start);
-		co = BPF_CORE_READ(skb, csum_offset);
-		head = BPF_CORE_READ(skb, head);
-		data = BPF_CORE_READ(skb, data);
-	}
-	if (cs < data - head)
-		return -1;
-	*start = cs - (data - head);
-	*off = co;
-	return 0;
-}
-
 struct csf_meta {
 	bool is_partial;
 	bool is_gso;
@@ -221,6 +175,7 @@ struct csf_outcome {
 	__u32 fill_error;
 	__u32 drop;
 	__u32 bounce; /* send out of the bounce veth */
+	__u32 act_csum; /* continue to the classic act_csum selector (tc: TC_ACT_UNSPEC) */
 };
 
 static __always_inline __u16 csf_read16(void *ctx, const bool xdp, __u32 off, int *err)
@@ -349,9 +304,28 @@ static __always_inline void csf_apply_pkt(void *ctx, const bool xdp, __u32 actio
 		/* The kernel will complete this packet itself unless its PARTIAL state goes too:
 		 * writing the bytes alone would be checksummed again. Only a mechanism may fill it;
 		 * zero-udp4 cannot be expressed by the core's completion, so it fills. */
+		if (xdp)
+			return; /* XDP never sees the kernel's state (is_partial is false there) */
 		if (m->mechanism == CSF_MECH_BOUNCE) {
 			o->bounce = 1;
 			o->filled = 1;
+		} else if (m->mechanism == CSF_MECH_ACT_CSUM) {
+			/* The classic cls_bpf selector behind us hands it to act_csum, which
+			 * recomputes it in software and sets CHECKSUM_NONE. */
+			o->act_csum = 1;
+			o->filled = 1;
+		} else if (m->mechanism == CSF_MECH_BPF) {
+			const bool zero = action == CSF_ACT_ZERO_UDP4 &&
+					  pp->proto == CSF_IPPROTO_UDP && pp->ipver == 4;
+			int t = csf_fill_trim(ctx, pp->l4_off, pp->field_off, sctp ? 4 : 2,
+					      zero ? 0 : correct);
+			if (t == 0) {
+				o->filled = !zero;
+				o->zeroed = zero;
+			} else {
+				o->fill_error = 1;
+				o->drop = t == CSF_TRIM_DAMAGED;
+			}
 		}
 		return;
 	}
@@ -430,6 +404,7 @@ static __always_inline void csf_handle(void *ctx, const bool xdp, __u32 hook, st
 		csf_apply(ctx, xdp, action, m, o, key.ifindex, hook, &p, parsed);
 	if (action == CSF_ACT_DROP_BAD)
 		o->drop = o->cls == CSF_CLASS_BAD || o->ip4_bad;
+	/* (o->drop may also be set by a pure-BPF fill that could not restore a trimmed packet.) */
 	struct csf_counters *c = csf_counters_get(&key);
 	csf_count(c, csf_frame_len(ctx, xdp), action, o);
 	if (c && hit)

@@ -60,7 +60,8 @@
 #define CSF_CTR_BOUNCED (CSF_CTR_FILLED + 5)     /* PARTIAL sent through the bounce veth       */
 #define CSF_CTR_BOUNCE_RETURNED (CSF_CTR_FILLED + 6) /* came back completed: not counted again */
 #define CSF_CTR_POLICY_HIT (CSF_CTR_FILLED + 7)  /* the action came from a policy rule          */
-#define CSF_CTR_MAX (CSF_CTR_FILLED + 8)
+#define CSF_CTR_ACT_SELECTED (CSF_CTR_FILLED + 8) /* act-csum: the selector handed it to act_csum */
+#define CSF_CTR_MAX (CSF_CTR_FILLED + 9)
 
 /* ---- Maps ---- */
 /* Key of csf_counters (per-CPU hash) and of csf_ifcfg (hash). */
@@ -228,6 +229,8 @@ struct csf_attach_state {
 	__u32 bounce_peer_ifindex[CSF_HOOK_MAX]; /* ... and the end they come back on */
 	__u32 bounce_mode[CSF_HOOK_MAX];     /* how the return program is attached */
 	__u32 bounce_prog_id[CSF_HOOK_MAX];
+	__u32 act_prog_id[CSF_HOOK_MAX]; /* CSF_MECH_ACT_CSUM: selector program of the classic
+					  * cls_bpf + act_csum filter (priority tc_priority + 1) */
 };
 
 /* `csumfix probe`: what csf_probe_tail saw when trimming a PARTIAL skb below its checksum field

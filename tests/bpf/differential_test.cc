@@ -36,7 +36,8 @@ using testing::L4Kind;
 using testing::PacketSpec;
 
 constexpr uint32_t kLoIfindex = 1;  // PROG_TEST_RUN runs tc and XDP on the loopback device
-constexpr uint32_t kTcActOk = 0, kTcActShot = 2, kXdpDrop = 1, kXdpPass = 2, kXdpRedirect = 4;
+// csumfix lets packets go with TC_ACT_UNSPEC (-1), so other tc programs still see them.
+constexpr uint32_t kTcPass = 0xffffffffu /* TC_ACT_UNSPEC */, kTcActShot = 2, kXdpDrop = 1, kXdpPass = 2, kXdpRedirect = 4;
 // Largest frames BPF_PROG_TEST_RUN takes linearly (a page less head- and tailroom).
 constexpr size_t kMaxFrameTc = 3600;
 constexpr size_t kMaxFrameXdp = 3400;
@@ -46,7 +47,7 @@ const char* kCounterNames[] = {
     "class zero", "class na", "class unparsable", "class gso", "class unverified",
     "act pass", "act observe", "act verify", "act drop-bad", "act fill", "act zero-udp4",
     "FILLED", "ZEROED", "DROPPED", "IP4_HDR_BAD", "FILL_ERROR", "BOUNCED",
-    "BOUNCE_RETURNED", "POLICY_HIT"};
+    "BOUNCE_RETURNED", "POLICY_HIT", "ACT_SELECTED"};
 static_assert(sizeof(kCounterNames) / sizeof(kCounterNames[0]) == CSF_CTR_MAX);
 
 uint64_t EnvU64(const char* name, uint64_t dflt) {
@@ -102,7 +103,7 @@ class Differential : public ::testing::Test {
                             ? (want.verdict == ref::Verdict::kDrop       ? kXdpDrop
                                : want.verdict == ref::Verdict::kRedirect ? kXdpRedirect
                                                                          : kXdpPass)
-                            : (want.verdict == ref::Verdict::kDrop ? kTcActShot : kTcActOk);
+                            : (want.verdict == ref::Verdict::kDrop ? kTcActShot : kTcPass);
     if (run->retval != want_ret)
       err << "verdict: bpf " << run->retval << ", reference " << want_ret << "\n";
     if (run->data_out != want.out) {
@@ -301,7 +302,7 @@ TEST_F(Differential, GsoIsCountedAndLeftAlone) {
       o.gso_size = 1448;
       auto run = bpf::TestRun(progs_->prog_fd(hook), frame, o);
       ASSERT_TRUE(run.ok()) << run.status();
-      EXPECT_EQ(run->retval, kTcActOk);
+      EXPECT_EQ(run->retval, kTcPass);
       EXPECT_EQ(run->data_out, frame);
       auto c = progs_->counters().Lookup(key);
       ASSERT_TRUE(c.ok() && c->has_value());

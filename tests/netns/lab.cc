@@ -77,6 +77,43 @@ bool PathExists(const std::string& path) {
   return stat(path.c_str(), &st) == 0;
 }
 
+bool WaitFor(const std::function<bool()>& cond, int seconds) {
+  for (int i = 0; i < seconds * 10; ++i) {
+    if (cond()) return true;
+    usleep(100000);
+  }
+  return cond();
+}
+
+std::string RawRead(const Netns& rx, const std::string& dev, int port, int n,
+                    const std::function<void()>& send) {
+  static std::atomic<int> seq{0};
+  const std::string base = "/tmp/csf-raw-" + std::to_string(getpid()) + "-" +
+                           std::to_string(seq++);
+  const std::string ready = base + ".ready", out = base + ".out";
+  rx.Exec("python3 " + Quote(std::string(CSUMFIX_SOURCE_DIR) + "/scripts/raw_reader.py") + " " +
+          Quote(dev) + " " + std::to_string(port) + " " + std::to_string(n) + " " + ready +
+          " > " + out + " 2>&1 &");
+  const bool listening = WaitFor([&] { return PathExists(ready); }, 60);
+  unlink(ready.c_str());
+  if (!listening) {
+    unlink(out.c_str());
+    return "reader not ready";
+  }
+  send();
+  std::string line = "timeout";
+  WaitFor(
+      [&] {
+        std::string s = rx.Capture("cat " + out);
+        if (s.empty() || s.back() != '\n') return false;
+        line = s.substr(0, s.size() - 1);
+        return true;
+      },
+      30);
+  unlink(out.c_str());
+  return line;
+}
+
 bool Netns::Create() {
   static std::atomic<int> seq{0};
   name_ = "csft-" + std::to_string(getpid()) + "-" + std::to_string(seq++);

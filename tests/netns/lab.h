@@ -3,6 +3,7 @@
 #ifndef CSUMFIX_TESTS_NETNS_LAB_H_
 #define CSUMFIX_TESTS_NETNS_LAB_H_
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,15 @@ CmdResult Csumfix(const std::vector<std::string>& args);
 std::string CsumfixPath();
 std::string BpfObjPath();  // the built csumfix.bpf.o
 bool PathExists(const std::string& path);
+// Polls cond every 100 ms for up to `seconds`; true once it holds.
+bool WaitFor(const std::function<bool()>& cond, int seconds);
+
+class Netns;
+// scripts/raw_reader.py (a dhclient-like AF_PACKET reader) on rx's `dev`, for n UDP datagrams to
+// `port`: waits until it listens (up to 60 s: python3 starts slowly under TCG in the VM matrix),
+// runs send(), and returns its line "got csumnotready valid", or "reader not ready" / "timeout".
+std::string RawRead(const Netns& rx, const std::string& dev, int port, int n,
+                    const std::function<void()>& send);
 
 class Netns {
  public:

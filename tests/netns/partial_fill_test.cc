@@ -1,16 +1,18 @@
 // csumfix on the TAP / bridge lab (partial_lab.h): the reverse of partial_baseline_test.cc. A guest
-// writes NEEDS_CSUM frames to tapg; with csumfix filling (fill mechanism chosen by the probe:
-// bounce on this kernel) the consumers behind the bridge see complete checksums, nothing is lost,
-// the offloading TAP never gets a complete checksum flagged NEEDS_CSUM, and the counters equal the
-// packets sent.
+// writes NEEDS_CSUM frames to tapg; with csumfix filling — with every fill mechanism this kernel
+// supports (mechanisms.h: bounce everywhere, bpf with the change_tail fix, act-csum with act_csum)
+// — the consumers behind the bridge see complete checksums, nothing is lost, the offloading TAP
+// never gets a complete checksum flagged NEEDS_CSUM, and the counters equal the packets sent.
 #include <unistd.h>
 
+#include <cstdlib>
 #include <numeric>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "netns/lab.h"
+#include "netns/mechanisms.h"
 #include "netns/partial_lab.h"
 #include "nlohmann/json.hpp"
 
@@ -44,11 +46,26 @@ class PartialFill : public ::testing::Test {
   void Start(const LabOptions& o = {}) {
     ASSERT_TRUE(lab_.Setup(o)) << "lab setup failed: " << lab_.error();
   }
-  void Attach(const Where& w, const std::string& action) {
-    CmdResult r = Csumfix({"-n", lab_.ns().name(), "attach", w.ifname, w.hook, "--action", action});
+  // Attaches with `mech` ("auto": the probe's choice, which must follow from its own facts and,
+  // in the VM matrix, equal CSUMFIX_EXPECT_MECHANISM).
+  void Attach(const Where& w, const std::string& action, const std::string& mech = "auto") {
+    const ProbeFacts& p = Probe();
+    ASSERT_TRUE(p.ok) << p.error;
+    ASSERT_EQ(p.chosen, ExpectedChoice(p))
+        << "the probe's choice contradicts its facts: " << p.json;
+    if (const char* want = std::getenv("CSUMFIX_EXPECT_MECHANISM")) {
+      ASSERT_EQ(p.chosen, want) << "this kernel must get mechanism " << want << ": " << p.json;
+    }
+    CmdResult r = Csumfix({"-n", lab_.ns().name(), "attach", w.ifname, w.hook, "--action", action,
+                           "--mechanism", mech});
     ASSERT_EQ(r.rc, 0) << r.err;
-    ASSERT_NE(r.out.find("fill mechanism bounce"), std::string::npos)
-        << "this kernel (no change_tail fix, no act_csum) must get the bounce mechanism: " << r.out;
+    const std::string got = mech == "auto" ? p.chosen : mech;
+    ASSERT_NE(r.out.find("fill mechanism " + got), std::string::npos) << r.out;
+    mech_ = got;
+  }
+  void Detach(const Where& w) {
+    CmdResult d = Csumfix({"-n", lab_.ns().name(), "detach", w.ifname});
+    ASSERT_EQ(d.rc, 0) << d.err;
   }
   json Stats(const Where& w) {
     CmdResult r = Csumfix({"-n", lab_.ns().name(), "stats", w.ifname, "-j"});
@@ -65,7 +82,17 @@ class PartialFill : public ::testing::Test {
     LabOptions o;
     o.vlan = vlan;
     ASSERT_NO_FATAL_FAILURE(Start(o));
-    ASSERT_NO_FATAL_FAILURE(Attach(w, "fill"));
+    const std::vector<std::string> mechs = FillMechanisms();
+    ASSERT_FALSE(mechs.empty()) << Probe().error;
+    for (const std::string& m : mechs) {
+      SCOPED_TRACE("fill mechanism " + m);
+      ASSERT_NO_FATAL_FAILURE(FixedWith(ip, l4, w, m));
+      ASSERT_NO_FATAL_FAILURE(Detach(w));
+    }
+  }
+
+  void FixedWith(IpVer ip, L4Proto l4, const Where& w, const std::string& mech) {
+    ASSERT_NO_FATAL_FAILURE(Attach(w, "fill", mech));
     const std::string& ns = lab_.peer().name();
     const size_t n = kSizes.size();
     std::string err;
@@ -121,25 +148,37 @@ class PartialFill : public ::testing::Test {
     ASSERT_TRUE(st.has_value()) << err;
     ASSERT_EQ(st->size(), n + 1);
     for (const TsharkStatus& t : *st) EXPECT_EQ(t.status(), 1) << "port " << t.src_port;
-    // 4. Counters equal the packets sent: n partial (filled through the bounce veth, each
+    // 4. Counters equal the packets sent: n partial (each filled once by the mechanism, each
     //    counted once) and the control frame valid.
     json c = Stats(w);
     EXPECT_EQ(c["packets"], n + 1) << c.dump();
     EXPECT_EQ(c["class"]["partial"], n) << c.dump();
     EXPECT_EQ(c["class"]["valid"], 1) << c.dump();
-    EXPECT_EQ(c["filled"], n);
-    EXPECT_EQ(c["bounced"], n);
-    EXPECT_EQ(c["bounce_returned"], n);
-    EXPECT_EQ(c["fill_error"], 0);
+    EXPECT_EQ(c["filled"], n) << c.dump();
+    EXPECT_EQ(c["fill_error"], 0) << c.dump();
+    EXPECT_EQ(c["dropped"], 0) << c.dump();
+    const size_t bounced = mech_ == "bounce" ? n : 0, selected = mech_ == "act-csum" ? n : 0;
+    EXPECT_EQ(c["bounced"], bounced) << c.dump();
+    EXPECT_EQ(c["bounce_returned"], bounced) << c.dump();
+    EXPECT_EQ(c["act_selected"], selected) << c.dump();
   }
 
   PartialLab lab_;
+  std::string mech_;  // the mechanism of the current attachment
 };
 
-TEST_F(PartialFill, Udp4AtTapIngress) { FixedAtPeer(IpVer::kV4, L4Proto::kUdp, false, kTapIngress); }
-TEST_F(PartialFill, Udp6AtTapIngress) { FixedAtPeer(IpVer::kV6, L4Proto::kUdp, false, kTapIngress); }
-TEST_F(PartialFill, Tcp4AtTapIngress) { FixedAtPeer(IpVer::kV4, L4Proto::kTcp, false, kTapIngress); }
-TEST_F(PartialFill, Tcp6AtTapIngress) { FixedAtPeer(IpVer::kV6, L4Proto::kTcp, false, kTapIngress); }
+TEST_F(PartialFill, Udp4AtTapIngress) {
+  FixedAtPeer(IpVer::kV4, L4Proto::kUdp, false, kTapIngress);
+}
+TEST_F(PartialFill, Udp6AtTapIngress) {
+  FixedAtPeer(IpVer::kV6, L4Proto::kUdp, false, kTapIngress);
+}
+TEST_F(PartialFill, Tcp4AtTapIngress) {
+  FixedAtPeer(IpVer::kV4, L4Proto::kTcp, false, kTapIngress);
+}
+TEST_F(PartialFill, Tcp6AtTapIngress) {
+  FixedAtPeer(IpVer::kV6, L4Proto::kTcp, false, kTapIngress);
+}
 TEST_F(PartialFill, Vlan8021qUdp4AtTapIngress) {
   FixedAtPeer(IpVer::kV4, L4Proto::kUdp, true, kTapIngress);
 }
@@ -153,22 +192,27 @@ TEST_F(PartialFill, Tcp6AtBridgePortEgress) {
 // Flooded frames reach the offloading TAP tapr: never a complete checksum flagged NEEDS_CSUM.
 TEST_F(PartialFill, OffloadingTapNeverGetsCompleteWithNeedsCsum) {
   ASSERT_NO_FATAL_FAILURE(Start());
-  ASSERT_NO_FATAL_FAILURE(Attach(kTapIngress, "fill"));
-  TapReader tapr(lab_.tapr_fd(), {0, kDport});
-  for (IpVer ip : {IpVer::kV4, IpVer::kV6}) {
-    FrameSpec s;
-    s.ip = ip;
-    s.broadcast = true;
-    s.src_port = kPartialSport;
-    s.dst_port = kDport;
-    ASSERT_TRUE(lab_.Send(s)) << lab_.error();
-  }
-  std::vector<TapFrame> got = tapr.Collect(2);
-  ASSERT_EQ(got.size(), 2u);
-  for (const TapFrame& f : got) {
-    EXPECT_TRUE(f.check.valid) << "tapr must get the completed checksum";
-    EXPECT_FALSE(f.needs_csum()) << "complete checksum flagged NEEDS_CSUM: the guest would "
-                                    "complete it again (flags " << int(f.flags) << ")";
+  for (const std::string& m : FillMechanisms()) {
+    SCOPED_TRACE("fill mechanism " + m);
+    ASSERT_NO_FATAL_FAILURE(Attach(kTapIngress, "fill", m));
+    TapReader tapr(lab_.tapr_fd(), {0, kDport});
+    for (IpVer ip : {IpVer::kV4, IpVer::kV6}) {
+      FrameSpec s;
+      s.ip = ip;
+      s.broadcast = true;
+      s.src_port = kPartialSport;
+      s.dst_port = kDport;
+      ASSERT_TRUE(lab_.Send(s)) << lab_.error();
+    }
+    std::vector<TapFrame> got = tapr.Collect(2);
+    ASSERT_EQ(got.size(), 2u);
+    for (const TapFrame& f : got) {
+      EXPECT_TRUE(f.check.valid) << "tapr must get the completed checksum";
+      EXPECT_FALSE(f.needs_csum()) << "complete checksum flagged NEEDS_CSUM: the guest would "
+                                      "complete it again (flags "
+                                   << int(f.flags) << ")";
+    }
+    ASSERT_NO_FATAL_FAILURE(Detach(kTapIngress));
   }
 }
 
@@ -198,8 +242,8 @@ TEST_F(PartialFill, DropBadAndZeroUdp4OnRealTraffic) {
   ASSERT_NO_FATAL_FAILURE(Attach(kTapIngress, "drop-bad"));
   std::string err;
   UdpSink udp;
-  ASSERT_TRUE(udp.Open(lab_.peer().name(), IpVer::kV4, PartialLab::PeerAddr(IpVer::kV4), kDport,
-                       &err))
+  ASSERT_TRUE(
+      udp.Open(lab_.peer().name(), IpVer::kV4, PartialLab::PeerAddr(IpVer::kV4), kDport, &err))
       << err;
   FrameSpec bad;
   bad.partial = false;
@@ -217,18 +261,29 @@ TEST_F(PartialFill, DropBadAndZeroUdp4OnRealTraffic) {
   EXPECT_EQ(c["class"]["bad"], 1);
   EXPECT_EQ(c["class"]["partial"], 1);
 
-  // Same interface, new action: zero-udp4.
-  CmdResult d = Csumfix({"-n", lab_.ns().name(), "detach", "tapg"});
-  ASSERT_EQ(d.rc, 0) << d.err;
-  ASSERT_NO_FATAL_FAILURE(Attach(kTapIngress, "zero-udp4"));
-  RawReader raw;
-  ASSERT_TRUE(raw.Open(lab_.peer().name(), "vpeer", {0, kDport}, &err)) << err;
-  ASSERT_TRUE(lab_.SendUdp(IpVer::kV4, 70, kPartialSport, kDport, lab_.vlan()));
-  std::vector<RawFrame> f = raw.Collect(1);
-  ASSERT_EQ(f.size(), 1u);
-  EXPECT_TRUE(f[0].check.valid);
-  EXPECT_FALSE(f[0].csum_not_ready());
-  EXPECT_EQ(Stats(kTapIngress)["filled"], 1);
+  // Same interface, new action: zero-udp4, with every mechanism. The pure-BPF fill writes the
+  // bytes itself, so it can write 0; the others complete the checksum in the kernel's way.
+  ASSERT_NO_FATAL_FAILURE(Detach(kTapIngress));
+  for (const std::string& m : FillMechanisms()) {
+    SCOPED_TRACE("fill mechanism " + m);
+    ASSERT_NO_FATAL_FAILURE(Attach(kTapIngress, "zero-udp4", m));
+    RawReader raw;
+    ASSERT_TRUE(raw.Open(lab_.peer().name(), "vpeer", {0, kDport}, &err)) << err;
+    ASSERT_TRUE(lab_.SendUdp(IpVer::kV4, 70, kPartialSport, kDport, lab_.vlan()));
+    std::vector<RawFrame> f = raw.Collect(1);
+    ASSERT_EQ(f.size(), 1u);
+    EXPECT_FALSE(f[0].csum_not_ready());
+    json c = Stats(kTapIngress);
+    if (m == "bpf") {
+      EXPECT_EQ(f[0].check.field, 0) << "zero-udp4 with the pure-BPF fill writes checksum 0";
+      EXPECT_EQ(c["zeroed"], 1) << c.dump();
+      EXPECT_EQ(c["filled"], 0) << c.dump();
+    } else {
+      EXPECT_TRUE(f[0].check.valid);
+      EXPECT_EQ(c["filled"], 1) << c.dump();
+    }
+    ASSERT_NO_FATAL_FAILURE(Detach(kTapIngress));
+  }
 }
 
 }  // namespace

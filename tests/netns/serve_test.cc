@@ -29,7 +29,6 @@ namespace {
 using json = nlohmann::json;
 using Labels = std::map<std::string, std::string>;
 
-const std::string kRawReader = std::string(CSUMFIX_SOURCE_DIR) + "/scripts/raw_reader.py";
 
 // The exposition text as {name, labels} -> value; also checks the shape of every line.
 struct Scrape {
@@ -103,14 +102,6 @@ std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-bool WaitFor(const std::function<bool()>& cond, int seconds) {
-  for (int i = 0; i < seconds * 10; ++i) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return cond();
 }
 
 class Serve : public ::testing::Test {
@@ -233,23 +224,7 @@ class Serve : public ::testing::Test {
   }
   // As bounce_veth_test: n datagrams read raw on vb; "got CSUMNOTREADY valid".
   std::string SendAndRead(int n, int port) {
-    std::string ready = tmp_ + "/ready", out = tmp_ + "/reader.out";
-    b_.Exec("python3 " + kRawReader + " vb " + std::to_string(port) + " " + std::to_string(n) +
-            " " + ready + " > " + out + " 2>&1 &");
-    WaitFor([&] { return PathExists(ready); }, 5);
-    unlink(ready.c_str());
-    SendUdp(n, port);
-    std::string res = "timeout";
-    WaitFor(
-        [&] {
-          std::string s = ReadFile(out);
-          if (s.empty() || s.back() != '\n') return false;
-          res = s.substr(0, s.size() - 1);
-          return true;
-        },
-        8);
-    unlink(out.c_str());
-    return res;
+    return RawRead(b_, "vb", port, n, [&] { SendUdp(n, port); });
   }
 
   Netns a_, b_;

@@ -44,23 +44,11 @@ class XdpRedirect : public ::testing::Test {
   }
   // 20 UDP datagrams A -> C; "got csumnotready valid" from a raw reader on vd.
   std::string SendAndRead(int port) {
-    const std::string reader = std::string(CSUMFIX_SOURCE_DIR) + "/scripts/raw_reader.py";
-    c_.Exec("python3 " + reader + " vd " + std::to_string(port) + " 20 " + tmp_ + ".ready > " +
-            tmp_ + ".out 2>&1 &");
-    for (int i = 0; i < 50 && !PathExists(tmp_ + ".ready"); ++i) usleep(100000);
-    unlink((tmp_ + ".ready").c_str());
-    a_.Exec("python3 -c \"import socket,time; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
-            " [s.sendto(b'q'*300,('10.70.0.2'," + std::to_string(port) +
-            ")) or time.sleep(0.005) for _ in range(20)]\"");
-    for (int i = 0; i < 60; ++i) {
-      std::string out = c_.Capture("cat " + tmp_ + ".out");
-      if (!out.empty() && out.back() == '\n') {
-        unlink((tmp_ + ".out").c_str());
-        return out.substr(0, out.size() - 1);
-      }
-      usleep(100000);
-    }
-    return "timeout";
+    return RawRead(c_, "vd", port, 20, [&] {
+      a_.Exec("python3 -c \"import socket,time; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
+              " [s.sendto(b'q'*300,('10.70.0.2'," + std::to_string(port) +
+              ")) or time.sleep(0.005) for _ in range(20)]\"");
+    });
   }
   Netns a_, r_, c_;
   std::string tmp_;

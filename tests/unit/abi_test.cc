@@ -17,7 +17,7 @@ static_assert(sizeof(csf_bounce_ret) == 8);
 static_assert(sizeof(csf_counters) == CSF_CTR_MAX * 8);
 static_assert(CSF_CTR_CLASS_BASE + CSF_CLASS_MAX == CSF_CTR_ACTION_BASE);
 static_assert(CSF_CTR_ACTION_BASE + CSF_ACT_MAX == CSF_CTR_FILLED);
-static_assert(CSF_CTR_POLICY_HIT + 1 == CSF_CTR_MAX);
+static_assert(CSF_CTR_ACT_SELECTED + 1 == CSF_CTR_MAX);
 static_assert(sizeof(csf_pol_key) == 48);
 static_assert(sizeof(csf_pol_val) == 16);
 static_assert(sizeof(csf_pol_mask) == 40);
@@ -47,5 +47,6 @@ TEST(Abi, CounterIdsAreDenseAndDistinct) {
   mark(CSF_CTR_BOUNCED);
   mark(CSF_CTR_BOUNCE_RETURNED);
   mark(CSF_CTR_POLICY_HIT);
+  mark(CSF_CTR_ACT_SELECTED);
   for (int i = 0; i < CSF_CTR_MAX; ++i) EXPECT_TRUE(seen[i]) << "counter index " << i << " unused";
 }

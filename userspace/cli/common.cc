@@ -53,6 +53,7 @@ nlohmann::json CountersJson(const csf_counters& c) {
   j["bounced"] = c.c[CSF_CTR_BOUNCED];
   j["bounce_returned"] = c.c[CSF_CTR_BOUNCE_RETURNED];
   j["policy_hit"] = c.c[CSF_CTR_POLICY_HIT];
+  j["act_selected"] = c.c[CSF_CTR_ACT_SELECTED];
   return j;
 }
 

@@ -103,8 +103,10 @@ int Main(int argc, char** argv) {
   attach
       ->add_option("--mechanism", mech,
                    "how packets the kernel holds as CHECKSUM_PARTIAL are filled: auto (what "
-                   "`csumfix probe` chooses) | bounce (out of a tx-csum-off veth and back) | "
-                   "observe (never fill them)")
+                   "`csumfix probe` chooses) | bpf (trim below the field and regrow; needs the "
+                   "bpf_skb_change_tail fix) | act-csum (classic act_csum behind a csumfix "
+                   "selector; needs CONFIG_NET_ACT_CSUM) | bounce (out of a tx-csum-off veth "
+                   "and back; any kernel) | observe (never fill them)")
       ->check(CLI::IsMember({"auto", "bounce", "observe", "bpf", "act-csum"}))
       ->capture_default_str();
   attach->add_option("--tc-api", tc_api, "tc attach API")
@@ -176,6 +178,7 @@ int Main(int argc, char** argv) {
         hooks.push_back({{"hook", control::HookName(h.hook)},
                          {"mode", h.mode},
                          {"prog_id", h.prog_id},
+                         {"act_csum_prog_id", h.act_prog_id},
                          {"attached", h.attached},
                          {"action", ref::ActionName(h.action)}});
       ji["hooks"] = hooks;

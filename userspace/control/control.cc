@@ -1,8 +1,8 @@
 #include "control/control.h"
 
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <net/if.h>
@@ -25,6 +25,7 @@
 #include "bpf/loader.h"
 #include "bpf/map.h"
 #include "control/netlink.h"
+#include "control/probe.h"
 #include "csumfix.skel.h"
 
 namespace csumfix::control {
@@ -39,9 +40,12 @@ constexpr uint32_t kTcPriority = 0xc5f;
 
 const char* PinBase(uint32_t hook) {
   switch (hook) {
-    case CSF_HOOK_TC_INGRESS: return "tc_ingress";
-    case CSF_HOOK_TC_EGRESS: return "tc_egress";
-    default: return "xdp";
+    case CSF_HOOK_TC_INGRESS:
+      return "tc_ingress";
+    case CSF_HOOK_TC_EGRESS:
+      return "tc_egress";
+    default:
+      return "xdp";
   }
 }
 
@@ -104,7 +108,8 @@ class DirLock {
         return ErrnoStatus(errno, "open " + dir);
       }
       if (flock(fd.get(), LOCK_EX) != 0) return ErrnoStatus(errno, "flock " + dir);
-      struct stat held {}, now {};
+      struct stat held {
+      }, now{};
       if (fstat(fd.get(), &held) == 0 && stat(dir.c_str(), &now) == 0 &&
           held.st_ino == now.st_ino && held.st_dev == now.st_dev)
         return DirLock(std::move(fd));
@@ -145,8 +150,7 @@ absl::StatusOr<csf_attach_state> ReadState(const std::string& dir) {
 }
 
 absl::Status WriteState(const std::string& dir, const csf_attach_state& st) {
-  Fd fd(bpf_map_create(BPF_MAP_TYPE_ARRAY, "csf_state", sizeof(uint32_t), sizeof(st), 1,
-                       nullptr));
+  Fd fd(bpf_map_create(BPF_MAP_TYPE_ARRAY, "csf_state", sizeof(uint32_t), sizeof(st), 1, nullptr));
   if (!fd.valid()) return ErrnoStatus(errno, "create state map");
   uint32_t key = 0;
   if (bpf_map_update_elem(fd.get(), &key, &st, BPF_ANY) != 0)
@@ -160,6 +164,13 @@ bpf_tc_attach_point TcPoint(uint32_t hook) {
 
 // Is our program (prog_id) still what runs at this hook?
 bool HookAttached(const std::string& dir, const csf_attach_state& st, uint32_t hook) {
+  if (hook != CSF_HOOK_XDP && st.act_prog_id[hook] != 0) {
+    // act-csum: the classic selector + act_csum filter must still be there as well.
+    LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = static_cast<int>(st.ifindex),
+                .attach_point = TcPoint(hook));
+    LIBBPF_OPTS(bpf_tc_opts, o, .handle = st.tc_handle, .priority = st.tc_priority + 1);
+    if (bpf_tc_query(&h, &o) != 0 || o.prog_id != st.act_prog_id[hook]) return false;
+  }
   if (st.mode[hook] == CSF_TC_MODE_CLSACT) {
     LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = static_cast<int>(st.ifindex),
                 .attach_point = TcPoint(hook));
@@ -191,8 +202,8 @@ void DetachOne(uint32_t ifindex, bpf_tc_attach_point point, uint32_t mode, uint3
       if (o.prog_id == prog_id) {
         LIBBPF_OPTS(bpf_tc_opts, d, .handle = handle, .priority = priority);
         if (bpf_tc_detach(&h, &d) != 0)
-          warnings->push_back(absl::StrCat("detach cls_bpf filter on ", what, ": ",
-                                           strerror(errno)));
+          warnings->push_back(
+              absl::StrCat("detach cls_bpf filter on ", what, ": ", strerror(errno)));
       } else {
         warnings->push_back(absl::StrCat("the ", what, " filter now runs program ", o.prog_id,
                                          ", not csumfix's ", prog_id, ": left alone"));
@@ -203,8 +214,7 @@ void DetachOne(uint32_t ifindex, bpf_tc_attach_point point, uint32_t mode, uint3
     Fd fd(bpf_obj_get(link.c_str()));
     if (fd.valid()) {
       // ENOLINK/ENOENT/EINVAL: the device is gone and the link already defunct.
-      if (bpf_link_detach(fd.get()) != 0 && errno != ENOLINK && errno != ENOENT &&
-          errno != EINVAL)
+      if (bpf_link_detach(fd.get()) != 0 && errno != ENOLINK && errno != ENOENT && errno != EINVAL)
         warnings->push_back(absl::StrCat("detach link ", link, ": ", strerror(errno)));
     }
     unlink(link.c_str());
@@ -284,19 +294,26 @@ absl::StatusOr<std::shared_ptr<void>> LockPins(const std::string& bpffs) {
 
 absl::string_view HookName(uint32_t hook) {
   switch (hook) {
-    case CSF_HOOK_TC_INGRESS: return "ingress";
-    case CSF_HOOK_TC_EGRESS: return "egress";
-    case CSF_HOOK_XDP: return "xdp";
+    case CSF_HOOK_TC_INGRESS:
+      return "ingress";
+    case CSF_HOOK_TC_EGRESS:
+      return "egress";
+    case CSF_HOOK_XDP:
+      return "xdp";
   }
   return "?";
 }
 
 absl::string_view MechanismName(uint32_t mech) {
   switch (mech) {
-    case CSF_MECH_OBSERVE: return "observe";
-    case CSF_MECH_BPF: return "bpf";
-    case CSF_MECH_ACT_CSUM: return "act-csum";
-    case CSF_MECH_BOUNCE: return "bounce";
+    case CSF_MECH_OBSERVE:
+      return "observe";
+    case CSF_MECH_BPF:
+      return "bpf";
+    case CSF_MECH_ACT_CSUM:
+      return "act-csum";
+    case CSF_MECH_BOUNCE:
+      return "bounce";
   }
   return "unknown";
 }
@@ -320,27 +337,42 @@ std::string Controller::root() const { return absl::StrCat(bpffs_, "/", CSF_PIN_
 
 absl::Status Controller::Attach(const AttachRequest& req) {
   if (!req.ingress && !req.egress && !req.xdp)
-    return absl::InvalidArgumentError("attach: no hook chosen (use --ingress, --egress, --both "
-                                      "or --xdp)");
+    return absl::InvalidArgumentError(
+        "attach: no hook chosen (use --ingress, --egress, --both "
+        "or --xdp)");
   if (req.action >= CSF_ACT_MAX)
     return absl::InvalidArgumentError(absl::StrCat("attach: unknown action ", req.action));
-  if (req.mechanism != CSF_MECH_OBSERVE && req.mechanism != CSF_MECH_BOUNCE)
-    return absl::UnimplementedError(absl::StrCat(
-        "attach: fill mechanism ", MechanismName(req.mechanism),
-        " is not implemented in this version; use --mechanism bounce (works on every kernel) or "
-        "observe"));
-  if (req.ifname.empty() || req.ifname.size() >= IFNAMSIZ || req.ifname.find('/') != std::string::npos ||
-      req.ifname == "." || req.ifname == ".." || req.ifname == CSF_PIN_MAPS)
-    return absl::InvalidArgumentError(absl::StrCat("attach: \"", req.ifname,
-                                                   "\" is not a valid interface name"));
+  if (req.mechanism >= CSF_MECH_MAX)
+    return absl::InvalidArgumentError(
+        absl::StrCat("attach: unknown fill mechanism ", req.mechanism));
+  if ((req.ingress || req.egress) &&
+      (req.mechanism == CSF_MECH_BPF || req.mechanism == CSF_MECH_ACT_CSUM)) {
+    // Refuse a mechanism this kernel cannot do, rather than count fill errors on every packet.
+    ASSIGN_OR_RETURN(ProbeResult pr, Probe());
+    if (req.mechanism == CSF_MECH_BPF && !pr.change_tail_clears_partial)
+      return absl::FailedPreconditionError(
+          absl::StrCat("attach: fill mechanism bpf needs a kernel whose bpf_skb_change_tail clears "
+                       "CHECKSUM_PARTIAL (the fix is in 6.1.189+, 6.12.112+); this one (",
+                       pr.kernel, "): ", pr.change_tail_detail,
+                       ". Use --mechanism auto (`csumfix probe` says why)"));
+    if (req.mechanism == CSF_MECH_ACT_CSUM && !pr.act_csum)
+      return absl::FailedPreconditionError(absl::StrCat(
+          "attach: fill mechanism act-csum needs the act_csum tc action (CONFIG_NET_ACT_CSUM); "
+          "this kernel: ",
+          pr.act_csum_detail, ". Use --mechanism auto"));
+  }
+  if (req.ifname.empty() || req.ifname.size() >= IFNAMSIZ ||
+      req.ifname.find('/') != std::string::npos || req.ifname == "." || req.ifname == ".." ||
+      req.ifname == CSF_PIN_MAPS)
+    return absl::InvalidArgumentError(
+        absl::StrCat("attach: \"", req.ifname, "\" is not a valid interface name"));
   const uint32_t ifindex = if_nametoindex(req.ifname.c_str());
   if (ifindex == 0)
-    return absl::NotFoundError(absl::StrCat("attach: no interface named ", req.ifname,
-                                            " (see `ip link show`)"));
+    return absl::NotFoundError(
+        absl::StrCat("attach: no interface named ", req.ifname, " (see `ip link show`)"));
   uint32_t redirect_ifindex = 0;
   if (!req.xdp_redirect_to.empty()) {
-    if (!req.xdp)
-      return absl::InvalidArgumentError("attach: --redirect-to needs --xdp");
+    if (!req.xdp) return absl::InvalidArgumentError("attach: --redirect-to needs --xdp");
     redirect_ifindex = if_nametoindex(req.xdp_redirect_to.c_str());
     if (redirect_ifindex == 0)
       return absl::NotFoundError(absl::StrCat("attach: --redirect-to ", req.xdp_redirect_to,
@@ -354,9 +386,9 @@ absl::Status Controller::Attach(const AttachRequest& req) {
   const std::string dir = absl::StrCat(v1, "/", req.ifname);
   RETURN_IF_ERROR(MakeDir(v1));
   if (access(dir.c_str(), F_OK) == 0)
-    return absl::AlreadyExistsError(absl::StrCat(
-        "attach: ", req.ifname, " is already attached; run `csumfix detach ", req.ifname,
-        "` first (or `csumfix policy` to change what it does)"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("attach: ", req.ifname, " is already attached; run `csumfix detach ",
+                     req.ifname, "` first (or `csumfix policy` to change what it does)"));
 
   const std::string maps_dir = absl::StrCat(v1, "/", CSF_PIN_MAPS);
   const bool maps_existed = access(maps_dir.c_str(), F_OK) == 0;
@@ -448,7 +480,8 @@ absl::Status Controller::Attach(const AttachRequest& req) {
       if (link == nullptr)
         return ErrnoStatus(errno, absl::StrCat("attach XDP to ", req.ifname,
                                                " (another XDP program there? see "
-                                               "`ip link show ", req.ifname, "`)"));
+                                               "`ip link show ",
+                                               req.ifname, "`)"));
       std::unique_ptr<bpf_link, int (*)(bpf_link*)> owned(link, bpf_link__destroy);
       RETURN_IF_ERROR(PinFd(bpf_link__fd(link), base + "_link"));
       rb.Add([base] {
@@ -463,6 +496,26 @@ absl::Status Controller::Attach(const AttachRequest& req) {
 
     ASSIGN_OR_RETURN(st.mode[hook],
                      AttachTc(prog, ifindex, TcPoint(hook), req.tc_api, base, where, &rb));
+    if (req.mechanism == CSF_MECH_ACT_CSUM) {
+      // Right behind csumfix's program: a classic cls_bpf filter whose selector matches what
+      // csumfix decided to fill, with act_csum as its action (bpf/csumfix.bpf.c csf_act_select).
+      bpf_program* sel = hook == CSF_HOOK_TC_INGRESS ? progs->skel()->progs.csf_act_select_ingress
+                                                     : progs->skel()->progs.csf_act_select_egress;
+      LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = static_cast<int>(ifindex),
+                  .attach_point = TcPoint(hook));
+      int e = bpf_tc_hook_create(&h);
+      if (e != 0 && e != -EEXIST) return ErrnoStatus(e, "create clsact qdisc for " + where);
+      RETURN_IF_ERROR(AddActCsumFilter(ifindex, hook == CSF_HOOK_TC_INGRESS, kTcHandle,
+                                       kTcPriority + 1, bpf_program__fd(sel),
+                                       bpf_program__name(sel)));
+      rb.Add([ifindex, hook] {
+        LIBBPF_OPTS(bpf_tc_hook, h2, .ifindex = static_cast<int>(ifindex),
+                    .attach_point = TcPoint(hook));
+        LIBBPF_OPTS(bpf_tc_opts, d, .handle = kTcHandle, .priority = kTcPriority + 1);
+        bpf_tc_detach(&h2, &d);
+      });
+      ASSIGN_OR_RETURN(st.act_prog_id[hook], ProgId(bpf_program__fd(sel)));
+    }
   }
   RETURN_IF_ERROR(WriteState(dir, st));
   rb.Commit();
@@ -474,8 +527,8 @@ absl::Status Controller::Detach(absl::string_view ifname) {
   const std::string dir = absl::StrCat(root(), "/", ifname);
   if (ifname.empty() || ifname.find('/') != absl::string_view::npos || ifname == CSF_PIN_MAPS ||
       access(dir.c_str(), F_OK) != 0)
-    return absl::NotFoundError(absl::StrCat("detach: ", ifname,
-                                            " is not attached (see `csumfix status`)"));
+    return absl::NotFoundError(
+        absl::StrCat("detach: ", ifname, " is not attached (see `csumfix status`)"));
   ASSIGN_OR_RETURN(DirLock lock, DirLock::Acquire(top));
   std::vector<std::string> warnings;
   auto st = ReadState(dir);
@@ -483,8 +536,11 @@ absl::Status Controller::Detach(absl::string_view ifname) {
     for (uint32_t hook = 0; hook < CSF_HOOK_MAX; ++hook) {
       if (st->mode[hook] == CSF_TC_MODE_NONE) continue;
       DetachOne(st->ifindex, TcPoint(hook), st->mode[hook], st->prog_id[hook], st->tc_handle,
-                st->tc_priority, absl::StrCat(dir, "/", PinBase(hook)), HookName(hook),
-                &warnings);
+                st->tc_priority, absl::StrCat(dir, "/", PinBase(hook)), HookName(hook), &warnings);
+      if (st->act_prog_id[hook] != 0)
+        DetachOne(st->ifindex, TcPoint(hook), CSF_TC_MODE_CLSACT, st->act_prog_id[hook],
+                  st->tc_handle, st->tc_priority + 1, absl::StrCat(dir, "/", PinBase(hook), "_act"),
+                  absl::StrCat(HookName(hook), " act_csum"), &warnings);
       if (st->bounce_ifindex[hook] != 0) {
         DetachOne(st->bounce_peer_ifindex[hook], BPF_TC_INGRESS, st->bounce_mode[hook],
                   st->bounce_prog_id[hook], st->tc_handle, st->tc_priority,
@@ -555,8 +611,8 @@ absl::Status Controller::SetAction(absl::string_view ifname, uint32_t hook, uint
   const std::string dir = absl::StrCat(root(), "/", ifname);
   ASSIGN_OR_RETURN(csf_attach_state st, ReadState(dir));
   if (hook >= CSF_HOOK_MAX || st.mode[hook] == CSF_TC_MODE_NONE)
-    return absl::NotFoundError(absl::StrCat(ifname, " has no ", HookName(hook),
-                                            " attachment (see `csumfix status`)"));
+    return absl::NotFoundError(
+        absl::StrCat(ifname, " has no ", HookName(hook), " attachment (see `csumfix status`)"));
   Fd fd(bpf_obj_get(absl::StrCat(root(), "/", CSF_PIN_MAPS, "/csf_ifcfg").c_str()));
   if (!fd.valid()) return ErrnoStatus(errno, "open pinned csf_ifcfg");
   bpf::Map<csf_if_key, csf_ifcfg> m(fd.get(), "csf_ifcfg");
@@ -590,6 +646,7 @@ absl::StatusOr<std::vector<IfaceStatus>> Controller::Status() const {
       h.hook = hook;
       h.mode = hook == CSF_HOOK_XDP ? "xdp" : st->mode[hook] == CSF_TC_MODE_TCX ? "tcx" : "clsact";
       h.prog_id = st->prog_id[hook];
+      h.act_prog_id = hook == CSF_HOOK_XDP ? 0 : st->act_prog_id[hook];
       h.attached = s.present && HookAttached(e.path(), *st, hook);
       if (cfg_fd.valid()) {
         csf_if_key k{st->ifindex, hook};

@@ -35,6 +35,7 @@ struct HookStatus {
   uint32_t hook = 0;      // CSF_HOOK_*
   std::string mode;       // "tcx", "clsact", "xdp"
   uint32_t prog_id = 0;   // id recorded at attach
+  uint32_t act_prog_id = 0;  // act-csum: the classic selector filter's program (0: none)
   bool attached = false;  // the kernel still runs our program there
   uint32_t action = CSF_ACT_PASS;
 };

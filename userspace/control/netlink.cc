@@ -4,10 +4,14 @@
 #include <libmnl/libmnl.h>
 #include <linux/ethtool.h>
 #include <linux/if.h>
+#include <linux/if_ether.h>
 #include <linux/if_link.h>
+#include <linux/pkt_cls.h>
 #include <linux/rtnetlink.h>
 #include <linux/sockios.h>
+#include <linux/tc_act/tc_csum.h>
 #include <linux/veth.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -150,6 +154,44 @@ absl::Status DisableIpv6(const std::string& ifname) {
   if (!fd.valid()) return errno == ENOENT ? absl::OkStatus() : ErrnoStatus(errno, "open " + path);
   if (write(fd.get(), "1", 1) != 1) return ErrnoStatus(errno, "write " + path);
   return absl::OkStatus();
+}
+
+absl::Status AddActCsumFilter(uint32_t ifindex, bool ingress, uint32_t handle, uint32_t priority,
+                              int prog_fd, const std::string& prog_name) {
+  // Message layout as iproute2's tc builds it (tc/f_bpf.c, tc/m_csum.c) and net/sched/cls_bpf.c,
+  // act_csum.c parse it: tcmsg + TCA_KIND "bpf" + TCA_OPTIONS { TCA_BPF_FD, TCA_BPF_NAME,
+  // TCA_BPF_FLAGS (0: classic), TCA_BPF_ACT { [1] { TCA_ACT_KIND "csum",
+  // TCA_ACT_OPTIONS { TCA_CSUM_PARMS } } } }.
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE, 0);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = RTM_NEWTFILTER;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL;
+  auto* tcm = static_cast<tcmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(tcmsg)));
+  tcm->tcm_family = AF_UNSPEC;
+  tcm->tcm_ifindex = static_cast<int>(ifindex);
+  tcm->tcm_handle = handle;
+  tcm->tcm_parent = TC_H_MAKE(TC_H_CLSACT, ingress ? TC_H_MIN_INGRESS : TC_H_MIN_EGRESS);
+  tcm->tcm_info = TC_H_MAKE(priority << 16, htons(ETH_P_ALL));
+  mnl_attr_put_strz(nlh, TCA_KIND, "bpf");
+  nlattr* opts = mnl_attr_nest_start(nlh, TCA_OPTIONS);
+  mnl_attr_put_u32(nlh, TCA_BPF_FD, static_cast<uint32_t>(prog_fd));
+  mnl_attr_put_strz(nlh, TCA_BPF_NAME, prog_name.c_str());
+  mnl_attr_put_u32(nlh, TCA_BPF_FLAGS, 0);
+  nlattr* acts = mnl_attr_nest_start(nlh, TCA_BPF_ACT);
+  nlattr* act = mnl_attr_nest_start(nlh, 1);
+  mnl_attr_put_strz(nlh, TCA_ACT_KIND, "csum");
+  nlattr* aopts = mnl_attr_nest_start(nlh, TCA_ACT_OPTIONS);
+  tc_csum parm{};
+  parm.action = TC_ACT_UNSPEC;  // "continue": later classic filters still see the packet
+  parm.update_flags = TCA_CSUM_UPDATE_FLAG_TCP | TCA_CSUM_UPDATE_FLAG_UDP |
+                      TCA_CSUM_UPDATE_FLAG_UDPLITE | TCA_CSUM_UPDATE_FLAG_SCTP;
+  mnl_attr_put(nlh, TCA_CSUM_PARMS, sizeof(parm), &parm);
+  mnl_attr_nest_end(nlh, aopts);
+  mnl_attr_nest_end(nlh, act);
+  mnl_attr_nest_end(nlh, acts);
+  mnl_attr_nest_end(nlh, opts);
+  return Talk(nlh, absl::StrCat("add cls_bpf + act_csum filter on ifindex ", ifindex,
+                                ingress ? " ingress" : " egress"));
 }
 
 }  // namespace csumfix::control

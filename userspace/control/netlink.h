@@ -27,6 +27,16 @@ absl::StatusOr<bool> TxChecksumOn(const std::string& ifname);
 // driver does not report is left out.
 std::vector<std::pair<std::string, bool>> Offloads(const std::string& ifname);
 
+// The act_csum fill mechanism: adds a classic (not direct-action) cls_bpf filter on the clsact
+// hook (`ingress` true: ingress, else egress) of `ifindex`, with `handle` and `priority`, whose
+// classifier is the program `prog_fd` and whose action is act_csum recomputing TCP, UDP,
+// UDP-Lite and SCTP checksums with control "continue" — the netlink form of
+//   tc filter add dev D ingress prio P handle H bpf fd F action csum tcp udp udplite sctp continue
+// The clsact qdisc must exist. Fails with EEXIST if a filter with that priority/handle exists,
+// and with ENOENT/EOPNOTSUPP when the kernel has no act_csum.
+absl::Status AddActCsumFilter(uint32_t ifindex, bool ingress, uint32_t handle, uint32_t priority,
+                              int prog_fd, const std::string& prog_name);
+
 // Writes /proc/sys/net/ipv6/conf/<ifname>/disable_ipv6 = 1 (no-op without IPv6).
 absl::Status DisableIpv6(const std::string& ifname);
 

@@ -206,19 +206,21 @@ absl::StatusOr<ProbeResult> Probe(bool refresh, const std::string& cache_dir) {
   }
   r.act_csum = HaveActCsum(&r.act_csum_detail);
 
-  // Order: pure BPF -> act_csum behind a selector -> bounce veth -> observe-only. Only the
-  // mechanisms this version implements can be chosen; the others are reported.
+  // Order: pure BPF -> act_csum behind a selector -> bounce veth -> observe-only. Never by
+  // version number: distributions backport fixes, so only trying the operation tells.
   if (r.change_tail_clears_partial) {
-    r.reason = "change_tail clears PARTIAL (pure BPF possible, not implemented in this version); ";
+    r.mechanism = CSF_MECH_BPF;
+    r.reason = absl::StrCat("bpf_skb_change_tail clears CHECKSUM_PARTIAL: pure BPF fill",
+                            r.kern_ctx_kfunc ? "" : " (skb state through probe-read: no kfunc)");
+  } else if (r.act_csum) {
+    r.mechanism = CSF_MECH_ACT_CSUM;
+    r.reason =
+        "no change_tail fix; act_csum available: classic act_csum behind the csumfix "
+        "selector";
+  } else {
+    r.mechanism = CSF_MECH_BOUNCE;
+    r.reason = "no change_tail fix and no act_csum: the bounce veth is what works here";
   }
-  if (r.act_csum) {
-    absl::StrAppend(&r.reason, "act_csum available (not implemented in this version); ");
-  }
-  r.mechanism = CSF_MECH_BOUNCE;
-  absl::StrAppend(&r.reason,
-                  r.change_tail_clears_partial || r.act_csum
-                      ? "using the bounce veth"
-                      : "no change_tail fix and no act_csum: the bounce veth is what works here");
 
   mkdir(cache_dir.c_str(), 0700);
   std::ofstream out(cache + ".tmp");
