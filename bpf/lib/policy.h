@@ -149,14 +149,18 @@ static __always_inline bool csf_policy(void *ctx, const bool xdp, __u32 ifindex,
 	return true;
 }
 
+/* Zero values for new map entries, kept off the stack: a tc program, its callee and a bpf_loop
+ * callback share 512 bytes (6.1 rounds each frame up to 32 and refused 544). */
+static const struct csf_counters csf_counters_zero;
+static const struct csf_flow_val csf_flow_zero;
+
 static __always_inline struct csf_counters *csf_counters_get(const struct csf_if_key *key)
 {
 	struct csf_counters *c = bpf_map_lookup_elem(&csf_counters, key);
 
 	if (c)
 		return c;
-	struct csf_counters zero = {};
-	bpf_map_update_elem(&csf_counters, key, &zero, BPF_NOEXIST);
+	bpf_map_update_elem(&csf_counters, key, &csf_counters_zero, BPF_NOEXIST);
 	return bpf_map_lookup_elem(&csf_counters, key);
 }
 
@@ -200,8 +204,7 @@ static __always_inline void csf_flow_note(const struct csf_pkt *p, __u32 ifindex
 	__builtin_memcpy(k.dst, &p->addr[16], 16);
 	struct csf_flow_val *v = bpf_map_lookup_elem(&csf_flows, &k);
 	if (!v) {
-		struct csf_flow_val zero = {};
-		bpf_map_update_elem(&csf_flows, &k, &zero, BPF_NOEXIST);
+		bpf_map_update_elem(&csf_flows, &k, &csf_flow_zero, BPF_NOEXIST);
 		v = bpf_map_lookup_elem(&csf_flows, &k);
 		if (!v)
 			return;
