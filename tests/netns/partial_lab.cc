@@ -844,7 +844,9 @@ bool PcapCapture::Stop(std::chrono::milliseconds timeout) {
 std::optional<std::vector<TsharkStatus>> TsharkChecksums(const std::string& pcap,
                                                          const std::string& display_filter,
                                                          std::string* err) {
-  std::vector<std::string> argv = {"timeout", "30", "tshark", "-n", "-r", pcap,
+  // 180 s: only a bound for a hang. The first tshark of a TCG guest (cold page cache, dissector
+  // registration) took over 30 s on 6.1 in the VM matrix.
+  std::vector<std::string> argv = {"timeout", "180", "tshark", "-n", "-r", pcap,
                                    "-o", "udp.check_checksum:TRUE",
                                    "-o", "tcp.check_checksum:TRUE",
                                    "-T", "fields",
