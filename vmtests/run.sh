@@ -8,6 +8,8 @@
 #   --no-build      do not run scripts/deps.sh and scripts/build.sh first (scripts/test.sh --vm)
 #   --build-dir D   csumfix build to test (default $CSUMFIX_BUILD_DIR or build/)
 #   --list          print the matrix and exit
+#   --jobs N        boot up to N kernels at once (default $CSUMFIX_VM_JOBS or 1). Each QEMU runs
+#                   single-threaded TCG, i.e. one host core: on 2 cores, --jobs 2 halves the time
 # Environment: CSUMFIX_VM_CACHE (default /var/lib/csumfix-vm), CSUMFIX_VM_TIMEOUT (seconds per VM,
 # default 2700), CSUMFIX_VM_MEMORY (default 4G), CSUMFIX_VM_CPUS (default 2),
 # CSUMFIX_DIFF_CASES (default 5000 in the guest), CSUMFIX_DIFF_SEED (passed on).
@@ -17,7 +19,7 @@
 # apt state (the system's sources and packages stay untouched), each kernel package by
 # `apt-get download` + `dpkg -x` + `depmod`. Nothing is installed into /boot.
 #
-# Only one VM runs at a time (flock on /tmp/csumfix-vm.lock): 2 cores are shared.
+# One run.sh at a time (flock on /tmp/csumfix-vm.lock); within it, --jobs VMs at once.
 # A kernel passes only if (1) the guest wrote "pass <nonce>" to its result file as its last step,
 # (2) the VM ended before the timeout, (3) the guest's dmesg exists and, like the kernel lines of
 # the console log, has no WARNING:/BUG:/Oops/general protection/KASAN/RCU stall/refcount_t splat.
@@ -33,19 +35,24 @@ memory=${CSUMFIX_VM_MEMORY:-4G}
 cpus=${CSUMFIX_VM_CPUS:-2}
 build=${CSUMFIX_BUILD_DIR:-$top/build}
 matrix=$top/vmtests/kernels.txt
-do_build=1 ci=0 list=0 names=()
+do_build=1 ci=0 list=0 names=() jobs=${CSUMFIX_VM_JOBS:-1}
 while [[ $# -gt 0 ]]; do
   case $1 in
     --ci) ci=1 ;;
     --no-build) do_build=0 ;;
     --build-dir) build=$(realpath "$2"); shift ;;
     --list) list=1 ;;
+    --jobs) jobs=$2; shift ;;
     -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     -*) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) names+=("$1") ;;
   esac
   shift
 done
+
+if ! [[ $jobs =~ ^[1-9][0-9]*$ ]]; then
+  echo "run.sh: --jobs needs a positive number, got '$jobs'" >&2; exit 2
+fi
 
 # ---- the matrix ----
 declare -A pkg ver expect inci skips
@@ -179,18 +186,22 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
 results=$cache/results/$stamp
 mkdir -p "$results"
 echo "run.sh: kernels ${names[*]}; results in $results; build $build; timeout ${timeout_s}s per VM"
-declare -A verdict secs
-npass=0 nfail=0
+# Kernels are fetched one after the other (apt), then booted up to $jobs at a time; each VM's
+# verdict and duration go to files in its result directory.
 for n in "${names[@]}"; do
-  out=$results/$n
-  mkdir -p "$out"
-  verdict[$n]=FAIL
-  if ! ensure_kernel "$n" 2>&1 | tee "$out/setup.log"; then
-    echo "run.sh: $n: could not get the kernel (see $out/setup.log)"
-    nfail=$((nfail + 1)); secs[$n]=0
-    continue
+  mkdir -p "$results/$n"
+  echo FAIL > "$results/$n/verdict"; echo 0 > "$results/$n/seconds"
+  ensure_kernel "$n" > "$results/$n/setup.log" 2>&1 ||
+    echo "run.sh: $n: could not get the kernel (see $results/$n/setup.log)"
+  cat "$results/$n/setup.log"
+done
+
+run_one() {
+  local n=$1 out=$results/$1 kimg nonce env_args cmd t0 vrc why
+  if ! ensure_kernel "$n" >/dev/null 2>&1 || [[ ! -f $kimg ]]; then   # sets kimg
+    echo "the kernel could not be fetched (setup.log)" > "$out/why.txt"
+    return
   fi
-  ensure_kernel "$n" >/dev/null   # sets kimg in this shell (the piped call ran in a subshell)
   nonce=$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
   env_args="CSUMFIX_DIFF_CASES=${CSUMFIX_DIFF_CASES:-5000}"
   [[ -n ${CSUMFIX_DIFF_SEED:-} ]] && env_args+=" CSUMFIX_DIFF_SEED=$CSUMFIX_DIFF_SEED"
@@ -200,7 +211,6 @@ for n in "${names[@]}"; do
   cmd="env $env_args bash $out/guest.sh $out ${expect[$n]} $build ${skips[$n]} $nonce"
   echo "run.sh: $n: booting $kimg (expect ${expect[$n]}); console in $out/console.log"
   t0=$SECONDS
-  set +e
   # timeout signals its whole process group: vng, virtme-run and qemu. /usr/bin/python3: vng
   # needs Debian's python3-argcomplete/-requests, not whatever python3 comes first in PATH.
   (cd "$out" && timeout --kill-after=30 "$timeout_s" env PATH="$vpath" PYTHONPATH="$vpy" \
@@ -208,8 +218,7 @@ for n in "${names[@]}"; do
      --verbose --rwdir="$out" --append "$kargs" --qemu-opts="$qopts" --exec "$cmd" \
      </dev/null >"$out/console.log" 2>&1)
   vrc=$?
-  set -e
-  secs[$n]=$((SECONDS - t0))
+  echo $((SECONDS - t0)) > "$out/seconds"
   why=()
   if [[ $vrc -eq 124 || $vrc -eq 137 ]]; then why+=("VM timed out after ${timeout_s}s"); fi
   if [[ ! -f $out/result ]]; then
@@ -226,15 +235,30 @@ for n in "${names[@]}"; do
     why+=("kernel splat on the console: $(grep -E '^\[ *[0-9]+\.[0-9]+\]' "$out/console.log" | grep -E -m1 "$splats")")
   fi
   if [[ ${#why[@]} -eq 0 ]]; then
-    verdict[$n]=PASS; npass=$((npass + 1))
-    echo "run.sh: $n: PASS in ${secs[$n]} s"
+    echo PASS > "$out/verdict"
+    echo "run.sh: $n: PASS in $(cat "$out/seconds") s"
   else
-    nfail=$((nfail + 1))
-    echo "run.sh: $n: FAIL in ${secs[$n]} s:"
+    echo "run.sh: $n: FAIL in $(cat "$out/seconds") s:"
     printf '    %s\n' "${why[@]}"
     [[ -f $out/guest.log ]] && grep -E 'FAILED|MISMATCH|NOT ALLOWED' "$out/guest.log" | sed 's/^/    /'
   fi
   { printf '%s\n' "${why[@]}"; } > "$out/why.txt"
+}
+
+set +e
+running=0
+for n in "${names[@]}"; do
+  if [[ $running -ge $jobs ]]; then wait -n; running=$((running - 1)); fi
+  run_one "$n" &
+  running=$((running + 1))
+done
+wait
+set -e
+declare -A verdict secs
+npass=0 nfail=0
+for n in "${names[@]}"; do
+  verdict[$n]=$(cat "$results/$n/verdict") secs[$n]=$(cat "$results/$n/seconds")
+  if [[ ${verdict[$n]} == PASS ]]; then npass=$((npass + 1)); else nfail=$((nfail + 1)); fi
 done
 
 {

@@ -71,6 +71,15 @@ struct {
 	__type(value, struct csf_pol_rule);
 } csf_pol_store SEC(".maps");
 
+/* State a bpf_loop callback carries from one iteration to the next must look unknown to the
+ * verifier. Kernels before "bpf: verify callbacks as if they are called unknown number of times"
+ * (6.7; Debian's 6.1 among them) verify a callback once, in the caller's state at the call: with
+ * w->found known to be 0 there, the branch that compares a later match with the best so far is
+ * never explored and gets hard-wired away, so the last matching mask won instead of the highest
+ * precedence one (seen on 6.1.192 in the VM matrix: a zone's fill rule beat its pass rule). A load
+ * from .bss is an unknown scalar to every verifier; nothing writes it, so it is 0. */
+volatile __u32 csf_opaque_zero;
+
 struct csf_pol_walk {
 	const struct csf_pkt *p;
 	__u32 ifindex;
@@ -142,6 +151,10 @@ static __always_inline bool csf_policy(void *ctx, const bool xdp, __u32 ifindex,
 	if (*parsed)
 		return false;
 	struct csf_pol_walk w = { .p = pp, .ifindex = ifindex, .hook = hook, .gen = (active - 1) & 1 };
+	w.found = csf_opaque_zero; /* loop-carried: see csf_opaque_zero */
+	w.best.priority = csf_opaque_zero;
+	w.best.rule_id = csf_opaque_zero;
+	w.best.action = csf_opaque_zero;
 	bpf_loop(CSF_POL_MAX_MASKS, csf_pol_step, &w, 0);
 	if (!w.found || w.best.action >= CSF_ACT_MAX)
 		return false;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 
@@ -78,7 +79,9 @@ bool PathExists(const std::string& path) {
 }
 
 bool WaitFor(const std::function<bool()>& cond, int seconds) {
-  for (int i = 0; i < seconds * 10; ++i) {
+  // A wall-clock deadline, not a number of tries: under TCG one try can take seconds.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
     if (cond()) return true;
     usleep(100000);
   }

@@ -96,9 +96,12 @@ struct MaskSig {
   bool operator==(const MaskSig& o) const { return tie() == o.tie(); }
 };
 
+// The mask's ipver is what the programs compare first (bpf/lib/policy.h: a mask with
+// CSF_POL_F_IPVER skips packets of the other version), so it is set whenever the flag is: with it
+// set only for prefix masks, `--ip 4` alone never matched (found by tests/bpf/policy_diff_test.cc).
 MaskSig SigOf(const csf_pol_rule& r) {
   return {r.flags, r.src_len, r.dst_len,
-          static_cast<uint8_t>((r.src_len || r.dst_len) ? r.ipver : 0)};
+          static_cast<uint8_t>((r.flags & CSF_POL_F_IPVER) ? r.ipver : 0)};
 }
 
 void FillMask(uint8_t out[16], uint8_t len) {
