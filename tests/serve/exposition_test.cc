@@ -192,6 +192,11 @@ TEST(Exposition, FamiliesValuesAndLabels) {
             {"prog_id", "42"}, {"action", "verify"}});
   ASSERT_NE(s, nullptr) << text;
   EXPECT_EQ(s->value, "1");
+  for (const auto& x : p.samples) {
+    if (x.name == "csumfix_attachment_info") {
+      EXPECT_EQ(x.labels.count("act_csum_prog_id"), 0u) << "bounce has no act_csum selector";
+    }
+  }
   s = Find(p, "csumfix_program_attached", {{"iface", "tap0"}, {"hook", "ingress"}});
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->value, "1");
@@ -211,6 +216,73 @@ TEST(Exposition, FamiliesValuesAndLabels) {
   ASSERT_NE(s, nullptr);
 }
 
+// Every counter of the ABI (csf_counters.c[0..CSF_CTR_MAX)) reaches the exposition: a counter
+// added to abi.h and not exported fails here. Each gets a value no other counter has.
+TEST(Exposition, EveryAbiCounterIsExported) {
+  Snapshot s;
+  control::CounterRow r;
+  r.ifindex = 3;
+  r.ifname = "tap3";
+  r.hook = CSF_HOOK_TC_EGRESS;
+  auto value = [](uint32_t c) { return 1000003ull + 7ull * c; };
+  for (uint32_t c = 0; c < CSF_CTR_MAX; ++c) r.counters.c[c] = value(c);
+  s.counters.push_back(r);
+  const std::string text = Render(s);
+  Parsed p = Parse(text);
+  ASSERT_EQ(p.error, "") << text;
+  for (uint32_t c = 0; c < CSF_CTR_MAX; ++c) {
+    int found = 0;
+    for (const auto& x : p.samples)
+      if (x.labels.count("iface") && x.labels.at("iface") == "tap3" &&
+          x.value == std::to_string(value(c)))
+        ++found;
+    EXPECT_EQ(found, 1) << "counter id " << c << " (abi.h CSF_CTR_*) appears " << found
+                        << " times in the exposition";
+  }
+}
+
+// An interface with mechanism act-csum: a selector program and its counter.
+Snapshot ActCsumSnapshot() {
+  Snapshot s;
+  control::IfaceStatus a;
+  a.ifname = "vnet4";
+  a.ifindex = 12;
+  a.present = true;
+  a.mechanism = CSF_MECH_ACT_CSUM;
+  control::HookStatus h;
+  h.hook = CSF_HOOK_TC_INGRESS;
+  h.mode = "tcx";
+  h.prog_id = 310;
+  h.act_prog_id = 311;
+  h.attached = true;
+  h.action = CSF_ACT_FILL;
+  a.hooks.push_back(h);
+  s.ifaces.push_back(a);
+  control::CounterRow r;
+  r.ifindex = 12;
+  r.hook = CSF_HOOK_TC_INGRESS;
+  r.counters.c[CSF_CTR_ACT_SELECTED] = 77;
+  r.counters.c[CSF_CTR_FILLED] = 77;
+  s.counters.push_back(r);
+  return s;
+}
+
+TEST(Exposition, ActCsumSelectorCounterAndProgram) {
+  const std::string text = Render(ActCsumSnapshot());
+  Parsed p = Parse(text);
+  ASSERT_EQ(p.error, "") << text;
+  EXPECT_EQ(p.type["csumfix_act_csum_selected_packets_total"], "counter");
+  const Sample* x = Find(p, "csumfix_act_csum_selected_packets_total",
+                         {{"iface", "vnet4"}, {"hook", "ingress"}});
+  ASSERT_NE(x, nullptr) << text;
+  EXPECT_EQ(x->value, "77");
+  x = Find(p, "csumfix_attachment_info",
+           {{"iface", "vnet4"}, {"hook", "ingress"}, {"mechanism", "act-csum"}, {"mode", "tcx"},
+            {"prog_id", "310"}, {"action", "fill"}, {"act_csum_prog_id", "311"}});
+  ASSERT_NE(x, nullptr) << text;
+  EXPECT_EQ(x->value, "1");
+}
+
 TEST(Exposition, NothingAttachedStillValid) {
   Snapshot s;
   Parsed p = Parse(Render(s));
@@ -222,8 +294,12 @@ TEST(Exposition, NothingAttachedStillValid) {
 TEST(Exposition, PromtoolAccepts) {
   const std::string path = "/tmp/csf-expo-" + std::to_string(getpid()) + ".prom";
   {
+    Snapshot s = MakeSnapshot();
+    const Snapshot act = ActCsumSnapshot();  // the act_csum_prog_id label and its counter too
+    s.ifaces.insert(s.ifaces.end(), act.ifaces.begin(), act.ifaces.end());
+    s.counters.insert(s.counters.end(), act.counters.begin(), act.counters.end());
     std::ofstream out(path);
-    out << Render(MakeSnapshot());
+    out << Render(s);
   }
   FILE* f = popen(("promtool check metrics < " + path + " 2>&1; echo rc=$?").c_str(), "r");
   ASSERT_NE(f, nullptr);

@@ -79,6 +79,9 @@ constexpr Simple kSimple[] = {
      "Packets that came back completed from the bounce veth (not counted again elsewhere)."},
     {CSF_CTR_POLICY_HIT, "csumfix_policy_hits_total",
      "Packets whose action came from a per-flow policy rule."},
+    {CSF_CTR_ACT_SELECTED, "csumfix_act_csum_selected_packets_total",
+     "CHECKSUM_PARTIAL packets the act-csum selector handed to act_csum to be completed "
+     "(mechanism act-csum)."},
 };
 
 }  // namespace
@@ -148,7 +151,8 @@ std::string Render(const Snapshot& s) {
 
   Family info("csumfix_attachment_info", "gauge",
               "One per attached hook (value 1): fill mechanism, attach mode (tcx, clsact, xdp), "
-              "program id and default action.");
+              "program id and default action; with mechanism act-csum also act_csum_prog_id, the "
+              "selector program of the classic cls_bpf + act_csum filter.");
   Family attached("csumfix_program_attached", "gauge",
                   "1 while the kernel still runs csumfix's program at the hook, else 0.");
   Family present("csumfix_interface_present", "gauge",
@@ -157,13 +161,14 @@ std::string Render(const Snapshot& s) {
     present.Add({{"iface", i.ifname}}, i.present ? 1 : 0);
     for (const auto& h : i.hooks) {
       const std::string hook(control::HookName(h.hook));
-      info.Add({{"iface", i.ifname},
-                {"hook", hook},
-                {"mechanism", std::string(control::MechanismName(i.mechanism))},
-                {"mode", h.mode},
-                {"prog_id", std::to_string(h.prog_id)},
-                {"action", std::string(ref::ActionName(h.action))}},
-               1);
+      Labels l = {{"iface", i.ifname},
+                  {"hook", hook},
+                  {"mechanism", std::string(control::MechanismName(i.mechanism))},
+                  {"mode", h.mode},
+                  {"prog_id", std::to_string(h.prog_id)},
+                  {"action", std::string(ref::ActionName(h.action))}};
+      if (h.act_prog_id != 0) l.emplace_back("act_csum_prog_id", std::to_string(h.act_prog_id));
+      info.Add(l, 1);
       attached.Add({{"iface", i.ifname}, {"hook", hook}}, h.attached ? 1 : 0);
     }
   }
