@@ -153,11 +153,11 @@ absl::StatusOr<InterfaceSpec> ParseInterface(const std::string& path, const toml
                    absl::StrCat("unknown action \"", action,
                                 "\"; use pass, observe, verify, drop-bad, fill or zero-udp4"));
   RETURN_IF_ERROR(f.Str("mechanism", &s.mechanism));
-  if (s.mechanism != "auto" && s.mechanism != "bounce" && s.mechanism != "observe")
+  if (s.mechanism != "auto" && control::MechanismFromName(s.mechanism) >= CSF_MECH_MAX)
     return ErrorAt(path, f.Where("mechanism"),
-                   absl::StrCat("mechanism \"", s.mechanism,
-                                "\": use auto, bounce or observe (bpf and act-csum are not "
-                                "implemented in this version)"));
+                   absl::StrCat("unknown mechanism \"", s.mechanism,
+                                "\": use auto, bpf, act-csum, bounce or observe (`csumfix probe` "
+                                "says which this kernel has)"));
   RETURN_IF_ERROR(f.Str("redirect_to", &s.redirect_to));
   if (!s.redirect_to.empty()) {
     if (!s.xdp)

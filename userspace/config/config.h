@@ -8,7 +8,7 @@
 //   name = "tap0"
 //   hooks = ["ingress", "egress"]   # ingress | egress | xdp; default ["ingress"]
 //   action = "fill"                 # default "fill"
-//   mechanism = "auto"              # auto | bounce | observe; default "auto"
+//   mechanism = "auto"              # auto | bpf | act-csum | bounce | observe; default "auto"
 //   redirect_to = "vc"              # only with "xdp" in hooks
 //
 //   [[rule]]                        # the fields of `csumfix policy add`
@@ -36,7 +36,7 @@ struct InterfaceSpec {
   std::string name;
   bool ingress = false, egress = false, xdp = false;
   uint32_t action = CSF_ACT_FILL;
-  std::string mechanism = "auto";  // auto | bounce | observe (auto: what `csumfix probe` says)
+  std::string mechanism = "auto";  // auto | bpf | act-csum | bounce | observe (auto: the probe's)
   std::string redirect_to;
   std::string where;  // "FILE:LINE:COL" of the [[interface]] table, for messages
 };
