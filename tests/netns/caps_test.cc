@@ -178,6 +178,52 @@ TEST_F(CapsCli, AttachStatusStatsDetachWithOnlyThreeCaps) {
   EXPECT_FALSE(PathExists("/sys/fs/bpf/csumfix/v1/ca")) << "pins left behind";
 }
 
+// `probe` without CAP_SYS_ADMIN (no throwaway namespace) and CAP_SYS_MODULE (no modprobe)
+// cannot find everything out: it says what it could not determine, exits 3, and caches nothing,
+// so this boot's real result (cached in SetUp) stays and a later full probe is not misled.
+TEST_F(CapsCli, ProbeWithoutSysAdminIsIncompleteAndNotCached) {
+  const std::string cache = "/run/csumfix/probe.json";
+  auto read = [](const std::string& path) {
+    std::ifstream f(path);
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  };
+  const std::string full = read(cache);
+  ASSERT_FALSE(full.empty()) << "SetUp's full probe cached nothing";
+  const json cached = json::parse(full);
+
+  const std::string three = "+bpf,+net_admin,+perfmon";
+  CmdResult r = Limited(three, {"probe", "--refresh", "-j"});
+  EXPECT_EQ(r.rc, 3) << r.err;
+  EXPECT_NE(r.err.find("probe incomplete, not cached"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("as root"), std::string::npos) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["complete"], false) << r.out;
+  EXPECT_EQ(j["cached"], false);
+  bool tail = false;
+  for (const auto& u : j["undetermined"])
+    tail |= u.get<std::string>().rfind("change_tail: ", 0) == 0 &&
+            u.get<std::string>().find("CAP_SYS_ADMIN") != std::string::npos;
+  EXPECT_TRUE(tail) << "names the change_tail probe and the missing capability: " << r.out;
+  EXPECT_EQ(j["change_tail_clears_partial"], false) << "not known, so not claimed";
+  EXPECT_EQ(read(cache), full) << "an incomplete result replaced this boot's cache";
+
+  // Without a cache it creates none either.
+  const std::string aside = cache + ".csft-" + std::to_string(getpid());
+  ASSERT_EQ(rename(cache.c_str(), aside.c_str()), 0);
+  CmdResult r2 = Limited(three, {"probe", "-j"});
+  const bool created = PathExists(cache);
+  ASSERT_EQ(rename(aside.c_str(), cache.c_str()), 0);  // this boot's result back in place
+  EXPECT_EQ(r2.rc, 3) << r2.err;
+  EXPECT_FALSE(created) << "an incomplete probe wrote " << cache;
+  // With a complete cache the limited run just reads it.
+  CmdResult r3 = Limited(three, {"probe", "-j"});
+  EXPECT_EQ(r3.rc, 0) << r3.err;
+  json j3 = json::parse(r3.out);
+  EXPECT_EQ(j3["cached"], true);
+  EXPECT_EQ(j3["complete"], true);
+  EXPECT_EQ(j3["mechanism"], cached["mechanism"]);
+}
+
 TEST_F(CapsCli, WithoutCapBpfFailsClearly) {
   for (const char* cmd : {"attach", "status", "stats", "detach"}) {
     std::vector<std::string> args = {cmd};

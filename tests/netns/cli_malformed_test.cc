@@ -1,7 +1,7 @@
-// Malformed command lines: each must fail with the documented exit code (2 usage error from the
-// parser, 1 an operation refused) and a message that names what is wrong. None of them may change
-// anything: every case is rejected before a pin, a hook or a rule is touched, and the test checks
-// that /sys/fs/bpf/csumfix looks the same afterwards.
+// Malformed command lines: each must fail with the documented exit code (2 usage error, from the
+// parser or a check it cannot express; 1 an operation refused) and a message that names what is
+// wrong. None of them may change anything: every case is rejected before a pin, a hook or a rule
+// is touched, and the test checks that /sys/fs/bpf/csumfix looks the same afterwards.
 // Runs the csumfix binary as root (CSUMFIX_BIN, else the build tree's).
 #include <unistd.h>
 
@@ -27,17 +27,22 @@ std::vector<Malformed> Cases() {
   const std::string long_if(40, 'x');
   return {
       // Commands and global options.
-      // CLI11 reports an unknown command word as a missing subcommand (it does not repeat the
-      // word); the exit code and "subcommand" still say what is wrong.
-      {"unknown_command", {"frobnicate"}, 2, {"subcommand"}},
-      {"no_command", {}, 2, {"subcommand"}},
+      // Usage errors name the word, list the valid ones and point at the help.
+      {"unknown_command", {"frobnicate"}, 2,
+       {"unknown command \"frobnicate\"", "attach, detach, status", "diagnose", "serve",
+        "csumfix --help"}},
+      {"unknown_command_after_netns", {"-n", "csf-no-such-ns", "frobnicate"}, 2,
+       {"unknown command \"frobnicate\"", "csumfix --help"}},
+      {"no_command", {}, 2, {"no command given", "attach", "csumfix --help"}},
+      {"policy_unknown_subcommand", {"policy", "frobnicate"}, 2,
+       {"policy: unknown command \"frobnicate\"", "add", "list", "csumfix policy --help"}},
       {"unknown_netns", {"-n", "csf-no-such-ns", "status"}, 1,
        {"csf-no-such-ns", "no namespace", "ip netns list"}},
       {"netns_path_escape", {"-n", "../../etc", "status"}, 1,
        {"../../etc", "not a namespace name"}},
       {"netns_empty", {"-n", "", "status"}, 1, {"not a namespace name"}},
       // attach: interface names.
-      {"attach_no_iface", {"attach"}, 2, {"iface", "required"}},
+      {"attach_no_iface", {"attach"}, 2, {"attach: iface is required", "csumfix attach --help"}},
       {"attach_empty_iface", {"attach", ""}, 1, {"not a valid interface name"}},
       {"attach_long_iface", {"attach", long_if}, 1, {long_if, "not a valid interface name"}},
       {"attach_slash_iface", {"attach", "../maps"}, 1, {"../maps", "not a valid interface name"}},
@@ -56,9 +61,19 @@ std::vector<Malformed> Cases() {
       {"attach_redirect_missing_target",
        {"attach", "lo", "--mechanism", "observe", "--xdp", "--redirect-to", "csf-nosuch0"}, 1,
        {"csf-nosuch0", "no such interface"}},
-      {"attach_unknown_flag", {"attach", "lo", "--turbo"}, 2, {"--turbo"}},
+      {"attach_unknown_flag", {"attach", "lo", "--turbo"}, 2,
+       {"attach: ", "--turbo", "csumfix attach --help"}},
+      {"attach_extra_argument", {"attach", "lo", "eth9"}, 2, {"eth9", "not expected"}},
+      {"status_unknown_flag", {"status", "--bogus"}, 2, {"status: ", "--bogus"}},
+      {"flows_top_not_number", {"flows", "--top", "many"}, 2, {"many"}},
       // detach.
-      {"detach_nothing", {"detach"}, 1, {"name an interface or use --all"}},
+      {"detach_nothing", {"detach"}, 2, {"detach: name an interface or use --all", "--help"}},
+      {"check_config_without_config", {"serve", "--check-config"}, 2,
+       {"--check-config needs --config FILE"}},
+      {"stats_not_attached", {"stats", "csf-nosuch0"}, 1,
+       {"csf-nosuch0 is not attached", "csumfix attach csf-nosuch0"}},
+      {"status_not_attached", {"status", "csf-nosuch0"}, 1,
+       {"csf-nosuch0 is not attached", "csumfix status"}},
       {"detach_iface_and_all", {"detach", "lo", "--all"}, 2, {"--all", "excludes"}},
       // policy add: prefixes, ports, protocols, conflicting versions.
       {"policy_no_action", {"policy", "add", "--proto", "udp"}, 2, {"--action", "required"}},
@@ -101,7 +116,7 @@ std::vector<Malformed> Cases() {
       {"policy_missing_iface", {"policy", "add", "--action", "fill", "--iface", "csf-nosuch0"}, 1,
        {"csf-nosuch0", "no such interface"}},
       {"policy_del_not_number", {"policy", "del", "seven"}, 2, {"seven"}},
-      {"policy_no_subcommand", {"policy"}, 2, {"subcommand"}},
+      {"policy_no_subcommand", {"policy"}, 2, {"policy: no command given", "add"}},
       {"zone_bad_prefix", {"policy", "zone", "--prefix", "10.1.0.0/99"}, 1, {"10.1.0.0/99"}},
   };
 }

@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -201,12 +202,16 @@ class Serve : public ::testing::Test {
     EXPECT_EQ(r.rc, 0) << r.err;
     return json::parse(r.out);
   }
-  // Status for polling while serve changes things: an attach in progress has its directory
-  // before its state, and `status` fails meanwhile; that is "not yet".
+  // Status for polling while serve changes things. An attach in progress has its directory
+  // before its state: status must not fail then, it reports the entry as "attaching".
   std::optional<json> TryStatus() {
     CmdResult r = Csumfix({"-n", a_.name(), "status", "-j"});
+    EXPECT_EQ(r.rc, 0) << "status failed while serve was changing attachments: " << r.err;
     if (r.rc != 0) return std::nullopt;
-    return json::parse(r.out);
+    json j = json::parse(r.out);
+    for (const auto& i : j)
+      EXPECT_TRUE(i["state"] == "ok" || i["state"] == "attaching") << i.dump();
+    return j;
   }
   json Rules() {
     CmdResult r = Csumfix({"-n", a_.name(), "policy", "list", "-j"});
@@ -426,7 +431,8 @@ prefixes = ["10.9.0.0/16"]
   ASSERT_TRUE(WaitFor(
       [&] {
         auto st = TryStatus();
-        return st && st->size() == 2 && (*st)[1]["hooks"].size() == 2;
+        return st && st->size() == 2 && (*st)[1]["state"] == "ok" &&
+               (*st)[1]["hooks"].size() == 2;
       },
       15)) << ReadFile(log_);
   s = Status();
@@ -521,6 +527,99 @@ TEST_F(Serve, InterfaceDeletedWhileServeRunsLosesItsState) {
   EXPECT_TRUE(m.All("csumfix_packets_total", {{"iface", "va"}}).empty());
   EXPECT_TRUE(m.All("csumfix_attachment_info", {}).empty());
   EXPECT_EQ(m.Get("csumfix_scrape_errors_total", {}), 0);
+  EXPECT_EQ(StopServe(SIGTERM), 0);
+}
+
+// A policy rule bound to an interface matches nothing once the interface is deleted: serve
+// removes it (and only it) when it sees the deletion, and logs which rule went.
+TEST_F(Serve, RulesOfAnInterfaceDeletedWhileServeRunsAreRemoved) {
+  ASSERT_EQ(a_.Ip("link add rz1 type veth peer name rz1p"), 0);
+  ASSERT_EQ(a_.Ip("link add ry1 type veth peer name ry1p"), 0);
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--iface", "rz1", "--action", "drop-bad"},
+        std::vector<std::string>{"--iface", "ry1", "--action", "verify"},
+        std::vector<std::string>{"--proto", "udp", "--action", "fill"}}) {
+    std::vector<std::string> cmd = {"-n", a_.name(), "policy", "add"};
+    cmd.insert(cmd.end(), args.begin(), args.end());
+    CmdResult r = Csumfix(cmd);
+    ASSERT_EQ(r.rc, 0) << r.err;
+  }
+  json before = Rules();
+  ASSERT_EQ(before.size(), 3u);
+  uint32_t rz_id = 0;
+  for (const auto& r : before)
+    if (r["iface"] == "rz1") rz_id = r["id"];
+  ASSERT_NE(rz_id, 0u) << before.dump();
+  StartServe({});
+  ASSERT_EQ(a_.Ip("link del rz1"), 0);
+  ASSERT_TRUE(WaitFor([&] { return Rules().size() == 2; }, 15)) << ReadFile(log_);
+  json after = Rules();
+  std::set<std::string> ifaces;
+  for (const auto& r : after) {
+    EXPECT_NE(r["id"], rz_id);
+    EXPECT_EQ(r["iface_gone"], false) << r.dump();
+    ifaces.insert(r["iface"].get<std::string>());
+  }
+  EXPECT_EQ(ifaces, (std::set<std::string>{"ry1", ""})) << after.dump();
+  EXPECT_NE(ReadFile(log_).find("policy rule " + std::to_string(rz_id) + " (id " +
+                                std::to_string(rz_id)),
+            std::string::npos)
+      << ReadFile(log_);
+  EXPECT_NE(ReadFile(log_).find("removed: its interface was deleted"), std::string::npos)
+      << ReadFile(log_);
+  EXPECT_EQ(StopServe(SIGTERM), 0);
+}
+
+// Interfaces deleted while no serve runs: the next serve notices at start and removes their
+// pins and bounce veths, as RTM_DELLINK would have, where that is certain: an interface serve
+// itself attached (recorded in /run/csumfix/serve-NS.json), and one whose tcx links report no
+// device (any namespace). A clsact attachment made by the CLI carries no such proof (pins are
+// not per namespace): it stays, reported as gone.
+TEST_F(Serve, InterfacesDeletedWhileServeWasDownAreCleanedAtStart) {
+  ASSERT_EQ(a_.Ip("link add dx type veth peer name dw"), 0);
+  ASSERT_EQ(a_.Ip("link add dv type veth peer name du"), 0);
+  ASSERT_EQ(a_.Ip("link set dx up"), 0);
+  ASSERT_EQ(a_.Ip("link set dv up"), 0);
+  WriteConfig("[[interface]]\nname = \"dx\"\nhooks = [\"ingress\", \"egress\"]\n"
+              "mechanism = \"bounce\"\n");
+  StartServe({"--config", cfg_});
+  EXPECT_EQ(StopServe(SIGKILL), 128 + SIGKILL);
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "attach", "dv", "--both", "--mechanism", "bounce"}).rc, 0);
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "attach", "va", "--egress", "--mechanism", "bounce"}).rc, 0);
+  ASSERT_TRUE(Probe().ok) << Probe().error;
+  const bool tcx = Probe().tcx;  // the CLI attaches with tcx links where the kernel has them
+  ASSERT_EQ(a_.Ip("link del dx"), 0);
+  ASSERT_EQ(a_.Ip("link del dv"), 0);
+  json st = Status();
+  ASSERT_EQ(st.size(), 3u) << st.dump();
+  for (const auto& i : st)
+    EXPECT_EQ(i["present"].get<bool>(), i["ifname"] == "va") << "nobody cleaned up yet: " << i.dump();
+
+  StartServe({});  // no config: what it attached before is known from its state file
+  ASSERT_TRUE(WaitFor([] { return !PathExists("/sys/fs/bpf/csumfix/v1/dx"); }, 15))
+      << ReadFile(log_);
+  EXPECT_NE(ReadFile(log_).find("interface dx (ifindex"), std::string::npos) << ReadFile(log_);
+  if (tcx) {
+    EXPECT_TRUE(WaitFor([] { return !PathExists("/sys/fs/bpf/csumfix/v1/dv"); }, 15))
+        << "its tcx links report no device: " << ReadFile(log_);
+  } else {
+    std::printf("no tcx on this kernel: dv (clsact, attached by the CLI) must stay\n");
+    EXPECT_TRUE(PathExists("/sys/fs/bpf/csumfix/v1/dv"));
+    EXPECT_NE(ReadFile(log_).find("found dv"), std::string::npos) << ReadFile(log_);
+  }
+  st = Status();
+  ASSERT_EQ(st.size(), tcx ? 1u : 2u) << st.dump();
+  const json& va = st[st.size() - 1];
+  EXPECT_EQ(va["ifname"], "va") << "a present interface stays attached";
+  EXPECT_TRUE(va["hooks"][0]["attached"].get<bool>());
+  // Bounce pairs (two ends each) left: va's, and dv's two when it stays.
+  const std::string links = a_.Capture("ip -o link show");
+  size_t n = 0;
+  for (size_t pos = 0; (pos = links.find(": csf", pos)) != std::string::npos; ++pos) ++n;
+  EXPECT_EQ(n, tcx ? 2u : 6u) << links;
+  Scrape m = Metrics();
+  EXPECT_TRUE(m.All("csumfix_attachment_info", {{"iface", "dx"}}).empty());
+  EXPECT_EQ(m.All("csumfix_attachment_info", {{"iface", "va"}}).size(), 1u);
   EXPECT_EQ(StopServe(SIGTERM), 0);
 }
 

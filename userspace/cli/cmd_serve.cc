@@ -11,6 +11,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -30,6 +31,7 @@
 #include "cli/common.h"
 #include "config/config.h"
 #include "control/control.h"
+#include "control/policy.h"
 #include "control/probe.h"
 #include "httplib.h"
 #include "metrics/exposition.h"
@@ -131,6 +133,7 @@ class Daemon {
       probe_mech_ = p->mechanism;
       state_.probe_mechanism = std::string(control::MechanismName(p->mechanism));
       state_.kernel = p->kernel;
+      if (!p->complete) Log("warning: kernel probe: " + p->reason);
     } else {
       Log(absl::StrCat("kernel probe failed (mechanism \"auto\" unavailable): ",
                        p.status().message()));
@@ -139,12 +142,29 @@ class Daemon {
     owned_ = config::Owned::LoadFile(state_path_, c_);
     // Adopt what is pinned: nothing is attached again; the metrics export it from now on.
     if (auto st = c_.Status(); st.ok()) {
-      for (const auto& i : *st)
+      for (const auto& i : *st) {
         Log(absl::StrCat("found ", i.ifname, " (ifindex ", i.ifindex, ", ", i.hooks.size(),
-                         " hooks", i.present ? "" : ", interface gone",
+                         " hooks", i.state == "ok" ? "" : ", " + i.state,
+                         i.present ? "" : ", interface gone",
                          owned_.names.count(i.ifname) ? ", attached by serve" : "", ")"));
+        if (!i.problem.empty()) Log("warning: " + i.ifname + ": " + i.problem);
+        // Deleted while no serve ran: clean up as RTM_DELLINK would have. Only when that is
+        // certain: its links report no device (whatever namespace it was in), or serve attached
+        // it in this namespace. Pins are not per namespace; another one's attachment stays.
+        if (i.state == "ok" && !i.present && (i.links_defunct || owned_.names.count(i.ifname)))
+          Forget({i.ifindex, i.ifname});
+      }
     } else {
       return Fail(Annotate(st.status(), "serve: read the pinned attachments"));
+    }
+    // Rules bound to an interface that is gone are only reported here: a rule records no
+    // namespace, so one added in another namespace would look gone too.
+    if (auto rules = control::ReadRules(g_.bpffs); rules.ok()) {
+      for (const auto& r : *rules)
+        if (control::RuleInterfaceGone(r))
+          Log(absl::StrCat("warning: policy rule ", r.id, " (", control::DescribeRule(r),
+                           ") names an interface that does not exist here; `csumfix policy del ",
+                           r.id, "` if it was deleted"));
     }
     if (!o_.config.empty()) {
       state_.has_config = true;
@@ -208,10 +228,14 @@ class Daemon {
           if (auto st = c_.Status(); st.ok())
             for (const auto& i : *st)
               if (!i.present && owned_.names.count(i.ifname)) gone.push_back({i.ifindex, i.ifname});
+          gone.push_back({0, ""});  // ifindex 0: every rule whose interface is gone
         } else if (n > 0) {
           mnl_cb_run(buf.data(), n, 0, 0, CollectDelLink, &gone);
         }
-        for (const auto& ev : gone) Forget(ev);
+        for (const auto& ev : gone) {
+          if (ev.ifindex != 0) Forget(ev);
+          DropRules(ev.ifindex);
+        }
       }
     }
     svr.stop();
@@ -271,6 +295,35 @@ class Daemon {
     }
   }
 
+  // Rules bound to an interface that went away (ifindex; 0: any that is gone) match nothing
+  // any more: remove them, in one switch, and say so.
+  void DropRules(uint32_t ifindex) {
+    auto stored = control::ReadRules(g_.bpffs);
+    if (!stored.ok()) {
+      Log(absl::StrCat("interface deleted; reading the policy rules: ", stored.status().message()));
+      return;
+    }
+    auto stale = [ifindex](const csf_pol_rule& r) {
+      return control::RuleInterfaceGone(r) && (ifindex == 0 || r.ifindex == ifindex);
+    };
+    if (std::none_of(stored->begin(), stored->end(), stale)) return;
+    std::lock_guard<std::mutex> apply(apply_mu_);
+    absl::StatusOr<std::vector<csf_pol_rule>> dropped;
+    {
+      auto p = control::Policy::Open(g_.bpffs);  // holds the pin lock while it lives
+      dropped = p.ok() ? p->DeleteIf(stale) : p.status();
+    }
+    if (!dropped.ok()) {
+      Log(absl::StrCat("interface deleted; removing its policy rules: ", dropped.status().message()));
+      return;
+    }
+    for (const auto& r : *dropped)
+      Log(absl::StrCat("policy rule ", r.id, " (", control::DescribeRule(r),
+                       ") removed: its interface was deleted"));
+    // The last rule gone and nothing attached: the shared maps go as after `policy flush`.
+    if (auto lock = control::LockPins(g_.bpffs); lock.ok()) c_.Tidy();
+  }
+
   std::string Scrape() {
     metrics::Snapshot snap;
     absl::Status s;
@@ -323,7 +376,7 @@ void AddServeCommand(CLI::App& app, Globals& g) {
   serve->callback([&g, o] {
     if (o->check_config) {
       if (o->config.empty()) {
-        g.rc = Fail(absl::InvalidArgumentError("--check-config needs --config FILE"));
+        g.rc = UsageFail("serve", "--check-config needs --config FILE");
         return;
       }
       auto cfg = config::Load(o->config);

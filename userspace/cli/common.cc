@@ -15,6 +15,12 @@ int Fail(const absl::Status& s) {
   return s.code() == absl::StatusCode::kDataLoss ? 3 : 1;
 }
 
+int UsageFail(const std::string& command, const std::string& message) {
+  std::fprintf(stderr, "csumfix: %s: %s\nRun `csumfix %s --help` for the usage, options and examples.\n",
+               command.c_str(), message.c_str(), command.c_str());
+  return 2;
+}
+
 std::string ActionList() {
   std::string out;
   for (uint32_t a = 0; a < CSF_ACT_MAX; ++a)

@@ -22,6 +22,10 @@ struct Globals {
 // Prints "csumfix: <message>" to stderr; returns the exit code for it (3 for kDataLoss, else 1).
 int Fail(const absl::Status& s);
 
+// A usage mistake the parser cannot see (e.g. neither IFACE nor --all): prints
+// "csumfix: <command>: <message>" and where the help is; returns 2, as the parser's errors.
+int UsageFail(const std::string& command, const std::string& message);
+
 // "pass|observe|..." for help texts and errors.
 std::string ActionList();
 

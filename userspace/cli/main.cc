@@ -2,18 +2,25 @@
 // Exit codes: 0 success, 1 operation failed, 2 usage error (CLI11's), 3 partial success
 // (done with warnings).
 #include <fcntl.h>
+#include <net/if.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <sched.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "base/caps.h"
 #include "base/status.h"
 #include "bpf/loader.h"
@@ -23,6 +30,7 @@
 #include "control/control.h"
 #include "control/policy.h"
 #include "control/probe.h"
+#include "csumfix.skel.h"
 #include "csumfix/abi.h"
 #include "nlohmann/json.hpp"
 #include "refcsum/refcsum.h"
@@ -52,6 +60,42 @@ absl::Status EnterNetns(const std::string& name) {
   return absl::OkStatus();
 }
 
+// The commands of `a`, as "attach, detach, ..." (definition order).
+std::string CommandNames(const CLI::App* a) {
+  std::vector<std::string> names;
+  for (const CLI::App* c : a->get_subcommands([](const CLI::App*) { return true; }))
+    names.push_back(c->get_name());
+  return absl::StrJoin(names, ", ");
+}
+
+// Command-line mistakes (exit 2, as iproute2's usage errors): "csumfix: <command>: <what is
+// wrong>" and where the help is. An unknown or missing command word names the valid ones.
+std::string UsageError(const CLI::App* root, const CLI::Error& e) {
+  const CLI::App* cur = root;
+  std::string path = "csumfix";
+  while (!cur->get_subcommands().empty()) {
+    cur = cur->get_subcommands().front();
+    path += " " + cur->get_name();
+  }
+  std::string what = e.what();
+  const bool has_commands = !cur->get_subcommands([](const CLI::App*) { return true; }).empty();
+  if (has_commands && cur->get_subcommands().empty() && e.get_name() == "RequiredError") {
+    // CLI11 reports an unknown command word as a missing subcommand; the word is left over.
+    std::vector<std::string> rest = cur->remaining();
+    for (const CLI::App* a = cur; rest.empty() && a->get_parent() != nullptr;) {
+      a = a->get_parent();
+      rest = a->remaining();
+    }
+    what = rest.empty() ? "no command given"
+                        : absl::StrCat("unknown command \"", rest.front(), "\"");
+    absl::StrAppend(&what, "; ", path == "csumfix" ? "the commands are: " : "choose one of: ",
+                    CommandNames(cur));
+  }
+  std::string where = path == "csumfix" ? "" : path.substr(std::string("csumfix ").size()) + ": ";
+  return absl::StrCat("csumfix: ", where, what, "\nRun `", path,
+                      " --help` for the usage, options and examples.\n");
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -61,6 +105,27 @@ int Main(int argc, char** argv) {
       "/ and outlive this command.",
       "csumfix"};
   app.require_subcommand(1);
+  app.failure_message(UsageError);
+  app.footer(
+      "Commands print JSON with -j/--json where they print data (status, stats, flows, policy\n"
+      "list, probe, check, diagnose). `csumfix COMMAND --help` describes each command.\n"
+      "\n"
+      "Exit status: 0 success; 1 the operation failed (the message says what is wrong and what\n"
+      "to do); 2 usage error (unknown command or option, missing argument); 3 done with\n"
+      "warnings (e.g. detach left a filter that is not csumfix's, probe could not find out\n"
+      "everything, diagnose found bad checksums).\n"
+      "\n"
+      "Files: /sys/fs/bpf/csumfix/v1/IFACE/ (state, programs and links of an attachment),\n"
+      "/sys/fs/bpf/csumfix/v1/maps/ (counters, actions, policy, flows), /run/csumfix/probe.json\n"
+      "(this boot's probe result), /run/csumfix/serve.json (interfaces serve attached).\n"
+      "\n"
+      "Examples (as root):\n"
+      "  csumfix attach tap0 --both --action fill   # complete partial checksums both ways\n"
+      "  csumfix status                             # what is attached, how, offloads, rules\n"
+      "  csumfix stats tap0 -j                      # counters per hook, class and action\n"
+      "  csumfix policy add --proto udp --dport 67-68 --action fill --priority 10\n"
+      "  csumfix -n labns detach --all              # inside network namespace labns\n"
+      "Documentation: README.md, docs/SEMANTICS.md (actions, classes), docs/POLICY.md.");
   app.set_version_flag(
       "--version", std::string("csumfix ") + "0.1.0 (ABI " + std::to_string(CSF_ABI_VERSION) + ")");
   cli::Globals g;
@@ -112,6 +177,18 @@ int Main(int argc, char** argv) {
   attach->add_option("--tc-api", tc_api, "tc attach API")
       ->check(CLI::IsMember({"auto", "tcx", "clsact"}))
       ->capture_default_str();
+  attach->footer(
+      "Actions: pass (count only), observe (classify by headers, never change), verify (check\n"
+      "every checksum), drop-bad (drop bad L4/IPv4-header checksums, never a partial packet),\n"
+      "fill (complete partial checksums), zero-udp4 (partial UDP over IPv4 gets checksum 0).\n"
+      "A valid packet leaves byte-identical under every action (docs/SEMANTICS.md).\n"
+      "Attach is all-or-nothing; the attachment is pinned and outlives this command.\n"
+      "Examples:\n"
+      "  csumfix attach tap0                          # tc ingress, action fill, mechanism auto\n"
+      "  csumfix attach br0p1 --egress --action verify\n"
+      "  csumfix attach vb --xdp --action fill --redirect-to vc\n"
+      "Errors: 'already attached' -> `csumfix detach IFACE` first; 'no interface' -> see\n"
+      "`ip link show`; a mechanism the kernel lacks -> `csumfix probe` says why.");
   attach->callback([&] {
     if (both) areq.ingress = areq.egress = true;
     if (!areq.ingress && !areq.egress && !areq.xdp) areq.ingress = true;
@@ -123,6 +200,8 @@ int Main(int argc, char** argv) {
         return;
       }
       mech = std::string(control::MechanismName(p->mechanism));
+      if (!p->complete)
+        std::fprintf(stderr, "csumfix: warning: --mechanism auto: %s\n", p->reason.c_str());
     }
     areq.mechanism = control::MechanismFromName(mech);
     areq.tc_api = tc_api == "tcx"      ? control::TcApi::kTcx
@@ -133,9 +212,12 @@ int Main(int argc, char** argv) {
       rc = Fail(s);
       return;
     }
-    std::printf("attached %s (%s%s%s) action %s, fill mechanism %s\n", areq.ifname.c_str(),
-                areq.ingress ? "ingress " : "", areq.egress ? "egress " : "",
-                areq.xdp ? "xdp " : "", aact.name.c_str(), mech.c_str());
+    std::vector<std::string> hooks;
+    if (areq.ingress) hooks.push_back("ingress");
+    if (areq.egress) hooks.push_back("egress");
+    if (areq.xdp) hooks.push_back("xdp");
+    std::printf("attached %s (%s): action %s, fill mechanism %s\n", areq.ifname.c_str(),
+                absl::StrJoin(hooks, ", ").c_str(), aact.name.c_str(), mech.c_str());
   });
 
   // detach
@@ -144,10 +226,17 @@ int Main(int argc, char** argv) {
   bool dall = false;
   auto* dif = detach->add_option("iface", difname, "interface name");
   detach->add_flag("--all", dall, "detach every interface")->excludes(dif);
+  detach->footer(
+      "Removes only what csumfix attached (cls_bpf filters are checked by program id; another\n"
+      "program at the hook is left alone and reported, exit 3), its bounce veths, counters and\n"
+      "pins; the directories go with the last interface. Policy rules stay (`policy flush`).\n"
+      "Examples:\n"
+      "  csumfix detach tap0\n"
+      "  csumfix -n labns detach --all");
   detach->callback([&] {
     control::Controller c(bpffs);
     if (!dall && difname.empty()) {
-      rc = Fail(absl::InvalidArgumentError("detach: name an interface or use --all"));
+      rc = cli::UsageFail("detach", "name an interface or use --all");
       return;
     }
     absl::Status s = dall ? c.DetachAll() : c.Detach(difname);
@@ -159,6 +248,15 @@ int Main(int argc, char** argv) {
   std::string sifname;
   status->add_option("iface", sifname, "only this interface");
   status->add_flag("-j,--json", as_json, "JSON output");
+  status->footer(
+      "Per interface: state (ok; attaching: another csumfix is attaching it right now;\n"
+      "incomplete: an attach was interrupted, `csumfix detach IFACE` cleans up), ifindex,\n"
+      "present (the device still exists), fill mechanism, policy rules that can match there\n"
+      "(rules; rules_iface: bound to it alone), the device's offload switches (tx/rx checksumming,\n"
+      "TSO, GSO, GRO as `ethtool -k` shows them) and per hook: mode (tcx, clsact, xdp), program\n"
+      "id, act_csum selector program id (mechanism act-csum), attached, default action.\n"
+      "Warnings (stderr) name policy rules whose interface is gone.\n"
+      "Example: csumfix status tap0 -j");
   status->callback([&] {
     control::Controller c(bpffs);
     auto st = c.Status();
@@ -171,8 +269,13 @@ int Main(int argc, char** argv) {
       if (!sifname.empty() && i.ifname != sifname) continue;
       json ji{{"ifname", i.ifname},
               {"ifindex", i.ifindex},
+              {"state", i.state},
               {"present", i.present},
               {"mechanism", std::string(control::MechanismName(i.mechanism))}};
+      if (!i.problem.empty()) ji["problem"] = i.problem;
+      // Policy rules that can match here: bound to this interface (by its index) or to none.
+      ji["rules"] = 0;
+      ji["rules_iface"] = 0;
       json hooks = json::array();
       for (const auto& h : i.hooks)
         hooks.push_back({{"hook", control::HookName(h.hook)},
@@ -188,26 +291,64 @@ int Main(int argc, char** argv) {
       out.push_back(ji);
     }
     if (!sifname.empty() && out.empty()) {
-      rc = Fail(absl::NotFoundError(sifname + " is not attached"));
+      rc = Fail(absl::NotFoundError(sifname + " is not attached (see `csumfix status`)"));
       return;
     }
+    // Per-flow rules: how many name each interface, and warnings for those whose interface is
+    // gone (they match nothing). Read without the lock: status never waits for a change.
+    auto rules = control::ReadRules(bpffs);
+    if (!rules.ok()) {
+      std::fprintf(stderr, "csumfix: warning: policy rules not read: %s\n",
+                   std::string(rules.status().message()).c_str());
+    } else {
+      for (const auto& r : *rules) {
+        const bool bound = r.flags & CSF_POL_F_IFINDEX;
+        for (auto& i : out) {
+          if (i["state"] != "ok") continue;
+          const bool here = bound && i["ifindex"].get<uint32_t>() == r.ifindex;
+          if (!bound || here) i["rules"] = i["rules"].get<int>() + 1;
+          if (here) i["rules_iface"] = i["rules_iface"].get<int>() + 1;
+        }
+        if (control::RuleInterfaceGone(r))
+          std::fprintf(stderr,
+                       "csumfix: warning: policy rule %u names interface index %u, which no "
+                       "longer exists: it matches nothing; remove it with `csumfix policy del "
+                       "%u`\n",
+                       r.id, r.ifindex, r.id);
+      }
+    }
+    for (const auto& i : out)
+      if (i.contains("problem"))
+        std::fprintf(stderr, "csumfix: %s %s: %s\n", i["ifname"].get<std::string>().c_str(),
+                     i["state"].get<std::string>().c_str(),
+                     i["problem"].get<std::string>().c_str());
     if (as_json) {
       std::cout << out.dump() << "\n";
       return;
     }
+    if (out.empty()) std::printf("nothing attached\n");
     for (const auto& i : out) {
-      std::printf("%s (ifindex %u) fill mechanism %s%s\n", i["ifname"].get<std::string>().c_str(),
-                  i["ifindex"].get<uint32_t>(), i["mechanism"].get<std::string>().c_str(),
-                  i["present"].get<bool>() ? "" : " GONE");
+      if (i["state"] != "ok") {
+        std::printf("%s %s\n", i["ifname"].get<std::string>().c_str(),
+                    absl::AsciiStrToUpper(i["state"].get<std::string>()).c_str());
+        continue;
+      }
+      std::printf("%s (ifindex %u) fill mechanism %s, policy rules %d (%d for it alone)%s\n",
+                  i["ifname"].get<std::string>().c_str(), i["ifindex"].get<uint32_t>(),
+                  i["mechanism"].get<std::string>().c_str(), i["rules"].get<int>(),
+                  i["rules_iface"].get<int>(), i["present"].get<bool>() ? "" : " GONE");
       std::string off;
       for (const auto& [k, v] : i["offloads"].items())
         absl::StrAppend(&off, " ", k, v.get<bool>() ? " on" : " off", ",");
       if (!off.empty()) std::printf("  offloads:%s\n", off.substr(0, off.size() - 1).c_str());
-      for (const auto& h : i["hooks"])
-        std::printf("  %-8s %-7s prog %-6u action %-9s %s\n", h["hook"].get<std::string>().c_str(),
+      for (const auto& h : i["hooks"]) {
+        const uint32_t act = h["act_csum_prog_id"].get<uint32_t>();
+        std::printf("  %-8s %-7s prog %-6u action %-9s %s%s\n", h["hook"].get<std::string>().c_str(),
                     h["mode"].get<std::string>().c_str(), h["prog_id"].get<uint32_t>(),
                     h["action"].get<std::string>().c_str(),
-                    h["attached"].get<bool>() ? "attached" : "NOT ATTACHED");
+                    h["attached"].get<bool>() ? "attached" : "NOT ATTACHED",
+                    act ? absl::StrCat(" (act_csum selector prog ", act, ")").c_str() : "");
+      }
     }
   });
 
@@ -216,6 +357,12 @@ int Main(int argc, char** argv) {
   std::string stifname;
   stats->add_option("iface", stifname, "only this interface");
   stats->add_flag("-j,--json", as_json, "JSON output");
+  stats->footer(
+      "Per interface and hook: packets, bytes, packets per checksum class (valid, partial, bad,\n"
+      "zero, na, unparsable, gso, unverified) and per action applied, filled, zeroed, dropped,\n"
+      "ip4_hdr_bad, fill_error, bounced / bounce_returned (mechanism bounce), act_selected\n"
+      "(mechanism act-csum), policy_hit. Counters start at zero with each attach.\n"
+      "Example: csumfix stats tap0 -j");
   stats->callback([&] {
     control::Controller c(bpffs);
     auto rows = c.Counters();
@@ -224,6 +371,20 @@ int Main(int argc, char** argv) {
       return;
     }
     json out = json::array();
+    if (!stifname.empty()) {
+      // Counters start at the first packet: an attached interface may have none yet.
+      auto st = c.Status();
+      const bool attached =
+          st.ok() && std::any_of(st->begin(), st->end(), [&](const control::IfaceStatus& i) {
+            return i.ifname == stifname;
+          });
+      if (!attached) {
+        rc = Fail(absl::NotFoundError(
+            absl::StrCat(stifname, " is not attached, so it has no counters (see `csumfix "
+                                   "status`; attach it with `csumfix attach ", stifname, "`)")));
+        return;
+      }
+    }
     for (const auto& r : *rows) {
       if (!stifname.empty() && r.ifname != stifname) continue;
       json j = CountersJson(r.counters);
@@ -236,6 +397,7 @@ int Main(int argc, char** argv) {
       std::cout << out.dump() << "\n";
       return;
     }
+    if (out.empty()) std::printf("no counters (nothing attached, or no packet seen yet)\n");
     for (const auto& j : out) {
       std::printf("%s %s: %llu packets, %llu bytes\n", j["ifname"].get<std::string>().c_str(),
                   j["hook"].get<std::string>().c_str(), j["packets"].get<unsigned long long>(),
@@ -245,12 +407,13 @@ int Main(int argc, char** argv) {
         if (v.get<uint64_t>() > 0) absl::StrAppend(&cls, " ", k, "=", v.get<uint64_t>());
       std::printf("  class:%s\n", cls.empty() ? " -" : cls.c_str());
       std::printf(
-          "  filled=%llu (bounced=%llu returned=%llu) zeroed=%llu dropped=%llu "
-          "ip4_hdr_bad=%llu fill_error=%llu\n",
+          "  filled=%llu (bounced=%llu returned=%llu act_selected=%llu) zeroed=%llu dropped=%llu "
+          "ip4_hdr_bad=%llu fill_error=%llu policy_hit=%llu\n",
           j["filled"].get<unsigned long long>(), j["bounced"].get<unsigned long long>(),
-          j["bounce_returned"].get<unsigned long long>(), j["zeroed"].get<unsigned long long>(),
+          j["bounce_returned"].get<unsigned long long>(),
+          j["act_selected"].get<unsigned long long>(), j["zeroed"].get<unsigned long long>(),
           j["dropped"].get<unsigned long long>(), j["ip4_hdr_bad"].get<unsigned long long>(),
-          j["fill_error"].get<unsigned long long>());
+          j["fill_error"].get<unsigned long long>(), j["policy_hit"].get<unsigned long long>());
     }
   });
 
@@ -258,6 +421,16 @@ int Main(int argc, char** argv) {
   auto* policy = app.add_subcommand(
       "policy", "Per-flow rules: which action a flow gets (the interface's action otherwise).");
   policy->require_subcommand(1);
+  policy->footer(
+      "A packet gets the action of the matching rule with the lowest --priority (then the\n"
+      "oldest); with no match, its hook's action. Changes switch atomically. A rule with --iface\n"
+      "is bound to that interface's index: if the interface is deleted the rule matches nothing,\n"
+      "is flagged by `policy list` and `status`, and `serve` removes it. docs/POLICY.md.\n"
+      "Examples:\n"
+      "  csumfix policy add --proto udp --dport 67-68 --action fill --priority 10\n"
+      "  csumfix policy add --iface tap3 --src 192.0.2.0/24 --action drop-bad\n"
+      "  csumfix policy zone --prefix 10.1.0.0/16\n"
+      "  csumfix policy list -j; csumfix policy del 3; csumfix policy flush");
   auto* padd = policy->add_subcommand(
       "add", "Add a rule. Matching rules: the lowest --priority wins, then the oldest rule.");
   control::RuleSpec rs;
@@ -360,18 +533,34 @@ int Main(int argc, char** argv) {
   auto* plist = policy->add_subcommand("list", "List the rules, in precedence order.");
   plist->add_flag("-j,--json", as_json, "JSON output");
   plist->callback([&] {
-    auto p = control::Policy::Open(bpffs);
-    auto rules = p.ok() ? p->List() : absl::StatusOr<std::vector<csf_pol_rule>>(p.status());
+    // Under the pin lock (a consistent set), read as stored: nothing is loaded or created.
+    auto lock = control::LockPins(bpffs);
+    auto rules = lock.ok() ? control::ReadRules(bpffs)
+                           : absl::StatusOr<std::vector<csf_pol_rule>>(lock.status());
     if (!rules.ok()) {
       rc = Fail(rules.status());
       return;
     }
     json out = json::array();
-    for (const auto& r : *rules)
+    for (const auto& r : *rules) {
+      const bool bound = r.flags & CSF_POL_F_IFINDEX;
+      char name[IF_NAMESIZE] = {};
+      const bool gone = control::RuleInterfaceGone(r);
       out.push_back({{"id", r.id},
                      {"priority", r.priority},
                      {"action", std::string(ref::ActionName(r.action))},
+                     // the interface it is bound to: index 0 / "" = any interface
+                     {"ifindex", bound ? r.ifindex : 0},
+                     {"iface", bound && !gone && if_indextoname(r.ifindex, name) ? name : ""},
+                     {"iface_gone", gone},
                      {"rule", control::DescribeRule(r)}});
+      if (gone)
+        std::fprintf(stderr,
+                     "csumfix: warning: rule %u is bound to interface index %u, which no longer "
+                     "exists (deleted): it matches nothing, also not a new interface of the same "
+                     "name; `csumfix policy del %u` removes it (serve removes such rules itself)\n",
+                     r.id, r.ifindex, r.id);
+    }
     if (as_json) {
       std::cout << out.dump() << "\n";
     } else {
@@ -386,11 +575,23 @@ int Main(int argc, char** argv) {
   bool refresh = false;
   probe->add_flag("--refresh", refresh, "ignore this boot's cached result");
   probe->add_flag("-j,--json", as_json, "JSON output");
+  probe->footer(
+      "Tries, in a throwaway network namespace, whether bpf_skb_change_tail clears\n"
+      "CHECKSUM_PARTIAL (mechanism bpf), whether act_csum exists (act-csum), and otherwise picks\n"
+      "bounce; never by kernel version. Needs CAP_SYS_ADMIN and CAP_SYS_MODULE: without them\n"
+      "the result is incomplete, exit 3, and not cached.\n"
+      "Example: csumfix probe --refresh -j");
   probe->callback([&] {
     auto p = control::Probe(refresh);
     if (!p.ok()) {
       rc = Fail(p.status());
       return;
+    }
+    if (!p->complete) {
+      // Exit 3: a result, but not the whole truth; nothing was cached.
+      rc = Fail(absl::DataLossError(absl::StrCat(
+          "probe incomplete, not cached: ", absl::StrJoin(p->undetermined, "; "),
+          ". Run `csumfix probe` as root (it needs CAP_SYS_ADMIN and CAP_SYS_MODULE)")));
     }
     if (as_json) {
       std::cout << control::ProbeToJson(*p) << "\n";
@@ -414,6 +615,10 @@ int Main(int argc, char** argv) {
   size_t top = 20;
   flows->add_option("--top", top, "show at most N flows (0: all)")->capture_default_str();
   flows->add_flag("-j,--json", as_json, "JSON output");
+  flows->footer(
+      "Per flow (interface, hook, protocol, addresses, ports): packets seen partial, with a bad\n"
+      "checksum, and filled. The table is an LRU of 65536 flows shared by all interfaces.\n"
+      "Example: csumfix flows --top 5 -j");
   flows->callback([&] {
     auto rows = control::Controller(bpffs).Flows(top);
     if (!rows.ok()) {
@@ -438,11 +643,12 @@ int Main(int argc, char** argv) {
       std::cout << out.dump() << "\n";
       return;
     }
-    std::printf("%-10s %-7s %-5s %-40s %-40s %9s %9s %9s\n", "iface", "hook", "proto", "source",
+    std::printf("%-10s %-7s %-7s %-40s %-40s %9s %9s %9s\n", "iface", "hook", "proto", "source",
                 "destination", "partial", "bad", "filled");
     for (const auto& r : *rows)
-      std::printf("%-10s %-7s %-5u %-40s %-40s %9llu %9llu %9llu\n", r.ifname.c_str(),
-                  std::string(control::HookName(r.key.hook)).c_str(), r.key.proto,
+      std::printf("%-10s %-7s %-7s %-40s %-40s %9llu %9llu %9llu\n", r.ifname.c_str(),
+                  std::string(control::HookName(r.key.hook)).c_str(),
+                  control::ProtoName(r.key.proto).c_str(),
                   absl::StrCat(r.src, " ", r.key.sport).c_str(),
                   absl::StrCat(r.dst, " ", r.key.dport).c_str(),
                   static_cast<unsigned long long>(r.val.partial),
@@ -457,6 +663,12 @@ int Main(int argc, char** argv) {
   check->add_flag("--verifier-log", full_log, "print the whole verifier log on failure");
   bool vstats = false;
   check->add_flag("--stats", vstats, "print the verifier's instruction count per program");
+  check->add_flag("-j,--json", as_json,
+                  "JSON output: {ok, kernel, programs: [{name, type, prog_id}], error, stats}");
+  check->footer(
+      "Loads every csumfix BPF program through this kernel's verifier and unloads it again:\n"
+      "nothing is attached or pinned. Exit 1 with the verifier's reason when one is refused.\n"
+      "Example: csumfix check --stats");
   check->callback([&] {
     bpf::LoadOptions lo;
     lo.full_verifier_log = full_log;
@@ -464,6 +676,29 @@ int Main(int argc, char** argv) {
     lo.verifier_stats = vstats;
     lo.stats = &stats;
     auto p = bpf::Programs::Load(lo);
+    if (as_json) {
+      utsname u{};
+      uname(&u);
+      json j{{"ok", p.ok()}, {"kernel", u.release}, {"stats", stats}};
+      json progs = json::array();
+      if (p.ok()) {
+        bpf_program* prog;
+        bpf_object__for_each_program(prog, (*p)->skel()->obj) {
+          bpf_prog_info info{};
+          uint32_t len = sizeof(info);
+          const bool got = bpf_prog_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0;
+          progs.push_back({{"name", bpf_program__name(prog)},
+                           {"type", libbpf_bpf_prog_type_str(bpf_program__type(prog))},
+                           {"prog_id", got ? info.id : 0}});
+        }
+      } else {
+        j["error"] = std::string(p.status().message());
+      }
+      j["programs"] = progs;
+      std::cout << j.dump() << "\n";
+      if (!p.ok()) rc = Fail(p.status());
+      return;
+    }
     for (const auto& l : stats) std::printf("%s\n", l.c_str());
     if (!p.ok()) {
       rc = Fail(p.status());

@@ -530,6 +530,9 @@ absl::Status Controller::Detach(absl::string_view ifname) {
     return absl::NotFoundError(
         absl::StrCat("detach: ", ifname, " is not attached (see `csumfix status`)"));
   ASSIGN_OR_RETURN(DirLock lock, DirLock::Acquire(top));
+  if (access(dir.c_str(), F_OK) != 0)  // an attach we waited for failed and was undone
+    return absl::NotFoundError(
+        absl::StrCat("detach: ", ifname, " is not attached (see `csumfix status`)"));
   std::vector<std::string> warnings;
   auto st = ReadState(dir);
   if (st.ok()) {
@@ -563,6 +566,11 @@ absl::Status Controller::Detach(absl::string_view ifname) {
   fs::remove_all(dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("detach: remove ", dir, ": ", ec.message()));
   Tidy();
+  if (!st.ok() && st.status().code() == absl::StatusCode::kNotFound)
+    return absl::DataLossError(absl::StrCat(
+        "detach ", ifname, ": it had no state record (an attach was interrupted), so only its "
+        "pins are removed; check `tc filter show dev ", ifname, " ingress` (and egress) and `ip "
+        "link show` for a filter or csf* veth it may have left"));
   if (!st.ok()) return Annotate(st.status(), absl::StrCat("detach ", ifname, " (pins removed)"));
   if (!warnings.empty()) {
     std::string msg = absl::StrCat("detach ", ifname, ": done with warnings:");
@@ -623,10 +631,43 @@ absl::Status Controller::SetAction(absl::string_view ifname, uint32_t hook, uint
   return m.Update(key, cfg);  // one map write: packets see the old or the new action
 }
 
+namespace {
+
+// Whether another process holds the pin lock on `top` (an attach, detach or policy change in
+// progress), after waiting up to `wait_ms` for it to go. Status takes it only for a moment.
+bool PinLockHeld(const std::string& top, int wait_ms) {
+  Fd fd(open(top.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return false;
+  for (int waited = 0;; waited += 50) {
+    if (flock(fd.get(), LOCK_SH | LOCK_NB) == 0) {
+      flock(fd.get(), LOCK_UN);
+      return false;
+    }
+    if (errno != EWOULDBLOCK) return false;
+    if (waited >= wait_ms) return true;
+    usleep(50 * 1000);
+  }
+}
+
+// The device a pinned tcx/XDP link reports (0 once the device is gone); nullopt: no such link.
+std::optional<uint32_t> LinkIfindex(const std::string& dir, uint32_t hook) {
+  Fd fd(bpf_obj_get(absl::StrCat(dir, "/", PinBase(hook), "_link").c_str()));
+  if (!fd.valid()) return std::nullopt;
+  bpf_link_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_link_get_info_by_fd(fd.get(), &info, &len) != 0) return std::nullopt;
+  if (info.type == BPF_LINK_TYPE_TCX) return info.tcx.ifindex;
+  if (info.type == BPF_LINK_TYPE_XDP) return info.xdp.ifindex;
+  return std::nullopt;
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<IfaceStatus>> Controller::Status() const {
   std::vector<IfaceStatus> out;
   std::error_code ec;
   if (access(root().c_str(), F_OK) != 0) return out;
+  const std::string top = absl::StrCat(bpffs_, "/csumfix");
   Fd cfg_fd(bpf_obj_get(absl::StrCat(root(), "/", CSF_PIN_MAPS, "/csf_ifcfg").c_str()));
   for (const auto& e : fs::directory_iterator(root(), ec)) {
     const std::string name = e.path().filename();
@@ -634,14 +675,39 @@ absl::StatusOr<std::vector<IfaceStatus>> Controller::Status() const {
     IfaceStatus s;
     s.ifname = name;
     auto st = ReadState(e.path());
-    if (!st.ok()) return Annotate(st.status(), "status of " + name);
+    if (!st.ok() && st.status().code() == absl::StatusCode::kNotFound) {
+      // Attach writes the state last, under the lock: without it this is an attach in progress,
+      // or one that was interrupted (killed) before it finished.
+      if (PinLockHeld(top, 1000)) {
+        s.state = "attaching";
+        s.problem = absl::StrCat("another csumfix is changing the attachments (an attach of ", name,
+                                 " in progress): run `csumfix status` again");
+      } else if (st = ReadState(e.path()); !st.ok()) {
+        s.state = "incomplete";
+        s.problem = absl::StrCat("no state record: an attach of ", name,
+                                 " was interrupted; `csumfix detach ", name,
+                                 "` removes what it left");
+      }
+    } else if (!st.ok()) {
+      s.state = "unreadable";
+      s.problem = std::string(st.status().message());
+    }
+    if (!st.ok()) {
+      s.ifindex = if_nametoindex(name.c_str());
+      s.present = s.ifindex != 0;
+      out.push_back(std::move(s));
+      continue;
+    }
     s.ifindex = st->ifindex;
     s.mechanism = st->mechanism;
     char buf[IF_NAMESIZE] = {};
     s.present = if_indextoname(st->ifindex, buf) != nullptr && name == buf;
     if (s.present) s.offloads = Offloads(name);
+    bool all_links_defunct = true;
     for (uint32_t hook = 0; hook < CSF_HOOK_MAX; ++hook) {
       if (st->mode[hook] == CSF_TC_MODE_NONE) continue;
+      const bool link = hook == CSF_HOOK_XDP || st->mode[hook] == CSF_TC_MODE_TCX;
+      all_links_defunct &= link && LinkIfindex(e.path(), hook) == std::optional<uint32_t>(0);
       HookStatus h;
       h.hook = hook;
       h.mode = hook == CSF_HOOK_XDP ? "xdp" : st->mode[hook] == CSF_TC_MODE_TCX ? "tcx" : "clsact";
@@ -655,6 +721,7 @@ absl::StatusOr<std::vector<IfaceStatus>> Controller::Status() const {
       }
       s.hooks.push_back(h);
     }
+    s.links_defunct = !s.hooks.empty() && all_links_defunct;
     out.push_back(std::move(s));
   }
   std::sort(out.begin(), out.end(),

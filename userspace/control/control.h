@@ -42,9 +42,19 @@ struct HookStatus {
 
 struct IfaceStatus {
   std::string ifname;
+  // The pin directory's record: "ok"; "attaching" (no state yet and another csumfix holds the
+  // pin lock: an attach in progress); "incomplete" (no state and nobody holds the lock: an attach
+  // was interrupted, `csumfix detach IFNAME` removes what it left); "unreadable" (the state exists
+  // but cannot be read, e.g. another ABI version). Other than "ok", ifindex and present describe
+  // the device of that name now, and nothing else is filled.
+  std::string state = "ok";
+  std::string problem;  // why, and what to do, when state is not "ok"
   uint32_t mechanism = CSF_MECH_OBSERVE;
   uint32_t ifindex = 0;
   bool present = false;  // the interface still exists with this ifindex
+  // Every hook is a tcx/XDP link and every link reports its device gone (ifindex 0): the
+  // interface was deleted, whatever network namespace it lived in.
+  bool links_defunct = false;
   std::vector<HookStatus> hooks;
   std::vector<std::pair<std::string, bool>> offloads;  // ethtool -k view of the device
 };

@@ -37,6 +37,22 @@ absl::StatusOr<uint8_t> ParseProto(const std::string& p) {
       "--proto ", p, ": use tcp, udp, udplite, sctp, icmp, icmpv6 or a number 1-255"));
 }
 
+}  // namespace
+
+std::string ProtoName(uint8_t proto) {
+  switch (proto) {
+    case 1: return "icmp";
+    case 6: return "tcp";
+    case 17: return "udp";
+    case 58: return "icmpv6";
+    case 132: return "sctp";
+    case 136: return "udplite";
+    default: return std::to_string(proto);
+  }
+}
+
+namespace {
+
 absl::Status ParsePrefix(const std::string& what, const std::string& text, uint8_t* ipver,
                          uint8_t addr[16], uint8_t* len) {
   std::vector<std::string> parts = absl::StrSplit(text, '/');
@@ -175,11 +191,13 @@ std::string DescribeRule(const csf_pol_rule& r) {
   std::string s = absl::StrCat("id ", r.id, " prio ", r.priority);
   if (r.flags & CSF_POL_F_IFINDEX) {
     char buf[IF_NAMESIZE] = {};
-    absl::StrAppend(&s, " iface ", if_indextoname(r.ifindex, buf) ? buf : std::to_string(r.ifindex));
+    absl::StrAppend(&s, " iface ",
+                    if_indextoname(r.ifindex, buf) ? std::string(buf)
+                                                   : absl::StrCat("ifindex ", r.ifindex, " (gone)"));
   }
   if (r.flags & CSF_POL_F_HOOK) absl::StrAppend(&s, " ", std::string(HookName(r.hook)));
   if (r.flags & CSF_POL_F_IPVER) absl::StrAppend(&s, " ipv", int(r.ipver));
-  if (r.flags & CSF_POL_F_PROTO) absl::StrAppend(&s, " proto ", int(r.proto));
+  if (r.flags & CSF_POL_F_PROTO) absl::StrAppend(&s, " proto ", ProtoName(r.proto));
   auto addr = [&](const uint8_t* a, uint8_t len) {
     char buf[INET6_ADDRSTRLEN] = {};
     inet_ntop(r.ipver == 4 ? AF_INET : AF_INET6, a, buf, sizeof(buf));
@@ -279,14 +297,26 @@ absl::Status Policy::Install(const std::vector<csf_pol_rule>& rules) {
         "policy: ", entries.size(), " table entries after expanding port ranges; at most ",
         CSF_POL_MAX_ENTRIES, " fit. Narrow the port ranges or use fewer rules."));
   // 3. Clear the inactive generation, write it, switch with one 4-byte store.
+  size_t kept = 0;  // entries of the other generation, left by the last clear_gen
   auto clear_gen = [&](uint32_t g) -> absl::Status {
     bpf::Map<csf_pol_key, csf_pol_val> m(rules_fd_, "csf_pol_rules");
     ASSIGN_OR_RETURN(std::vector<csf_pol_key> keys, m.Keys());
-    for (const auto& k : keys)
+    kept = 0;
+    for (const auto& k : keys) {
       if ((k.gen_mask >> 8) == g) RETURN_IF_ERROR(m.Delete(k));
+      else ++kept;
+    }
     return absl::OkStatus();
   };
   RETURN_IF_ERROR(clear_gen(gen));
+  // Until the switch the table holds the rules in force as well: say so, rather than fail
+  // half-way with the map's E2BIG.
+  if (kept + entries.size() > CSF_POL_MAX_ENTRIES)
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "policy: the new rules need ", entries.size(), " table entries and the rules in force hold ",
+        kept, "; both stay in the table until the switch, and at most ", CSF_POL_MAX_ENTRIES,
+        " fit. Narrow the port ranges, or `csumfix policy flush` and add the rules again "
+        "(existing rules are unchanged)."));
   bpf::Map<uint32_t, csf_pol_mask> masks(masks_fd_, "csf_pol_masks");
   for (uint32_t i = 0; i < CSF_POL_MAX_MASKS; ++i) {
     csf_pol_mask m{};
@@ -396,6 +426,41 @@ absl::Status Policy::Delete(uint32_t id) {
   RETURN_IF_ERROR(Install(rules));
   bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, "csf_pol_store");
   return store.Delete(id);
+}
+
+absl::StatusOr<std::vector<csf_pol_rule>> Policy::DeleteIf(
+    const std::function<bool(const csf_pol_rule&)>& drop) {
+  ASSIGN_OR_RETURN(std::vector<csf_pol_rule> rules, List());
+  std::vector<csf_pol_rule> keep, gone;
+  for (const auto& r : rules) (drop(r) ? gone : keep).push_back(r);
+  if (gone.empty()) return gone;
+  RETURN_IF_ERROR(Install(keep));
+  bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, "csf_pol_store");
+  for (const auto& r : gone) RETURN_IF_ERROR(store.Delete(r.id));
+  return gone;
+}
+
+bool RuleInterfaceGone(const csf_pol_rule& r) {
+  char buf[IF_NAMESIZE] = {};
+  return (r.flags & CSF_POL_F_IFINDEX) && if_indextoname(r.ifindex, buf) == nullptr;
+}
+
+absl::StatusOr<std::vector<csf_pol_rule>> ReadRules(const std::string& bpffs) {
+  std::vector<csf_pol_rule> out;
+  const std::string path = Controller(bpffs).root() + "/" CSF_PIN_MAPS "/csf_pol_store";
+  if (access(path.c_str(), F_OK) != 0) return out;
+  bpf::Fd fd(bpf_obj_get(path.c_str()));
+  if (!fd.valid()) return ErrnoStatus(errno, "open " + path);
+  bpf::Map<uint32_t, csf_pol_rule> store(fd.get(), "csf_pol_store");
+  ASSIGN_OR_RETURN(std::vector<uint32_t> ids, store.Keys());
+  for (uint32_t id : ids) {
+    ASSIGN_OR_RETURN(std::optional<csf_pol_rule> r, store.Lookup(id));
+    if (r) out.push_back(*r);
+  }
+  std::sort(out.begin(), out.end(), [](const csf_pol_rule& a, const csf_pol_rule& b) {
+    return std::tie(a.priority, a.id) < std::tie(b.priority, b.id);
+  });
+  return out;
 }
 
 absl::Status Policy::Flush() {

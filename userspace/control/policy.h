@@ -4,6 +4,7 @@
 #define CSUMFIX_USERSPACE_CONTROL_POLICY_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,8 +30,18 @@ struct RuleSpec {
 };
 
 // Parses and checks a spec into a stored rule (id 0). Errors name the field and what to write.
+// --iface binds the rule to that interface's index at this moment (docs/POLICY.md).
 absl::StatusOr<csf_pol_rule> ParseRule(const RuleSpec& spec);
 std::string DescribeRule(const csf_pol_rule& r);
+// "tcp", "udp", "udplite", "sctp", "icmp", "icmpv6", else the number.
+std::string ProtoName(uint8_t proto);
+// A rule bound to an interface (--iface) whose index no longer exists here: the interface was
+// deleted. Such a rule matches nothing (a new interface of that name gets a new index); `policy
+// list` and `status` flag it, and `serve` removes it when it sees the interface go.
+bool RuleInterfaceGone(const csf_pol_rule& r);
+// The rules as stored, read without taking the pin lock and without creating anything (for
+// `status`); empty when no rule was ever added.
+absl::StatusOr<std::vector<csf_pol_rule>> ReadRules(const std::string& bpffs = "/sys/fs/bpf");
 // The rules of a Xen-style zone (`csumfix policy zone`): for every pair of member prefixes of
 // the same IP version a `pass` rule at `priority`, for every member a `fill` rule at priority+1
 // for what leaves it. `ifname` "" = any interface.
@@ -49,6 +60,9 @@ class Policy {
   // generations, so packets see the old or the new set; nothing changes when it does not fit.
   absl::Status Replace(std::vector<csf_pol_rule> rules);
   absl::Status Delete(uint32_t id);
+  // Deletes every rule `drop` selects, with one switch of generations; returns them.
+  absl::StatusOr<std::vector<csf_pol_rule>> DeleteIf(
+      const std::function<bool(const csf_pol_rule&)>& drop);
   absl::Status Flush();
   absl::StatusOr<std::vector<csf_pol_rule>> List() const;
 

@@ -5,10 +5,12 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,6 +22,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "base/status.h"
 #include "bpf/fd.h"
 #include "bpf/loader.h"
@@ -48,14 +51,29 @@ bool HaveKfunc(const char* name) {
   return found;
 }
 
-// tcx exists iff the kernel knows the BPF_TCX_INGRESS attach type for a query on lo.
-bool HaveTcx() {
-  LIBBPF_OPTS(bpf_prog_query_opts, q);
-  return bpf_prog_query_opts(1, BPF_TCX_INGRESS, &q) == 0;
+// Whether this process holds `cap` in its effective set (capget(2); no libcap down here).
+bool EffectiveCap(int cap) {
+  __user_cap_header_struct h{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct d[2] = {};
+  if (syscall(SYS_capget, &h, d) != 0) return false;
+  return (d[cap / 32].effective >> (cap % 32)) & 1u;
 }
 
-// act_csum: loaded, built in, or loadable as a module.
-bool HaveActCsum(std::string* detail) {
+// tcx exists iff the kernel knows the BPF_TCX_INGRESS attach type for a query on lo. Sets
+// `*unknown` when the query was refused for lack of privilege (then nothing is known).
+bool HaveTcx(std::string* unknown) {
+  LIBBPF_OPTS(bpf_prog_query_opts, q);
+  if (bpf_prog_query_opts(1, BPF_TCX_INGRESS, &q) == 0) return true;
+  const int e = errno;
+  if (e == EPERM || e == EACCES)
+    *unknown = absl::StrCat("tcx: BPF_PROG_QUERY on lo refused (", strerrorname_np(e),
+                            "; needs CAP_NET_ADMIN)");
+  return false;
+}
+
+// act_csum: loaded, built in, or loadable as a module. Sets `*unknown` when it is not loaded and
+// this process may not load modules (then whether the kernel has it is not known).
+bool HaveActCsum(std::string* detail, std::string* unknown) {
   auto present = [] {
     struct stat st {};
     return stat("/sys/module/act_csum", &st) == 0;
@@ -63,6 +81,12 @@ bool HaveActCsum(std::string* detail) {
   if (present()) {
     *detail = "act_csum present (/sys/module/act_csum)";
     return true;
+  }
+  if (!EffectiveCap(CAP_SYS_MODULE)) {
+    *detail = "not loaded, and without CAP_SYS_MODULE `modprobe act_csum` cannot load it";
+    *unknown = "act_csum: not loaded and this process lacks CAP_SYS_MODULE to run `modprobe "
+               "act_csum`";
+    return false;
   }
   pid_t pid = fork();
   if (pid == 0) {
@@ -160,7 +184,9 @@ std::string ProbeToJson(const ProbeResult& r) {
          {"act_csum", r.act_csum},
          {"act_csum_detail", r.act_csum_detail},
          {"mechanism", std::string(MechanismName(r.mechanism))},
-         {"reason", r.reason}};
+         {"reason", r.reason},
+         {"complete", r.complete},
+         {"undetermined", r.undetermined}};
   return j.dump();
 }
 
@@ -175,7 +201,9 @@ absl::StatusOr<ProbeResult> Probe(bool refresh, const std::string& cache_dir) {
     std::ifstream f(cache);
     if (f) {
       json j = json::parse(f, nullptr, /*allow_exceptions=*/false);
-      if (!j.is_discarded() && j.value("boot_id", "") == r.boot_id && !r.boot_id.empty()) {
+      // Only complete results are written; a file saying otherwise is not trusted either.
+      if (!j.is_discarded() && j.value("boot_id", "") == r.boot_id && !r.boot_id.empty() &&
+          j.value("complete", true)) {
         r.cached = true;
         r.kern_ctx_kfunc = j.value("kern_ctx_kfunc", false);
         r.tcx = j.value("tcx", false);
@@ -190,12 +218,18 @@ absl::StatusOr<ProbeResult> Probe(bool refresh, const std::string& cache_dir) {
     }
   }
   r.kern_ctx_kfunc = HaveKfunc("bpf_cast_to_kern_ctx");
-  r.tcx = HaveTcx();
+  std::string unknown;
+  r.tcx = HaveTcx(&unknown);
+  if (!unknown.empty()) r.undetermined.push_back(unknown);
   auto tail = ProbeChangeTail();
   if (!tail.ok()) {
     r.change_tail_detail = absl::StrCat("probe failed: ", tail.status().message());
+    r.undetermined.push_back(absl::StrCat(
+        "change_tail: ", tail.status().message(),
+        EffectiveCap(CAP_SYS_ADMIN) ? "" : " (the throwaway namespace needs CAP_SYS_ADMIN)"));
   } else if (!tail->seen) {
     r.change_tail_detail = "no CHECKSUM_PARTIAL datagram reached the probe on lo";
+    r.undetermined.push_back("change_tail: " + r.change_tail_detail);
   } else {
     r.change_tail_clears_partial = tail->trim_ret == 0 && tail->summed_after != 3;
     r.change_tail_detail =
@@ -204,7 +238,10 @@ absl::StatusOr<ProbeResult> Probe(bool refresh, const std::string& cache_dir) {
                      r.change_tail_clears_partial ? " (PARTIAL cleared: fixed kernel)"
                                                   : " (no: kernel lacks the change_tail fix)");
   }
-  r.act_csum = HaveActCsum(&r.act_csum_detail);
+  unknown.clear();
+  r.act_csum = HaveActCsum(&r.act_csum_detail, &unknown);
+  if (!unknown.empty()) r.undetermined.push_back(unknown);
+  r.complete = r.undetermined.empty();
 
   // Order: pure BPF -> act_csum behind a selector -> bounce veth -> observe-only. Never by
   // version number: distributions backport fixes, so only trying the operation tells.
@@ -220,6 +257,15 @@ absl::StatusOr<ProbeResult> Probe(bool refresh, const std::string& cache_dir) {
   } else {
     r.mechanism = CSF_MECH_BOUNCE;
     r.reason = "no change_tail fix and no act_csum: the bounce veth is what works here";
+  }
+  if (!r.complete) {
+    // Never cache a guess: the next run with the privileges finds out (and caches that).
+    r.reason = absl::StrCat(
+        "incomplete probe (", absl::StrJoin(r.undetermined, "; "), "): ",
+        MechanismName(r.mechanism),
+        " is the best of what is known (bounce works on every kernel); not cached. Run `csumfix "
+        "probe` as root for this kernel's real choice");
+    return r;
   }
 
   mkdir(cache_dir.c_str(), 0700);

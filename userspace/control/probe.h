@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "csumfix/abi.h"
@@ -23,9 +24,15 @@ struct ProbeResult {
   std::string act_csum_detail;
   uint32_t mechanism = CSF_MECH_OBSERVE;  // the choice
   std::string reason;                     // why
+  // False when a fact could not be found out (e.g. no CAP_SYS_ADMIN for the throwaway
+  // namespace, no CAP_SYS_MODULE to load act_csum): `undetermined` says which and why. Such a
+  // result is never cached, and its choice only uses what is known (bounce works everywhere).
+  bool complete = true;
+  std::vector<std::string> undetermined;
 };
 
 // Runs the probe (in a throwaway network namespace) or returns this boot's cached result.
+// Only a complete result is written to the cache.
 absl::StatusOr<ProbeResult> Probe(bool refresh = false, const std::string& cache_dir = "/run/csumfix");
 
 std::string ProbeToJson(const ProbeResult& r);
