@@ -224,6 +224,24 @@ TEST_F(CapsCli, ProbeWithoutSysAdminIsIncompleteAndNotCached) {
   EXPECT_EQ(j3["mechanism"], cached["mechanism"]);
 }
 
+// The Kubernetes init container's capabilities (packaging/k8s/daemonset.yaml): CAP_SYS_ADMIN but
+// no CAP_SYS_MODULE. act_csum is then found out in the throwaway namespace (the kernel loads the
+// module itself for a csum action), so the probe is complete and agrees with the full one.
+TEST_F(CapsCli, ProbeWithoutSysModuleFindsActCsumInTheNamespace) {
+  const json full = json::parse(Csumfix({"probe", "-j"}).out);
+  CmdResult r = Limited("+bpf,+net_admin,+perfmon,+sys_admin", {"probe", "--refresh", "-j"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["complete"], true) << r.out;
+  EXPECT_TRUE(j["undetermined"].empty()) << r.out;
+  for (const char* k : {"mechanism", "act_csum", "change_tail_clears_partial", "tcx"})
+    EXPECT_EQ(j[k], full[k]) << k << ": limited " << r.out << "\nfull " << full.dump();
+  const std::string detail = j["act_csum_detail"];
+  EXPECT_TRUE(detail.find("throwaway namespace") != std::string::npos ||
+              detail.find("/sys/module/act_csum") != std::string::npos)
+      << detail;
+}
+
 TEST_F(CapsCli, WithoutCapBpfFailsClearly) {
   for (const char* cmd : {"attach", "status", "stats", "detach"}) {
     std::vector<std::string> args = {cmd};

@@ -578,8 +578,9 @@ int Main(int argc, char** argv) {
   probe->footer(
       "Tries, in a throwaway network namespace, whether bpf_skb_change_tail clears\n"
       "CHECKSUM_PARTIAL (mechanism bpf), whether act_csum exists (act-csum), and otherwise picks\n"
-      "bounce; never by kernel version. Needs CAP_SYS_ADMIN and CAP_SYS_MODULE: without them\n"
-      "the result is incomplete, exit 3, and not cached.\n"
+      "bounce; never by kernel version. Needs CAP_SYS_ADMIN (the namespace; act_csum is tried\n"
+      "there, or loaded with modprobe given CAP_SYS_MODULE): without it the result is\n"
+      "incomplete, exit 3, and not cached.\n"
       "Example: csumfix probe --refresh -j");
   probe->callback([&] {
     auto p = control::Probe(refresh);
@@ -591,7 +592,7 @@ int Main(int argc, char** argv) {
       // Exit 3: a result, but not the whole truth; nothing was cached.
       rc = Fail(absl::DataLossError(absl::StrCat(
           "probe incomplete, not cached: ", absl::StrJoin(p->undetermined, "; "),
-          ". Run `csumfix probe` as root (it needs CAP_SYS_ADMIN and CAP_SYS_MODULE)")));
+          ". Run `csumfix probe` as root (it needs CAP_SYS_ADMIN for its throwaway namespace)")));
     }
     if (as_json) {
       std::cout << control::ProbeToJson(*p) << "\n";

@@ -71,9 +71,17 @@ bool HaveTcx(std::string* unknown) {
   return false;
 }
 
-// act_csum: loaded, built in, or loadable as a module. Sets `*unknown` when it is not loaded and
-// this process may not load modules (then whether the kernel has it is not known).
-bool HaveActCsum(std::string* detail, std::string* unknown) {
+// What the throwaway namespace found out about act_csum: adding csumfix's selector filter with a
+// csum action on its lo (the kernel loads act_csum itself for that, when it has the module).
+struct ActTry {
+  bool ran = false;  // the attempt was made (the namespace and the programs were there)
+  bool ok = false;
+  std::string error;
+};
+
+// act_csum: loaded, built in, or loadable as a module. Sets `*unknown` when that could not be
+// found out: not loaded, no CAP_SYS_MODULE for modprobe, and no throwaway namespace to try in.
+bool HaveActCsum(const ActTry& tried, std::string* detail, std::string* unknown) {
   auto present = [] {
     struct stat st {};
     return stat("/sys/module/act_csum", &st) == 0;
@@ -82,10 +90,19 @@ bool HaveActCsum(std::string* detail, std::string* unknown) {
     *detail = "act_csum present (/sys/module/act_csum)";
     return true;
   }
+  if (tried.ok) {
+    *detail = "act_csum loaded by the kernel for a csum action in a throwaway namespace";
+    return true;
+  }
   if (!EffectiveCap(CAP_SYS_MODULE)) {
+    if (tried.ran) {
+      *detail = absl::StrCat("the kernel refused a csum action in a throwaway namespace: ",
+                             tried.error, " (CONFIG_NET_ACT_CSUM unset?)");
+      return false;
+    }
     *detail = "not loaded, and without CAP_SYS_MODULE `modprobe act_csum` cannot load it";
-    *unknown = "act_csum: not loaded and this process lacks CAP_SYS_MODULE to run `modprobe "
-               "act_csum`";
+    *unknown = "act_csum: not loaded, this process lacks CAP_SYS_MODULE to run `modprobe "
+               "act_csum`, and no throwaway namespace to try a csum action in";
     return false;
   }
   pid_t pid = fork();
@@ -104,12 +121,18 @@ bool HaveActCsum(std::string* detail, std::string* unknown) {
     *detail = "act_csum loaded with modprobe";
     return true;
   }
-  *detail = "not built in and `modprobe act_csum` failed (CONFIG_NET_ACT_CSUM unset?)";
+  *detail = absl::StrCat(
+      "not built in and `modprobe act_csum` failed",
+      tried.ran ? absl::StrCat("; the kernel refused a csum action in a throwaway namespace: ",
+                               tried.error)
+                : "",
+      " (CONFIG_NET_ACT_CSUM unset?)");
   return false;
 }
 
-// In a child in a fresh network namespace: csf_probe_tail on lo egress, one UDP datagram.
-absl::StatusOr<csf_probe_result> ProbeChangeTail() {
+// In a child in a fresh network namespace: csf_probe_tail on lo egress, one UDP datagram; then
+// csumfix's act_csum filter on lo (`*act`).
+absl::StatusOr<csf_probe_result> ProbeChangeTail(ActTry* act) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus(errno, "probe pipe");
   bpf::Fd rd(fds[0]), wr(fds[1]);
@@ -119,6 +142,8 @@ absl::StatusOr<csf_probe_result> ProbeChangeTail() {
     rd.Reset();
     csf_probe_result r{};
     r.trim_ret = -9999;
+    bool act_ran = false, act_ok = false;
+    std::string act_error;
     auto run = [&]() -> absl::Status {
       if (unshare(CLONE_NEWNET) != 0) return ErrnoStatus(errno, "unshare(CLONE_NEWNET)");
       RETURN_IF_ERROR(SetUpNoArp(1));
@@ -142,6 +167,20 @@ absl::StatusOr<csf_probe_result> ProbeChangeTail() {
       if (bpf_map_lookup_elem(bpf_map__fd(progs->skel()->maps.csf_probe), &key, &r) != 0)
         return ErrnoStatus(errno, "read probe map");
       if (link) bpf_link__destroy(link);
+      // act_csum, by trying: csumfix's classic selector filter with a csum action on lo's
+      // ingress, as attach adds it. The kernel loads the act_csum module itself when it has one
+      // (no CAP_SYS_MODULE needed); all of it goes with the namespace.
+      LIBBPF_OPTS(bpf_tc_hook, hi, .ifindex = 1, .attach_point = BPF_TC_INGRESS);
+      if (int e = bpf_tc_hook_create(&hi); e != 0 && e != -EEXIST) {
+        act_error = std::string(ErrnoStatus(e, "create clsact on lo").message());
+      } else {
+        bpf_program* sel = progs->skel()->progs.csf_act_select_ingress;
+        absl::Status a = AddActCsumFilter(1, true, 0xc5f, 0xc60, bpf_program__fd(sel),
+                                          bpf_program__name(sel));
+        act_ok = a.ok();
+        if (!a.ok()) act_error = std::string(a.message());
+      }
+      act_ran = true;
       return absl::OkStatus();
     };
     absl::Status st = run();
@@ -151,8 +190,11 @@ absl::StatusOr<csf_probe_result> ProbeChangeTail() {
       (void)!write(wr.get(), m.data(), m.size());
       _exit(1);
     }
+    // 'R', the result, one byte for act_csum ('1' added, '0' refused), its error text.
     (void)!write(wr.get(), "R", 1);
     (void)!write(wr.get(), &r, sizeof(r));
+    (void)!write(wr.get(), act_ok ? "1" : "0", 1);
+    (void)!write(wr.get(), act_error.data(), act_error.size());
     _exit(0);
   }
   wr.Reset();
@@ -162,9 +204,12 @@ absl::StatusOr<csf_probe_result> ProbeChangeTail() {
   while ((n = read(rd.get(), tmp, sizeof(tmp))) > 0) buf.append(tmp, n);
   int st = 0;
   waitpid(pid, &st, 0);
-  if (buf.size() == 1 + sizeof(csf_probe_result) && buf[0] == 'R') {
+  if (buf.size() >= 2 + sizeof(csf_probe_result) && buf[0] == 'R') {
     csf_probe_result r;
     std::memcpy(&r, buf.data() + 1, sizeof(r));
+    act->ran = true;
+    act->ok = buf[1 + sizeof(r)] == '1';
+    act->error = buf.substr(2 + sizeof(r));
     return r;
   }
   if (!buf.empty() && buf[0] == 'E') return absl::InternalError("probe: " + buf.substr(1));
@@ -221,7 +266,8 @@ absl::StatusOr<ProbeResult> Probe(bool refresh, const std::string& cache_dir) {
   std::string unknown;
   r.tcx = HaveTcx(&unknown);
   if (!unknown.empty()) r.undetermined.push_back(unknown);
-  auto tail = ProbeChangeTail();
+  ActTry act_try;
+  auto tail = ProbeChangeTail(&act_try);
   if (!tail.ok()) {
     r.change_tail_detail = absl::StrCat("probe failed: ", tail.status().message());
     r.undetermined.push_back(absl::StrCat(
@@ -239,7 +285,7 @@ absl::StatusOr<ProbeResult> Probe(bool refresh, const std::string& cache_dir) {
                                                   : " (no: kernel lacks the change_tail fix)");
   }
   unknown.clear();
-  r.act_csum = HaveActCsum(&r.act_csum_detail, &unknown);
+  r.act_csum = HaveActCsum(act_try, &r.act_csum_detail, &unknown);
   if (!unknown.empty()) r.undetermined.push_back(unknown);
   r.complete = r.undetermined.empty();
 
