@@ -365,13 +365,15 @@ TEST_F(Serve, KilledWhileTrafficFlowsKeepsFixingAndIsAdoptedOnRestart) {
                     "s.sendto(b'q'*100,('10.67.0.2',7199)); time.sleep(0.002)\" "
                     ">/dev/null 2>&1 &"),
             0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  EXPECT_EQ(StopServe(SIGKILL), 128 + SIGKILL);
   auto filled = [&] {
     CmdResult r = Csumfix({"-n", a_.name(), "stats", "va", "-j"});
     EXPECT_EQ(r.rc, 0) << r.err;
     return json::parse(r.out)[0]["filled"].get<uint64_t>();
   };
+  // Kill serve once the loop is really sending (python3 can take seconds to start in a loaded
+  // TCG guest: a fixed 500 ms found nothing filled yet in the VM matrix).
+  ASSERT_TRUE(WaitFor([&] { return filled() > 0; }, 60)) << "the packet loop never started";
+  EXPECT_EQ(StopServe(SIGKILL), 128 + SIGKILL);
   const uint64_t f0 = filled();
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
   const uint64_t f1 = filled();
