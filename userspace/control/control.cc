@@ -14,12 +14,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "base/status.h"
 #include "bpf/fd.h"
 #include "bpf/loader.h"
@@ -52,6 +54,102 @@ const char* PinBase(uint32_t hook) {
 std::string BouncePinBase(const std::string& dir, uint32_t hook) {
   return absl::StrCat(dir, "/bounce_", hook == CSF_HOOK_TC_INGRESS ? "ingress" : "egress");
 }
+
+// Fault injection (control.h, kFaultInjectEnv): the steps of Attach, in order. A new side effect in
+// Attach gets a step here and a fi.At() right after it; the test iterates this table.
+enum class Step : size_t {
+  kPinDirs,              // <bpffs>/csumfix/v1 and v1/maps exist
+  kLoad,                 // programs loaded, shared maps created or reused and pinned
+  kIfaceDir,             // v1/<ifname>
+  kBounceVeth,           // per tc hook, mechanism bounce: the veth pair exists
+  kBounceVethSetup,      // ... IPv6 off, tx checksum off, both ends up
+  kBounceMap,            // ... csf_bounce entry for the return end
+  kBounceReturnProgPin,  // ... csf_bounce_return pinned
+  kBounceReturnAttach,   // ... attached to the return end (tcx link not yet pinned, or cls_bpf)
+  kBounceReturnLinkPin,  // ... its tcx link pinned
+  kIfcfg,                // per hook: csf_ifcfg entry
+  kTcProgPin,            // per tc hook: program pinned
+  kTcAttach,             // ... attached (tcx link not yet pinned, or cls_bpf filter)
+  kTcLinkPin,            // ... tcx link pinned
+  kActCsumFilter,        // ... mechanism act-csum: selector + act_csum filter
+  kXdpProgPin,           // XDP: program pinned
+  kXdpAttach,            // ... link attached, not yet pinned
+  kXdpLinkPin,           // ... link pinned
+  kState,                // v1/<ifname>/state written: the last step before commit
+  kCount
+};
+constexpr absl::string_view kStepNames[] = {
+    "pin-dirs",          "load",
+    "iface-dir",         "bounce-veth",
+    "bounce-veth-setup", "bounce-map",
+    "bounce-return-prog-pin", "bounce-return-attach",
+    "bounce-return-link-pin", "ifcfg",
+    "tc-prog-pin",       "tc-attach",
+    "tc-link-pin",       "act-csum-filter",
+    "xdp-prog-pin",      "xdp-attach",
+    "xdp-link-pin",      "state"};
+static_assert(std::size(kStepNames) == static_cast<size_t>(Step::kCount));
+constexpr uint32_t kNoHook = UINT32_MAX;
+
+bool PerHook(size_t i) {
+  return i != static_cast<size_t>(Step::kPinDirs) && i != static_cast<size_t>(Step::kLoad) &&
+         i != static_cast<size_t>(Step::kIfaceDir) && i != static_cast<size_t>(Step::kState);
+}
+
+class FaultInjector {
+ public:
+  FaultInjector() {
+    // secure_getenv: never honoured in a setuid or file-capability process.
+    if (const char* e = secure_getenv(kFaultInjectEnv); e != nullptr) {
+      enabled_ = true;
+      spec_ = e;
+    }
+  }
+  // Refuses an unknown step before anything changes.
+  absl::Status Check() const {
+    if (!enabled_ || spec_ == "list") return absl::OkStatus();
+    const size_t at = spec_.find('@');
+    const std::string name = spec_.substr(0, at);
+    const std::string hook = at == std::string::npos ? "" : spec_.substr(at + 1);
+    for (size_t i = 0; i < std::size(kStepNames); ++i) {
+      if (kStepNames[i] != name) continue;
+      if (at == std::string::npos) return absl::OkStatus();
+      if (PerHook(i) && (hook == "ingress" || hook == "egress" || hook == "xdp"))
+        return absl::OkStatus();
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        kFaultInjectEnv, "=", spec_,
+        ": not a fault-injection step (a test-only hook: unset it for normal use). Use list or "
+        "one of ",
+        absl::StrJoin(kStepNames, ", "), "; a step of a hook may end in @ingress, @egress or @xdp"));
+  }
+  // Called right after a step's side effect (and its undo entry): fails when that is the step.
+  absl::Status At(Step s, uint32_t hook = kNoHook) {
+    if (!enabled_) return absl::OkStatus();
+    const absl::string_view name = kStepNames[static_cast<size_t>(s)];
+    std::string point(name);
+    if (hook != kNoHook) absl::StrAppend(&point, "@", HookName(hook));
+    if (spec_ == "list") {
+      reached_.push_back(point);
+      return absl::OkStatus();
+    }
+    if (spec_ == point || spec_ == name)
+      return absl::InternalError(absl::StrCat("injected fault at step ", point, " (",
+                                              kFaultInjectEnv, " is set; a test-only hook)"));
+    return absl::OkStatus();
+  }
+  // list: fails at the very end, naming every point passed.
+  absl::Status Finish() const {
+    if (!enabled_ || spec_ != "list") return absl::OkStatus();
+    return absl::InternalError(absl::StrCat("injected fault at step list (points reached: ",
+                                            absl::StrJoin(reached_, ", "), ")"));
+  }
+
+ private:
+  bool enabled_ = false;
+  std::string spec_;
+  std::vector<std::string> reached_;
+};
 
 // Undo log for all-or-nothing attach: actions run in reverse unless Commit() was called.
 class Rollback {
@@ -223,17 +321,26 @@ void DetachOne(uint32_t ifindex, bpf_tc_attach_point point, uint32_t mode, uint3
 }
 
 // Attaches a tc program (tcx where possible, per `api`) and pins it; records undo steps.
+// `steps`: the fault-injection steps (prog pinned, attached, link pinned) of this use, for `hook`.
+struct TcSteps {
+  Step prog_pin, attach, link_pin;
+  uint32_t hook;
+};
+
 absl::StatusOr<uint32_t> AttachTc(bpf_program* prog, uint32_t ifindex, bpf_tc_attach_point point,
                                   TcApi api, const std::string& base, const std::string& where,
-                                  Rollback* rb) {
+                                  Rollback* rb, FaultInjector* fi, const TcSteps& steps) {
   const int prog_fd = bpf_program__fd(prog);
   RETURN_IF_ERROR(PinFd(prog_fd, base + "_prog"));
   rb->Add([base] { unlink((base + "_prog").c_str()); });
+  RETURN_IF_ERROR(fi->At(steps.prog_pin, steps.hook));
   if (api != TcApi::kClsact) {
     LIBBPF_OPTS(bpf_tcx_opts, to);
     bpf_link* link = bpf_program__attach_tcx(prog, static_cast<int>(ifindex), &to);
     if (link != nullptr) {
+      // Until it is pinned, the link lives only in this fd: destroying it detaches.
       std::unique_ptr<bpf_link, int (*)(bpf_link*)> owned(link, bpf_link__destroy);
+      RETURN_IF_ERROR(fi->At(steps.attach, steps.hook));
       RETURN_IF_ERROR(PinFd(bpf_link__fd(link), base + "_link"));
       rb->Add([base] {
         std::string p = base + "_link";
@@ -241,6 +348,7 @@ absl::StatusOr<uint32_t> AttachTc(bpf_program* prog, uint32_t ifindex, bpf_tc_at
         if (fd.valid()) bpf_link_detach(fd.get());
         unlink(p.c_str());
       });
+      RETURN_IF_ERROR(fi->At(steps.link_pin, steps.hook));
       return CSF_TC_MODE_TCX;
     }
     if (api == TcApi::kTcx)
@@ -262,6 +370,7 @@ absl::StatusOr<uint32_t> AttachTc(bpf_program* prog, uint32_t ifindex, bpf_tc_at
     LIBBPF_OPTS(bpf_tc_opts, d, .handle = kTcHandle, .priority = kTcPriority);
     bpf_tc_detach(&h2, &d);
   });
+  RETURN_IF_ERROR(fi->At(steps.attach, steps.hook));
   return CSF_TC_MODE_CLSACT;
 }
 
@@ -335,7 +444,11 @@ absl::Status Controller::EnsurePinDirs() const {
 
 std::string Controller::root() const { return absl::StrCat(bpffs_, "/", CSF_PIN_ROOT); }
 
+std::span<const absl::string_view> AttachFaultSteps() { return kStepNames; }
+
 absl::Status Controller::Attach(const AttachRequest& req) {
+  FaultInjector fi;
+  RETURN_IF_ERROR(fi.Check());
   if (!req.ingress && !req.egress && !req.xdp)
     return absl::InvalidArgumentError(
         "attach: no hook chosen (use --ingress, --egress, --both "
@@ -384,7 +497,6 @@ absl::Status Controller::Attach(const AttachRequest& req) {
   ASSIGN_OR_RETURN(DirLock lock, DirLock::Acquire(top));
   const std::string v1 = root();
   const std::string dir = absl::StrCat(v1, "/", req.ifname);
-  RETURN_IF_ERROR(MakeDir(v1));
   if (access(dir.c_str(), F_OK) == 0)
     return absl::AlreadyExistsError(
         absl::StrCat("attach: ", req.ifname, " is already attached; run `csumfix detach ",
@@ -392,26 +504,27 @@ absl::Status Controller::Attach(const AttachRequest& req) {
 
   const std::string maps_dir = absl::StrCat(v1, "/", CSF_PIN_MAPS);
   const bool maps_existed = access(maps_dir.c_str(), F_OK) == 0;
-  auto remove_new_maps = [maps_dir, v1, maps_existed] {
+  // Undone last, after `progs` has closed its fds (the map pins stay when they were there).
+  Rollback dirs;
+  dirs.Add([maps_dir, v1, top, maps_existed] {
     if (maps_existed) return;
     std::error_code ec;
     fs::remove_all(maps_dir, ec);
     rmdir(v1.c_str());
-  };
+    rmdir(top.c_str());  // as Tidy(): only when empty; lock waiters notice (DirLock::Acquire)
+  });
+  RETURN_IF_ERROR(MakeDir(v1));
   RETURN_IF_ERROR(MakeDir(maps_dir));
+  RETURN_IF_ERROR(fi.At(Step::kPinDirs));
   bpf::LoadOptions lo;
   lo.pin_maps_dir = maps_dir;
-  auto loaded = bpf::Programs::Load(lo);
-  if (!loaded.ok()) {
-    remove_new_maps();
-    return loaded.status();
-  }
-  std::unique_ptr<bpf::Programs> progs = std::move(loaded).value();
+  ASSIGN_OR_RETURN(std::unique_ptr<bpf::Programs> progs, bpf::Programs::Load(lo));
   Rollback rb;  // declared after `progs`: runs while its map fds are still open
-  rb.Add(remove_new_maps);
+  RETURN_IF_ERROR(fi.At(Step::kLoad));
 
   RETURN_IF_ERROR(MakeDir(dir));
   rb.Add([dir] { rmdir(dir.c_str()); });
+  RETURN_IF_ERROR(fi.At(Step::kIfaceDir));
 
   csf_attach_state st{};
   st.abi_version = CSF_ABI_VERSION;
@@ -438,19 +551,24 @@ absl::Status Controller::Attach(const AttachRequest& req) {
       const uint32_t ia = if_nametoindex(a.c_str()), ib = if_nametoindex(b.c_str());
       if (ia == 0 || ib == 0) return absl::InternalError("bounce veth " + a + " vanished");
       rb.Add([ia] { (void)DeleteLink(ia); });
+      RETURN_IF_ERROR(fi.At(Step::kBounceVeth, hook));
       RETURN_IF_ERROR(DisableIpv6(a));
       RETURN_IF_ERROR(DisableIpv6(b));
       RETURN_IF_ERROR(TxChecksumOff(a));
       RETURN_IF_ERROR(SetUpNoArp(ia));
       RETURN_IF_ERROR(SetUpNoArp(ib));
+      RETURN_IF_ERROR(fi.At(Step::kBounceVethSetup, hook));
       auto bounce = progs->bounce();
       RETURN_IF_ERROR(bounce.Update(ib, csf_bounce_ret{ifindex, hook}));
       rb.Add([bounce, ib]() mutable { (void)bounce.Delete(ib); });
+      RETURN_IF_ERROR(fi.At(Step::kBounceMap, hook));
       ASSIGN_OR_RETURN(st.bounce_prog_id[hook],
                        ProgId(bpf_program__fd(progs->skel()->progs.csf_bounce_return)));
       ASSIGN_OR_RETURN(st.bounce_mode[hook],
                        AttachTc(progs->skel()->progs.csf_bounce_return, ib, BPF_TC_INGRESS,
-                                req.tc_api, BouncePinBase(dir, hook), "ingress of " + b, &rb));
+                                req.tc_api, BouncePinBase(dir, hook), "ingress of " + b, &rb, &fi,
+                                TcSteps{Step::kBounceReturnProgPin, Step::kBounceReturnAttach,
+                                        Step::kBounceReturnLinkPin, hook}));
       st.bounce_ifindex[hook] = ia;
       st.bounce_peer_ifindex[hook] = ib;
       cfg.target_ifindex = ia;
@@ -461,9 +579,12 @@ absl::Status Controller::Attach(const AttachRequest& req) {
     }
     RETURN_IF_ERROR(ifcfg.Update(key, cfg));
     rb.Add([ifcfg, key]() mutable { (void)ifcfg.Delete(key); });
+    RETURN_IF_ERROR(fi.At(Step::kIfcfg, hook));
     // Counters start from zero for a new attachment.
     auto ctr = progs->counters();
     RETURN_IF_ERROR(ctr.Delete(key));
+    // The program may count packets before a rollback: those counters go too (as in Detach).
+    rb.Add([ctr, key]() mutable { (void)ctr.Delete(key); });
 
     bpf_program* prog = hook == CSF_HOOK_TC_INGRESS  ? progs->skel()->progs.csf_tc_ingress
                         : hook == CSF_HOOK_TC_EGRESS ? progs->skel()->progs.csf_tc_egress
@@ -476,6 +597,7 @@ absl::Status Controller::Attach(const AttachRequest& req) {
     if (hook == CSF_HOOK_XDP) {
       RETURN_IF_ERROR(PinFd(prog_fd, base + "_prog"));
       rb.Add([base] { unlink((base + "_prog").c_str()); });
+      RETURN_IF_ERROR(fi.At(Step::kXdpProgPin, hook));
       bpf_link* link = bpf_program__attach_xdp(prog, static_cast<int>(ifindex));
       if (link == nullptr)
         return ErrnoStatus(errno, absl::StrCat("attach XDP to ", req.ifname,
@@ -483,6 +605,7 @@ absl::Status Controller::Attach(const AttachRequest& req) {
                                                "`ip link show ",
                                                req.ifname, "`)"));
       std::unique_ptr<bpf_link, int (*)(bpf_link*)> owned(link, bpf_link__destroy);
+      RETURN_IF_ERROR(fi.At(Step::kXdpAttach, hook));
       RETURN_IF_ERROR(PinFd(bpf_link__fd(link), base + "_link"));
       rb.Add([base] {
         std::string p = base + "_link";
@@ -490,12 +613,14 @@ absl::Status Controller::Attach(const AttachRequest& req) {
         if (fd.valid()) bpf_link_detach(fd.get());
         unlink(p.c_str());
       });
+      RETURN_IF_ERROR(fi.At(Step::kXdpLinkPin, hook));
       st.mode[hook] = CSF_XDP_MODE_LINK;
       continue;
     }
 
     ASSIGN_OR_RETURN(st.mode[hook],
-                     AttachTc(prog, ifindex, TcPoint(hook), req.tc_api, base, where, &rb));
+                     AttachTc(prog, ifindex, TcPoint(hook), req.tc_api, base, where, &rb, &fi,
+                              TcSteps{Step::kTcProgPin, Step::kTcAttach, Step::kTcLinkPin, hook}));
     if (req.mechanism == CSF_MECH_ACT_CSUM) {
       // Right behind csumfix's program: a classic cls_bpf filter whose selector matches what
       // csumfix decided to fill, with act_csum as its action (bpf/csumfix.bpf.c csf_act_select).
@@ -514,11 +639,16 @@ absl::Status Controller::Attach(const AttachRequest& req) {
         LIBBPF_OPTS(bpf_tc_opts, d, .handle = kTcHandle, .priority = kTcPriority + 1);
         bpf_tc_detach(&h2, &d);
       });
+      RETURN_IF_ERROR(fi.At(Step::kActCsumFilter, hook));
       ASSIGN_OR_RETURN(st.act_prog_id[hook], ProgId(bpf_program__fd(sel)));
     }
   }
   RETURN_IF_ERROR(WriteState(dir, st));
+  rb.Add([dir] { unlink((dir + "/" CSF_PIN_STATE).c_str()); });
+  RETURN_IF_ERROR(fi.At(Step::kState));
+  RETURN_IF_ERROR(fi.Finish());
   rb.Commit();
+  dirs.Commit();
   return absl::OkStatus();
 }
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include "absl/strings/string_view.h"
 #include <vector>
@@ -79,6 +80,18 @@ absl::StatusOr<std::shared_ptr<void>> LockPins(const std::string& bpffs);
 absl::string_view HookName(uint32_t hook);       // "ingress", "egress", "xdp"
 absl::string_view MechanismName(uint32_t mech);  // "observe", "bpf", "act-csum", "bounce"
 uint32_t MechanismFromName(absl::string_view name);  // CSF_MECH_MAX when unknown
+
+// Test-only fault injection (SECURITY.md §2, tests/netns/fault_injection_test.cc). When the
+// environment variable CSUMFIX_FAULT_INJECT names a step (secure_getenv: ignored in a
+// setuid/file-capability process), Attach fails with "injected fault at step <point>" right after
+// that step's side effect, so its rollback has to undo it. A step of a hook is reached once per
+// hook; "<step>@<hook>" (hook: ingress, egress, xdp) picks one, the bare name fails at the first.
+// CSUMFIX_FAULT_INJECT=list runs attach to its end, then fails naming every point it passed
+// ("... (points reached: load, iface-dir, ...)") and rolls back. Any other value is refused
+// before anything changes. It can only ever make attach fail.
+inline constexpr char kFaultInjectEnv[] = "CSUMFIX_FAULT_INJECT";
+// Every step Attach can fail at, in the order it passes them.
+std::span<const absl::string_view> AttachFaultSteps();
 
 class Controller {
  public:
