@@ -127,6 +127,21 @@ void FillMask(uint8_t out[16], uint8_t len) {
   }
 }
 
+// The rules as written (csf_pol_store), in precedence order: priority, then id.
+absl::StatusOr<std::vector<csf_pol_rule>> StoredRules(int store_fd) {
+  bpf::Map<uint32_t, csf_pol_rule> store(store_fd, "csf_pol_store");
+  std::vector<csf_pol_rule> out;
+  ASSIGN_OR_RETURN(std::vector<uint32_t> ids, store.Keys());
+  for (uint32_t id : ids) {
+    ASSIGN_OR_RETURN(std::optional<csf_pol_rule> r, store.Lookup(id));
+    if (r) out.push_back(*r);
+  }
+  std::sort(out.begin(), out.end(), [](const csf_pol_rule& a, const csf_pol_rule& b) {
+    return std::tie(a.priority, a.id) < std::tie(b.priority, b.id);
+  });
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<csf_pol_rule> ParseRule(const RuleSpec& s) {
@@ -239,19 +254,7 @@ absl::StatusOr<Policy> Policy::Open(const std::string& bpffs) {
   return p;
 }
 
-absl::StatusOr<std::vector<csf_pol_rule>> Policy::List() const {
-  bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, "csf_pol_store");
-  ASSIGN_OR_RETURN(std::vector<uint32_t> ids, store.Keys());
-  std::vector<csf_pol_rule> out;
-  for (uint32_t id : ids) {
-    ASSIGN_OR_RETURN(std::optional<csf_pol_rule> r, store.Lookup(id));
-    if (r) out.push_back(*r);
-  }
-  std::sort(out.begin(), out.end(), [](const csf_pol_rule& a, const csf_pol_rule& b) {
-    return std::tie(a.priority, a.id) < std::tie(b.priority, b.id);
-  });
-  return out;
-}
+absl::StatusOr<std::vector<csf_pol_rule>> Policy::List() const { return StoredRules(store_fd_); }
 
 absl::Status Policy::Install(const std::vector<csf_pol_rule>& rules) {
   // 1. Shapes.
@@ -451,16 +454,7 @@ absl::StatusOr<std::vector<csf_pol_rule>> ReadRules(const std::string& bpffs) {
   if (access(path.c_str(), F_OK) != 0) return out;
   bpf::Fd fd(bpf_obj_get(path.c_str()));
   if (!fd.valid()) return ErrnoStatus(errno, "open " + path);
-  bpf::Map<uint32_t, csf_pol_rule> store(fd.get(), "csf_pol_store");
-  ASSIGN_OR_RETURN(std::vector<uint32_t> ids, store.Keys());
-  for (uint32_t id : ids) {
-    ASSIGN_OR_RETURN(std::optional<csf_pol_rule> r, store.Lookup(id));
-    if (r) out.push_back(*r);
-  }
-  std::sort(out.begin(), out.end(), [](const csf_pol_rule& a, const csf_pol_rule& b) {
-    return std::tie(a.priority, a.id) < std::tie(b.priority, b.id);
-  });
-  return out;
+  return StoredRules(fd.get());
 }
 
 absl::Status Policy::Flush() {
