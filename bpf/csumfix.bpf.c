@@ -15,19 +15,9 @@
 
 static __always_inline int csf_tc(struct __sk_buff *skb, __u32 hook)
 {
-	if (csf_skb_bounced(skb)) {
-		/* Second pass of a packet the bounce veth completed: it was counted the first
-		 * time; note its return and let it go. */
-		struct csf_if_key key = { .ifindex = skb->ifindex, .hook = hook };
-		struct csf_counters *c = csf_counters_get(&key);
-		if (c)
-			c->c[CSF_CTR_BOUNCE_RETURNED]++;
-		return TC_ACT_UNSPEC;
-	}
-	struct csf_meta m = {
-		.is_partial = csf_skb_is_partial(skb),
-		.is_gso = skb->gso_size != 0,
-	};
+	/* csf_handle reads the kernel's checksum state (PARTIAL, GSO, back from the bounce veth)
+	 * only where the interface's configuration needs it: a pass costs two map lookups. */
+	struct csf_meta m = {};
 	struct csf_outcome o = {};
 	__u32 target = 0;
 

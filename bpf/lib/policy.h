@@ -398,7 +398,8 @@ static __always_inline void csf_count(struct csf_counters *c, __u32 len, __u32 a
 	c->c[CSF_CTR_BOUNCED] += o->bounce;
 }
 
-/* Entry. `m` may be updated from the interface's configuration (mechanism). */
+/* Entry. `m` is filled here: the interface's configuration (mechanism, XDP redirect) and, for tc,
+ * the kernel's checksum state of the packet, read only when the action needs it. */
 static __always_inline void csf_handle(void *ctx, const bool xdp, __u32 hook, struct csf_meta *m,
 				       struct csf_outcome *o, __u32 *target_ifindex)
 {
@@ -406,18 +407,32 @@ static __always_inline void csf_handle(void *ctx, const bool xdp, __u32 hook, st
 	struct csf_ifcfg *cfg = bpf_map_lookup_elem(&csf_ifcfg, &key);
 	__u32 action = cfg ? cfg->action : CSF_ACT_PASS;
 
-	if (action >= CSF_ACT_MAX)
-		action = CSF_ACT_PASS;
-	struct csf_pkt p = {};
-	__u32 parsed = CSF_NOT_PARSED;
-	bool hit = cfg && csf_policy(ctx, xdp, key.ifindex, hook, &action, &p, &parsed);
 	if (cfg) {
 		m->mechanism = cfg->mechanism;
 		*target_ifindex = cfg->target_ifindex;
 		m->xdp_redirect = xdp && (cfg->flags & CSF_IFCFG_F_XDP_REDIRECT);
 	}
-	if (action != CSF_ACT_PASS)
+	if (!xdp && m->mechanism == CSF_MECH_BOUNCE && csf_skb_bounced(ctx)) {
+		/* Second pass of a packet the bounce veth completed (it comes back only to an
+		 * interface using bounce): it was counted the first time; note its return and let
+		 * it go. */
+		struct csf_counters *c = csf_counters_get(&key);
+		if (c)
+			c->c[CSF_CTR_BOUNCE_RETURNED]++;
+		return;
+	}
+	if (action >= CSF_ACT_MAX)
+		action = CSF_ACT_PASS;
+	struct csf_pkt p = {};
+	__u32 parsed = CSF_NOT_PARSED;
+	bool hit = cfg && csf_policy(ctx, xdp, key.ifindex, hook, &action, &p, &parsed);
+	if (action != CSF_ACT_PASS) {
+		if (!xdp) {
+			m->is_partial = csf_skb_is_partial(ctx);
+			m->is_gso = ((struct __sk_buff *)ctx)->gso_size != 0;
+		}
 		csf_apply(ctx, xdp, action, m, o, key.ifindex, hook, &p, parsed);
+	}
 	if (action == CSF_ACT_DROP_BAD)
 		o->drop = o->cls == CSF_CLASS_BAD || o->ip4_bad;
 	/* (o->drop may also be set by a pure-BPF fill that could not restore a trimmed packet.) */

@@ -216,10 +216,14 @@ struct csf_flow_val {
 #define CSF_XDP_MODE_NONE 0
 #define CSF_XDP_MODE_LINK 1
 
+/* csf_attach_state.flags */
+#define CSF_STATE_F_CLSACT_CREATED 1 /* the attach created the clsact qdisc: detach deletes it
+				      * when no filter is left in it */
+
 struct csf_attach_state {
 	__u32 abi_version; /* CSF_ABI_VERSION */
 	__u32 ifindex;
-	__u32 flags;       /* reserved, 0 */
+	__u32 flags;       /* CSF_STATE_F_* */
 	__u32 mode[CSF_HOOK_MAX]; /* per hook: CSF_TC_MODE_* or CSF_XDP_MODE_* */
 	__u32 prog_id[CSF_HOOK_MAX];
 	__u32 tc_handle;   /* clsact filters: handle and priority */

@@ -202,6 +202,7 @@ struct Snapshot {
   std::vector<std::string> links;  // interface names in the namespace
   json net;                        // bpftool net show (every hook of every device in the ns)
   json filters;                    // tc filter show dev va/vb ingress/egress
+  json qdiscs;                     // qdisc kinds by device (a clsact one attach made, left?)
   json status;                     // csumfix status -j
   json rules;                      // csumfix policy list -j
   json keys;                       // keys of the shared per-interface maps
@@ -277,6 +278,17 @@ class FaultInjection : public ::testing::Test {
     return out;
   }
 
+  // Kinds of the qdiscs of every device in the namespace, by device.
+  json Qdiscs() {
+    json out = json::object();
+    CmdResult r = testing::Run({"tc", "-n", ns_.name(), "-j", "qdisc", "show"});
+    EXPECT_EQ(r.rc, 0) << r.err;
+    for (const json& q : ParseJson(r.out, "tc -j qdisc show"))
+      out[q.value("dev", "?")].push_back(q.value("kind", "?"));
+    for (auto& [dev, kinds] : out.items()) std::sort(kinds.begin(), kinds.end());
+    return out;
+  }
+
   Snapshot Take() {
     Snapshot s;
     s.pins = PinTree();
@@ -289,6 +301,7 @@ class FaultInjection : public ::testing::Test {
     EXPECT_EQ(n.rc, 0) << n.err;
     s.net = ParseJson(n.out, "bpftool net show");
     s.filters = TcFilters();
+    s.qdiscs = Qdiscs();
     CmdResult st = Csumfix({"-n", ns_.name(), "status", "-j"});
     EXPECT_EQ(st.rc, 0) << st.err;
     s.status = ParseJson(st.out, "csumfix status -j");
@@ -308,6 +321,8 @@ class FaultInjection : public ::testing::Test {
     EXPECT_EQ(now.net, base.net) << ctx << ": bpftool net show\nnow:  " << now.net.dump()
                                  << "\nwas:  " << base.net.dump();
     EXPECT_EQ(now.filters, base.filters) << ctx << ": tc filters\nnow: " << now.filters.dump();
+    EXPECT_EQ(now.qdiscs, base.qdiscs) << ctx << ": qdiscs (a clsact qdisc attach made, left?)\nnow: "
+                                       << now.qdiscs.dump() << "\nwas: " << base.qdiscs.dump();
     EXPECT_EQ(now.status, base.status) << ctx << ": csumfix status -j\nnow: " << now.status.dump();
     EXPECT_EQ(now.rules, base.rules) << ctx << ": csumfix policy list -j";
     EXPECT_EQ(now.keys, base.keys) << ctx << ": keys of the shared maps\nnow: " << now.keys.dump()
@@ -617,6 +632,44 @@ double Seconds(std::chrono::steady_clock::time_point since) {
 // guest busy beside): the time goes into loading and verifying the BPF object on every attach,
 // not into starting processes. 1000 CLI cycles would add another 3.5 minutes or more, so the CLI
 // does 100 and the library, which also lets the test count its own file descriptors, does 1000.
+// The clsact qdisc: one csumfix created goes with its last filter on detach (and on a failed
+// attach, see EveryStepRollsBack*); one that was there before, or that holds someone else's
+// filter by the time of the detach, stays with that filter.
+TEST_F(FaultInjection, DetachDeletesOnlyAnEmptyClsactQdiscItCreated) {
+  auto clsact = [&] {
+    json q = Qdiscs()["va"];
+    return std::find(q.begin(), q.end(), "clsact") != q.end();
+  };
+  const std::vector<std::string> attach =
+      Attach({"--both", "--tc-api", "clsact", "--mechanism", "observe"});
+  ASSERT_FALSE(clsact());
+  // 1. csumfix made it: it goes.
+  CmdResult a = Csumfix(attach);
+  ASSERT_EQ(a.rc, 0) << a.err;
+  EXPECT_TRUE(clsact());
+  CmdResult d = Csumfix({"-n", ns_.name(), "detach", "va"});
+  EXPECT_EQ(d.rc, 0) << d.err;
+  EXPECT_FALSE(clsact()) << "the clsact qdisc csumfix created was left";
+  // 2. It was there before: it stays.
+  ASSERT_EQ(ns_.Exec("tc qdisc add dev va clsact"), 0);
+  a = Csumfix(attach);
+  ASSERT_EQ(a.rc, 0) << a.err;
+  d = Csumfix({"-n", ns_.name(), "detach", "va"});
+  EXPECT_EQ(d.rc, 0) << d.err;
+  EXPECT_TRUE(clsact()) << "detach deleted a clsact qdisc csumfix did not create";
+  ASSERT_EQ(ns_.Exec("tc qdisc del dev va clsact"), 0);
+  // 3. csumfix made it, someone else's filter joined: qdisc and filter stay.
+  a = Csumfix(attach);
+  ASSERT_EQ(a.rc, 0) << a.err;
+  ASSERT_EQ(ns_.Exec("tc filter add dev va ingress prio 7 protocol ip u32 match u32 0 0"), 0);
+  d = Csumfix({"-n", ns_.name(), "detach", "va"});
+  EXPECT_EQ(d.rc, 0) << d.err;
+  EXPECT_TRUE(clsact()) << "detach deleted a clsact qdisc holding another user's filter";
+  CmdResult f = testing::Run({"tc", "-n", ns_.name(), "filter", "show", "dev", "va", "ingress"});
+  EXPECT_NE(f.out.find("u32"), std::string::npos) << "the other filter went: " << f.out;
+  EXPECT_EQ(f.out.find("csf_"), std::string::npos) << "csumfix's filter stayed: " << f.out;
+}
+
 TEST_F(FaultInjection, HundredCliAttachDetachCyclesUnderTrafficLeakNothing) {
   StartFlood(7302);
   ASSERT_FALSE(HasFatalFailure());

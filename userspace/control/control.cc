@@ -327,16 +327,37 @@ struct TcSteps {
   uint32_t hook;
 };
 
+// Creates the clsact qdisc of `ifindex` unless it exists. When this call created it, *created is
+// set and a rollback deletes the qdisc again once no filter is left in it (rollbacks run in
+// reverse: after the filters added later are gone).
+absl::Status EnsureClsact(uint32_t ifindex, bpf_tc_attach_point point, const std::string& where,
+                          Rollback* rb, bool* created) {
+  LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = static_cast<int>(ifindex), .attach_point = point);
+  const int e = bpf_tc_hook_create(&h);
+  if (e == -EEXIST) return absl::OkStatus();
+  if (e != 0) return ErrnoStatus(e, "create clsact qdisc for " + where);
+  *created = true;
+  rb->Add([ifindex] { (void)DeleteClsactIfEmpty(ifindex); });
+  return absl::OkStatus();
+}
+
+// `made_clsact` is set when this attach created the interface's clsact qdisc.
 absl::StatusOr<uint32_t> AttachTc(bpf_program* prog, uint32_t ifindex, bpf_tc_attach_point point,
                                   TcApi api, const std::string& base, const std::string& where,
-                                  Rollback* rb, FaultInjector* fi, const TcSteps& steps) {
+                                  Rollback* rb, FaultInjector* fi, const TcSteps& steps,
+                                  bool* made_clsact) {
   const int prog_fd = bpf_program__fd(prog);
   RETURN_IF_ERROR(PinFd(prog_fd, base + "_prog"));
   rb->Add([base] { unlink((base + "_prog").c_str()); });
   RETURN_IF_ERROR(fi->At(steps.prog_pin, steps.hook));
   if (api != TcApi::kClsact) {
     LIBBPF_OPTS(bpf_tcx_opts, to);
+    // libbpf would print its own "failed to attach to tcx" on kernels before 6.6, where auto
+    // falls back to clsact just below; a real failure is reported with errno here.
+    libbpf_print_fn_t print = libbpf_set_print(nullptr);
     bpf_link* link = bpf_program__attach_tcx(prog, static_cast<int>(ifindex), &to);
+    const int tcx_errno = errno;
+    libbpf_set_print(print);
     if (link != nullptr) {
       // Until it is pinned, the link lives only in this fd: destroying it detaches.
       std::unique_ptr<bpf_link, int (*)(bpf_link*)> owned(link, bpf_link__destroy);
@@ -352,15 +373,14 @@ absl::StatusOr<uint32_t> AttachTc(bpf_program* prog, uint32_t ifindex, bpf_tc_at
       return CSF_TC_MODE_TCX;
     }
     if (api == TcApi::kTcx)
-      return ErrnoStatus(errno, absl::StrCat("attach tcx ", where,
+      return ErrnoStatus(tcx_errno, absl::StrCat("attach tcx ", where,
                                              " (tcx needs Linux 6.6+; use --tc-api auto to fall "
                                              "back to clsact)"));
   }
+  RETURN_IF_ERROR(EnsureClsact(ifindex, point, where, rb, made_clsact));
   LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = static_cast<int>(ifindex), .attach_point = point);
-  int e = bpf_tc_hook_create(&h);
-  if (e != 0 && e != -EEXIST) return ErrnoStatus(e, "create clsact qdisc for " + where);
   LIBBPF_OPTS(bpf_tc_opts, o, .prog_fd = prog_fd, .handle = kTcHandle, .priority = kTcPriority);
-  e = bpf_tc_attach(&h, &o);
+  const int e = bpf_tc_attach(&h, &o);
   if (e != 0)
     return ErrnoStatus(e, absl::StrCat("attach cls_bpf ", where,
                                        " (a filter with csumfix's handle/priority 0xc5f exists: "
@@ -534,6 +554,8 @@ absl::Status Controller::Attach(const AttachRequest& req) {
   st.mechanism = req.mechanism;
 
   auto ifcfg = progs->ifcfg();
+  bool made_clsact = false;    // this attach created the interface's clsact qdisc
+  bool bounce_clsact = false;  // (the bounce veths' own go with them)
   std::vector<uint32_t> hooks;
   if (req.ingress) hooks.push_back(CSF_HOOK_TC_INGRESS);
   if (req.egress) hooks.push_back(CSF_HOOK_TC_EGRESS);
@@ -568,7 +590,8 @@ absl::Status Controller::Attach(const AttachRequest& req) {
                        AttachTc(progs->skel()->progs.csf_bounce_return, ib, BPF_TC_INGRESS,
                                 req.tc_api, BouncePinBase(dir, hook), "ingress of " + b, &rb, &fi,
                                 TcSteps{Step::kBounceReturnProgPin, Step::kBounceReturnAttach,
-                                        Step::kBounceReturnLinkPin, hook}));
+                                        Step::kBounceReturnLinkPin, hook},
+                                &bounce_clsact));
       st.bounce_ifindex[hook] = ia;
       st.bounce_peer_ifindex[hook] = ib;
       cfg.target_ifindex = ia;
@@ -620,16 +643,14 @@ absl::Status Controller::Attach(const AttachRequest& req) {
 
     ASSIGN_OR_RETURN(st.mode[hook],
                      AttachTc(prog, ifindex, TcPoint(hook), req.tc_api, base, where, &rb, &fi,
-                              TcSteps{Step::kTcProgPin, Step::kTcAttach, Step::kTcLinkPin, hook}));
+                              TcSteps{Step::kTcProgPin, Step::kTcAttach, Step::kTcLinkPin, hook},
+                              &made_clsact));
     if (req.mechanism == CSF_MECH_ACT_CSUM) {
       // Right behind csumfix's program: a classic cls_bpf filter whose selector matches what
       // csumfix decided to fill, with act_csum as its action (bpf/csumfix.bpf.c csf_act_select).
       bpf_program* sel = hook == CSF_HOOK_TC_INGRESS ? progs->skel()->progs.csf_act_select_ingress
                                                      : progs->skel()->progs.csf_act_select_egress;
-      LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = static_cast<int>(ifindex),
-                  .attach_point = TcPoint(hook));
-      int e = bpf_tc_hook_create(&h);
-      if (e != 0 && e != -EEXIST) return ErrnoStatus(e, "create clsact qdisc for " + where);
+      RETURN_IF_ERROR(EnsureClsact(ifindex, TcPoint(hook), where, &rb, &made_clsact));
       RETURN_IF_ERROR(AddActCsumFilter(ifindex, hook == CSF_HOOK_TC_INGRESS, kTcHandle,
                                        kTcPriority + 1, bpf_program__fd(sel),
                                        bpf_program__name(sel)));
@@ -643,6 +664,7 @@ absl::Status Controller::Attach(const AttachRequest& req) {
       ASSIGN_OR_RETURN(st.act_prog_id[hook], ProgId(bpf_program__fd(sel)));
     }
   }
+  if (made_clsact) st.flags |= CSF_STATE_F_CLSACT_CREATED;
   RETURN_IF_ERROR(WriteState(dir, st));
   rb.Add([dir] { unlink((dir + "/" CSF_PIN_STATE).c_str()); });
   RETURN_IF_ERROR(fi.At(Step::kState));
@@ -688,6 +710,12 @@ absl::Status Controller::Detach(absl::string_view ifname) {
         Fd fd(bpf_obj_get(absl::StrCat(maps, "/", m).c_str()));
         if (fd.valid()) bpf_map_delete_elem(fd.get(), &key);
       }
+    }
+    if (st->flags & CSF_STATE_F_CLSACT_CREATED) {
+      // The qdisc csumfix created goes with its last filter; one someone else added to it
+      // since keeps it.
+      if (auto d = DeleteClsactIfEmpty(st->ifindex); !d.ok())
+        warnings.push_back(std::string(d.status().message()));
     }
   } else {
     warnings.push_back(std::string(st.status().message()));

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -192,6 +193,66 @@ absl::Status AddActCsumFilter(uint32_t ifindex, bool ingress, uint32_t handle, u
   mnl_attr_nest_end(nlh, opts);
   return Talk(nlh, absl::StrCat("add cls_bpf + act_csum filter on ifindex ", ifindex,
                                 ingress ? " ingress" : " egress"));
+}
+
+absl::StatusOr<bool> ClsactHasFilters(uint32_t ifindex) {
+  std::unique_ptr<mnl_socket, MnlCloser> nl(mnl_socket_open(NETLINK_ROUTE));
+  if (!nl) return ErrnoStatus(errno, "list tc filters: netlink socket");
+  if (mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
+    return ErrnoStatus(errno, "list tc filters: netlink bind");
+  const uint32_t portid = mnl_socket_get_portid(nl.get());
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  for (uint32_t minor : {TC_H_MIN_INGRESS, TC_H_MIN_EGRESS}) {
+    std::fill(buf.begin(), buf.end(), 0);
+    nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+    nlh->nlmsg_type = RTM_GETTFILTER;
+    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    nlh->nlmsg_seq = static_cast<uint32_t>(time(nullptr)) + minor;
+    auto* tcm = static_cast<tcmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(tcmsg)));
+    tcm->tcm_family = AF_UNSPEC;
+    tcm->tcm_ifindex = static_cast<int>(ifindex);
+    tcm->tcm_parent = TC_H_MAKE(TC_H_CLSACT, minor);
+    const uint32_t seq = nlh->nlmsg_seq;
+    if (mnl_socket_sendto(nl.get(), nlh, nlh->nlmsg_len) < 0)
+      return ErrnoStatus(errno, "list tc filters: netlink send");
+    // Every message of the dump is a filter (or a classifier instance): one is enough.
+    size_t found = 0;
+    auto count = [](const nlmsghdr* m, void* data) -> int {
+      if (m->nlmsg_type == RTM_NEWTFILTER) ++*static_cast<size_t*>(data);
+      return MNL_CB_OK;
+    };
+    for (;;) {
+      ssize_t n = mnl_socket_recvfrom(nl.get(), buf.data(), buf.size());
+      if (n < 0) return ErrnoStatus(errno, "list tc filters: netlink receive");
+      int r = mnl_cb_run(buf.data(), n, seq, portid, count, &found);
+      if (r < 0) {
+        const int e = errno;
+        if (e == EINVAL || e == ENOENT) break;  // no clsact qdisc: nothing to list
+        return ErrnoStatus(e, absl::StrCat("list tc filters of ifindex ", ifindex));
+      }
+      if (r == MNL_CB_STOP) break;
+    }
+    if (found > 0) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<bool> DeleteClsactIfEmpty(uint32_t ifindex) {
+  ASSIGN_OR_RETURN(bool busy, ClsactHasFilters(ifindex));
+  if (busy) return false;
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE, 0);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = RTM_DELQDISC;
+  nlh->nlmsg_flags = NLM_F_REQUEST;
+  auto* tcm = static_cast<tcmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(tcmsg)));
+  tcm->tcm_family = AF_UNSPEC;
+  tcm->tcm_ifindex = static_cast<int>(ifindex);
+  tcm->tcm_handle = TC_H_MAKE(TC_H_CLSACT, 0);
+  tcm->tcm_parent = TC_H_CLSACT;
+  absl::Status s = Talk(nlh, absl::StrCat("delete the clsact qdisc of ifindex ", ifindex));
+  if (absl::IsNotFound(s) || absl::IsInvalidArgument(s)) return false;  // already gone
+  if (!s.ok()) return s;
+  return true;
 }
 
 }  // namespace csumfix::control

@@ -37,6 +37,15 @@ std::vector<std::pair<std::string, bool>> Offloads(const std::string& ifname);
 absl::Status AddActCsumFilter(uint32_t ifindex, bool ingress, uint32_t handle, uint32_t priority,
                               int prog_fd, const std::string& prog_name);
 
+// Whether the clsact qdisc of `ifindex` holds any tc filter, ingress or egress (false as well when
+// the interface has no clsact qdisc): an RTM_GETTFILTER dump of both clsact parents.
+absl::StatusOr<bool> ClsactHasFilters(uint32_t ifindex);
+
+// Deletes the clsact qdisc of `ifindex` when no filter is left in it (one csumfix created and
+// has emptied); returns whether it was deleted. Someone else's filter keeps it, and an interface
+// without the qdisc is left as it is.
+absl::StatusOr<bool> DeleteClsactIfEmpty(uint32_t ifindex);
+
 // Writes /proc/sys/net/ipv6/conf/<ifname>/disable_ipv6 = 1 (no-op without IPv6).
 absl::Status DisableIpv6(const std::string& ifname);
 
