@@ -21,6 +21,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bpf/loader.h"
+#include "bpf/programs_fixture.h"
 #include "common/pktgen.h"
 #include "csumfix/abi.h"
 #include "gtest/gtest.h"
@@ -55,28 +56,8 @@ uint64_t EnvU64(const char* name, uint64_t dflt) {
   return v && *v ? std::strtoull(v, nullptr, 0) : dflt;
 }
 
-class Differential : public ::testing::Test {
+class Differential : public testing::LoadedPrograms {
  protected:
-  static void SetUpTestSuite() {
-    if (geteuid() != 0) return;
-    auto p = bpf::Programs::Load();
-    if (!p.ok()) {
-      load_error_ = new std::string(p.status().ToString());
-      return;
-    }
-    progs_ = p->release();
-  }
-  static void TearDownTestSuite() {
-    delete progs_;
-    progs_ = nullptr;
-  }
-  void SetUp() override {
-    ASSERT_EQ(geteuid(), 0) << "the BPF differential suite needs root (CAP_BPF, CAP_NET_ADMIN): "
-                               "run it through scripts/test.sh as root";
-    ASSERT_NE(progs_, nullptr) << "loading the BPF programs failed: "
-                               << (load_error_ ? *load_error_ : "?");
-  }
-
   // Runs one case through both; returns "" when they agree, else a description of the mismatch.
   static std::string Compare(const std::vector<uint8_t>& frame, uint32_t action, uint32_t hook,
                              bool xdp_redirect = false) {
@@ -131,12 +112,7 @@ class Differential : public ::testing::Test {
     return err.str();
   }
 
-  static bpf::Programs* progs_;
-  static std::string* load_error_;
 };
-
-bpf::Programs* Differential::progs_ = nullptr;
-std::string* Differential::load_error_ = nullptr;
 
 // ---- Named cases: the expected class is stated, not taken from either implementation ----------
 struct Named {

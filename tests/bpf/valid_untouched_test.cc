@@ -25,6 +25,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bpf/loader.h"
+#include "bpf/programs_fixture.h"
 #include "common/pktgen.h"
 #include "csumfix/abi.h"
 #include "gtest/gtest.h"
@@ -57,28 +58,8 @@ const char* HookLabel(uint32_t hook, bool redirect) {
   }
 }
 
-class ValidUntouched : public ::testing::Test {
+class ValidUntouched : public testing::LoadedPrograms {
  protected:
-  static void SetUpTestSuite() {
-    if (geteuid() != 0) return;
-    auto p = bpf::Programs::Load();
-    if (!p.ok()) {
-      load_error_ = new std::string(p.status().ToString());
-      return;
-    }
-    progs_ = p->release();
-  }
-  static void TearDownTestSuite() {
-    delete progs_;
-    progs_ = nullptr;
-  }
-  void SetUp() override {
-    ASSERT_EQ(geteuid(), 0) << "needs root (CAP_BPF, CAP_NET_ADMIN) for BPF_PROG_TEST_RUN: run it "
-                               "through scripts/test.sh as root";
-    ASSERT_NE(progs_, nullptr) << "loading the BPF programs failed: "
-                               << (load_error_ ? *load_error_ : "?");
-  }
-
   // Runs `frame` through the BPF program of `hook` under `action`; "" when it left untouched,
   // not dropped and with no fill/zero/drop counted, else what happened.
   static std::string RunUntouched(const std::vector<uint8_t>& frame, uint32_t action,
@@ -141,12 +122,7 @@ class ValidUntouched : public ::testing::Test {
     return runs;
   }
 
-  static bpf::Programs* progs_;
-  static std::string* load_error_;
 };
-
-bpf::Programs* ValidUntouched::progs_ = nullptr;
-std::string* ValidUntouched::load_error_ = nullptr;
 
 // The valid packets stated here: every L3 x L4 with a checksum, VLAN tags, IPv4 options, IPv6
 // extension headers, Ethernet padding, UDP trailers, odd and empty payloads, and the RFC 1071
