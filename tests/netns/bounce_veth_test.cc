@@ -23,11 +23,7 @@ class BounceVeth : public ::testing::Test {
     ASSERT_EQ(geteuid(), 0) << "netns tests need root: run scripts/test.sh as root";
     ASSERT_TRUE(a_.Create());
     ASSERT_TRUE(b_.Create());
-    ASSERT_EQ(a_.Ip("link add va type veth peer name vb netns " + b_.name()), 0);
-    ASSERT_EQ(a_.Ip("addr add 10.66.0.1/24 dev va"), 0);
-    ASSERT_EQ(b_.Ip("addr add 10.66.0.2/24 dev vb"), 0);
-    ASSERT_EQ(a_.Ip("link set va up"), 0);
-    ASSERT_EQ(b_.Ip("link set vb up"), 0);
+    ASSERT_TRUE(VethPair({&a_, "va", "10.66.0.1/24"}, {&b_, "vb", "10.66.0.2/24"}));
     script_ = "/tmp/csf-bounce-" + std::to_string(getpid());
   }
   void TearDown() override {

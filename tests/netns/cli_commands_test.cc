@@ -32,10 +32,7 @@ class CliCommands : public ::testing::Test {
   void SetUp() override {
     ASSERT_EQ(geteuid(), 0) << "netns tests need root: run scripts/test.sh as root";
     ASSERT_TRUE(ns_.Create()) << "cannot create a network namespace";
-    ASSERT_EQ(ns_.Ip("link add va type veth peer name vb"), 0);
-    ASSERT_EQ(ns_.Ip("link set va up"), 0);
-    ASSERT_EQ(ns_.Ip("link set vb up"), 0);
-    ASSERT_EQ(ns_.Ip("addr add 10.75.0.1/24 dev va"), 0);
+    ASSERT_TRUE(VethPair({&ns_, "va", "10.75.0.1/24"}, {&ns_, "vb", ""}));
     // Datagrams to 10.75.0.2 leave by va without anyone answering ARP.
     ASSERT_EQ(ns_.Ip("neigh add 10.75.0.2 lladdr 02:00:00:00:00:02 dev va"), 0);
   }

@@ -23,10 +23,7 @@ class CliLifecycle : public ::testing::Test {
   void SetUp() override {
     ASSERT_EQ(geteuid(), 0) << "netns tests need root: run scripts/test.sh as root";
     ASSERT_TRUE(ns_.Create()) << "cannot create a network namespace";
-    ASSERT_EQ(ns_.Ip("link add va type veth peer name vb"), 0);
-    ASSERT_EQ(ns_.Ip("link set va up"), 0);
-    ASSERT_EQ(ns_.Ip("link set vb up"), 0);
-    ASSERT_EQ(ns_.Ip("addr add 10.77.0.1/24 dev va"), 0);
+    ASSERT_TRUE(VethPair({&ns_, "va", "10.77.0.1/24"}, {&ns_, "vb", ""}));
     ASSERT_EQ(ns_.Ip("addr add fd00:77::1/64 dev va nodad"), 0);
   }
   void TearDown() override {

@@ -240,10 +240,7 @@ class FaultInjection : public ::testing::Test {
     ASSERT_EQ(ns_.Exec("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 "
                        "net.ipv6.conf.default.disable_ipv6=1"),
               0);
-    ASSERT_EQ(ns_.Ip("link add va type veth peer name vb"), 0);
-    ASSERT_EQ(ns_.Ip("addr add 10.88.0.1/24 dev va"), 0);
-    ASSERT_EQ(ns_.Ip("link set va up"), 0);
-    ASSERT_EQ(ns_.Ip("link set vb up"), 0);
+    ASSERT_TRUE(VethPair({&ns_, "va", "10.88.0.1/24"}, {&ns_, "vb", ""}));
     tmp_ = "/tmp/csf-fi-" + std::to_string(getpid()) + "-" +
            ::testing::UnitTest::GetInstance()->current_test_info()->name();
     ASSERT_EQ(testing::Run({"mkdir", "-p", tmp_}).rc, 0);

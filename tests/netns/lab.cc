@@ -147,4 +147,15 @@ std::string Netns::Capture(const std::string& sh) const {
   return r.out;
 }
 
+bool VethPair(const VethEnd& a, const VethEnd& b) {
+  std::string add = "link add " + a.name + " type veth peer name " + b.name;
+  if (b.ns != a.ns) add += " netns " + b.ns->name();
+  if (a.ns->Ip(add) != 0) return false;
+  for (const VethEnd* e : {&a, &b})
+    if (!e->cidr.empty() && e->ns->Ip("addr add " + e->cidr + " dev " + e->name) != 0) return false;
+  for (const VethEnd* e : {&a, &b})
+    if (e->ns->Ip("link set " + e->name + " up") != 0) return false;
+  return true;
+}
+
 }  // namespace csumfix::testing

@@ -51,6 +51,16 @@ class Netns {
   std::string name_;
 };
 
+// One end of a veth pair: its namespace, name and IPv4/IPv6 address in CIDR form ("" = none).
+struct VethEnd {
+  const Netns* ns;
+  std::string name;
+  std::string cidr;
+};
+// Creates the pair (b in b.ns, which may be a.ns), gives each end its address and sets both up;
+// false as soon as a step fails.
+bool VethPair(const VethEnd& a, const VethEnd& b);
+
 }  // namespace csumfix::testing
 
 #endif  // CSUMFIX_TESTS_NETNS_LAB_H_

@@ -112,11 +112,7 @@ class Serve : public ::testing::Test {
     ASSERT_EQ(geteuid(), 0) << "netns tests need root: run scripts/test.sh as root";
     ASSERT_TRUE(a_.Create());
     ASSERT_TRUE(b_.Create());
-    ASSERT_EQ(a_.Ip("link add va type veth peer name vb netns " + b_.name()), 0);
-    ASSERT_EQ(a_.Ip("addr add 10.67.0.1/24 dev va"), 0);
-    ASSERT_EQ(b_.Ip("addr add 10.67.0.2/24 dev vb"), 0);
-    ASSERT_EQ(a_.Ip("link set va up"), 0);
-    ASSERT_EQ(b_.Ip("link set vb up"), 0);
+    ASSERT_TRUE(VethPair({&a_, "va", "10.67.0.1/24"}, {&b_, "vb", "10.67.0.2/24"}));
     tmp_ = "/tmp/csf-serve-" + std::to_string(getpid()) + "-" +
            ::testing::UnitTest::GetInstance()->current_test_info()->name();
     ASSERT_EQ(csumfix::testing::Run({"mkdir", "-p", tmp_}).rc, 0);

@@ -19,14 +19,8 @@ class XdpRedirect : public ::testing::Test {
   void SetUp() override {
     ASSERT_EQ(geteuid(), 0) << "netns tests need root: run scripts/test.sh as root";
     ASSERT_TRUE(a_.Create() && r_.Create() && c_.Create());
-    ASSERT_EQ(a_.Ip("link add va type veth peer name vb netns " + r_.name()), 0);
-    ASSERT_EQ(r_.Ip("link add vc type veth peer name vd netns " + c_.name()), 0);
-    ASSERT_EQ(a_.Ip("addr add 10.70.0.1/24 dev va"), 0);
-    ASSERT_EQ(c_.Ip("addr add 10.70.0.2/24 dev vd"), 0);
-    ASSERT_EQ(a_.Ip("link set va up"), 0);
-    ASSERT_EQ(r_.Ip("link set vb up"), 0);
-    ASSERT_EQ(r_.Ip("link set vc up"), 0);
-    ASSERT_EQ(c_.Ip("link set vd up"), 0);
+    ASSERT_TRUE(VethPair({&a_, "va", "10.70.0.1/24"}, {&r_, "vb", ""}));
+    ASSERT_TRUE(VethPair({&r_, "vc", ""}, {&c_, "vd", "10.70.0.2/24"}));
     // A veth receives XDP-redirected frames only with NAPI on its peer (GRO on).
     ASSERT_EQ(c_.Exec("ethtool -K vd gro on >/dev/null"), 0);
     // A resolves C's address to vd's MAC directly: R only redirects frames.
