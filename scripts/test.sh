@@ -35,4 +35,7 @@ ctest --output-on-failure --timeout 1500
 # Bounded libFuzzer run on the reference (clang-19 build in build-fuzz/; docs/FUZZING.md).
 "$top/tests/fuzz/run_fuzz.sh" --time "${CSUMFIX_FUZZ_SECONDS:-60}"
 # The kernel matrix (vmtests/run.sh, README "Kernel matrix"), with the binaries just tested.
-if [[ $vm == 1 ]]; then "$top/vmtests/run.sh" --no-build --build-dir "$build"; fi
+# Two VMs at once by default (each QEMU is one single-threaded TCG host thread).
+if [[ $vm == 1 ]]; then
+  "$top/vmtests/run.sh" --no-build --build-dir "$build" --jobs "${CSUMFIX_VM_JOBS:-2}"
+fi
