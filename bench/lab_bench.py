@@ -20,6 +20,8 @@ fill mechanism on the bridge ports has work to do.
                ns (bridged IPv4 traverses iptables: br_netfilter is built in, call-iptables=1)
      txoff     ethtool -K bc tx off; ethtool -K bs tx off (the ports complete in software; TSO
                goes with tx checksumming)
+   and, beside each throughput, the machine's busy CPU seconds per GB received (/proc/stat over
+   the run): the cost that does not depend on how much idle CPU the machine has.
 2. Per-packet BPF time on live traffic (bpf_enable_stats(BPF_STATS_RUN_TIME), prog info
    run_time_ns / run_cnt): UDP datagrams of 64/512/1500/9000-byte frames (MTU 9000), csumfix on
    bc ingress with pass / observe / verify / fill. verify runs with tx checksumming off on c0, so
@@ -154,6 +156,18 @@ def cfg_undo(lab, name):
 
 
 # ---- iperf3 --------------------------------------------------------------------------------
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_busy_seconds():
+    """CPU time spent by the whole machine (every CPU, every context but idle and iowait), from
+    the aggregate line of /proc/stat (man 5 proc: user nice system idle iowait irq softirq steal
+    ...; guest time is already inside user)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return (sum(v) - v[3] - v[4]) / CLK_TCK
+
+
 def iperf(proto, seconds, port):
     srv = subprocess.Popen(["ip", "netns", "exec", NS_S, "iperf3", "-s", "-1", "-p", str(port)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -162,17 +176,25 @@ def iperf(proto, seconds, port):
         args = f"iperf3 -c {S_IP} -p {port} -t {seconds} -J"
         if proto == "udp":
             args += " -u -b 0 -l 1400"
+        cpu0 = cpu_busy_seconds()
         out = nsx(NS_C, args, capture=True, check=False, timeout=seconds + 30)
+        cpu = cpu_busy_seconds() - cpu0
         j = json.loads(out)
         if "error" in j:
             raise RuntimeError(f"iperf3 {proto}: {j['error']}")
         end = j["end"]
+        # CPU cost of moving the data, whatever the throughput: machine-wide busy CPU seconds
+        # during the run per GB received (1e9 bytes). Includes iperf3 itself and its start.
         if proto == "tcp":
+            got = end["sum_received"]["bytes"]
             return {"bps": end["sum_received"]["bits_per_second"],
-                    "retransmits": end["sum_sent"].get("retransmits", 0)}
+                    "retransmits": end["sum_sent"].get("retransmits", 0),
+                    "cpu_s": cpu, "cpu_s_per_gb": cpu / (got / 1e9) if got else None}
         s = end.get("sum_received") or end["sum"]
+        got = s.get("bytes", 0)
         return {"bps": s["bits_per_second"], "lost_percent": end["sum"].get("lost_percent", 0),
-                "sender_bps": (end.get("sum_sent") or end["sum"])["bits_per_second"]}
+                "sender_bps": (end.get("sum_sent") or end["sum"])["bits_per_second"],
+                "cpu_s": cpu, "cpu_s_per_gb": cpu / (got / 1e9) if got else None}
     finally:
         try:
             srv.wait(timeout=5)
@@ -203,8 +225,10 @@ def throughput(lab, configs, rounds, seconds):
             bps = [x["bps"] for x in res[c][proto]]
             base = [x["bps"] for x in res[configs[0]][proto]]
             ratios = [b / a for a, b in zip(base, bps)]
+            cpu = [x["cpu_s_per_gb"] for x in res[c][proto] if x.get("cpu_s_per_gb")]
             out[c][proto] = {"runs": res[c][proto], "bps_median": statistics.median(bps),
-                             "ratio_runs": ratios, "ratio_median": statistics.median(ratios)}
+                             "ratio_runs": ratios, "ratio_median": statistics.median(ratios),
+                             "cpu_s_per_gb_median": statistics.median(cpu) if cpu else None}
     return out
 
 

@@ -67,10 +67,13 @@ def targets(micro, lab):
                   "detail": f"{fk} {fmt(f_tcp and f_tcp / 1e9, ' Gbit/s', 2)} vs iptables "
                             f"{fmt(i_tcp and i_tcp / 1e9, ' Gbit/s', 2)} (medians)"})
         r4 = f_tcp / x_tcp if f_tcp and x_tcp else None
+        f_cpu = thr[fk]["tcp"].get("cpu_s_per_gb_median") if fk else None
+        x_cpu = thr.get("txoff", {}).get("tcp", {}).get("cpu_s_per_gb_median")
         t.append({"target": "with csumfix on, offload kept: TCP >= 2x `ethtool -K tx off`",
                   "value": r4, "limit": 2.0, "met": r4 is not None and r4 >= 2.0,
                   "detail": f"{fk} {fmt(f_tcp and f_tcp / 1e9, ' Gbit/s', 2)} vs tx off "
-                            f"{fmt(x_tcp and x_tcp / 1e9, ' Gbit/s', 2)} (medians)"})
+                            f"{fmt(x_tcp and x_tcp / 1e9, ' Gbit/s', 2)} (medians); CPU per GB "
+                            f"{fmt(f_cpu, ' s', 3)} vs {fmt(x_cpu, ' s', 3)}"})
     # 5. lookup flat from 10 to 100,000 rules ("flat": 100k within 1.2x of 10).
     for kind, method in (("hit /32", "repeat"), ("miss, rotating flows", "rotating-minus-empty")):
         a = med(find(rows, name=f"10 rules, {kind}", method=method))
@@ -136,10 +139,14 @@ def main():
     if lab and lab.get("throughput"):
         thr = lab["throughput"]
         P(f"Throughput (iperf3, {lab['seconds']} s, median of {lab['rounds']} rounds; ratio to 'none' of the same round)")
-        P(f"{'config':14s} {'TCP Gbit/s':>11s} {'TCP ratio':>10s} {'UDP Gbit/s':>11s} {'UDP ratio':>10s}")
+        P(f"{'config':14s} {'TCP Gbit/s':>11s} {'TCP ratio':>10s} {'TCP CPU s/GB':>13s} "
+          f"{'UDP Gbit/s':>11s} {'UDP ratio':>10s} {'UDP CPU s/GB':>13s}")
         for c, v in thr.items():
             P(f"{c:14s} {v['tcp']['bps_median'] / 1e9:11.3f} {v['tcp']['ratio_median']:10.3f} "
-              f"{v['udp']['bps_median'] / 1e9:11.3f} {v['udp']['ratio_median']:10.3f}")
+              f"{fmt(v['tcp'].get('cpu_s_per_gb_median'), '', 3):>13s} "
+              f"{v['udp']['bps_median'] / 1e9:11.3f} {v['udp']['ratio_median']:10.3f} "
+              f"{fmt(v['udp'].get('cpu_s_per_gb_median'), '', 3):>13s}")
+        P("CPU s/GB: busy CPU seconds of the whole machine (both vCPUs, /proc/stat) per GB received")
         P("")
     t = targets(micro, lab)
     P("Targets (reported, not asserted)")
@@ -166,6 +173,9 @@ def main():
         for c, v in (lab or {}).get("throughput", {}).items():
             for proto in ("tcp", "udp"):
                 w.writerow(["throughput", c, proto, "iperf3", "", v[proto]["bps_median"], "bit/s"])
+                if v[proto].get("cpu_s_per_gb_median") is not None:
+                    w.writerow(["throughput-cpu", c, proto, "proc-stat", "",
+                                v[proto]["cpu_s_per_gb_median"], "s/GB"])
                 w.writerow(["throughput-ratio", c, proto, "iperf3", "", v[proto]["ratio_median"], "x"])
         for x in t:
             w.writerow(["target", x["target"], "", "", "", x["value"], "met" if x["met"] else "missed"])
