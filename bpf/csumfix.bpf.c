@@ -16,7 +16,7 @@
 static __always_inline int csf_tc(struct __sk_buff *skb, __u32 hook)
 {
 	/* csf_handle reads the kernel's checksum state (PARTIAL, GSO, back from the bounce veth)
-	 * only where the interface's configuration needs it: a pass costs two map lookups. */
+	 * only where the interface's configuration needs it: a pass costs two hash-map lookups. */
 	struct csf_meta m = {};
 	struct csf_outcome o = {};
 	__u32 target = 0;

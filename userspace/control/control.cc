@@ -327,6 +327,20 @@ struct TcSteps {
   uint32_t hook;
 };
 
+// Deletes the clsact qdisc of `ifindex` (libbpf: destroying both hook points deletes the qdisc)
+// when no filter is left in it, i.e. one csumfix created and has emptied; returns whether it did.
+// Someone else's filter keeps it; an interface without the qdisc, or gone, is left as it is.
+absl::StatusOr<bool> DeleteClsactIfEmpty(uint32_t ifindex) {
+  ASSIGN_OR_RETURN(bool busy, ClsactHasFilters(ifindex));
+  if (busy) return false;
+  LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = static_cast<int>(ifindex),
+              .attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
+  const int e = bpf_tc_hook_destroy(&h);
+  if (e == -ENOENT || e == -ENODEV || e == -EINVAL) return false;  // already gone
+  if (e != 0) return ErrnoStatus(e, absl::StrCat("delete the clsact qdisc of ifindex ", ifindex));
+  return true;
+}
+
 // Creates the clsact qdisc of `ifindex` unless it exists. When this call created it, *created is
 // set and a rollback deletes the qdisc again once no filter is left in it (rollbacks run in
 // reverse: after the filters added later are gone).

@@ -237,22 +237,4 @@ absl::StatusOr<bool> ClsactHasFilters(uint32_t ifindex) {
   return false;
 }
 
-absl::StatusOr<bool> DeleteClsactIfEmpty(uint32_t ifindex) {
-  ASSIGN_OR_RETURN(bool busy, ClsactHasFilters(ifindex));
-  if (busy) return false;
-  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE, 0);
-  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
-  nlh->nlmsg_type = RTM_DELQDISC;
-  nlh->nlmsg_flags = NLM_F_REQUEST;
-  auto* tcm = static_cast<tcmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(tcmsg)));
-  tcm->tcm_family = AF_UNSPEC;
-  tcm->tcm_ifindex = static_cast<int>(ifindex);
-  tcm->tcm_handle = TC_H_MAKE(TC_H_CLSACT, 0);
-  tcm->tcm_parent = TC_H_CLSACT;
-  absl::Status s = Talk(nlh, absl::StrCat("delete the clsact qdisc of ifindex ", ifindex));
-  if (absl::IsNotFound(s) || absl::IsInvalidArgument(s)) return false;  // already gone
-  if (!s.ok()) return s;
-  return true;
-}
-
 }  // namespace csumfix::control

@@ -41,11 +41,6 @@ absl::Status AddActCsumFilter(uint32_t ifindex, bool ingress, uint32_t handle, u
 // the interface has no clsact qdisc): an RTM_GETTFILTER dump of both clsact parents.
 absl::StatusOr<bool> ClsactHasFilters(uint32_t ifindex);
 
-// Deletes the clsact qdisc of `ifindex` when no filter is left in it (one csumfix created and
-// has emptied); returns whether it was deleted. Someone else's filter keeps it, and an interface
-// without the qdisc is left as it is.
-absl::StatusOr<bool> DeleteClsactIfEmpty(uint32_t ifindex);
-
 // Writes /proc/sys/net/ipv6/conf/<ifname>/disable_ipv6 = 1 (no-op without IPv6).
 absl::Status DisableIpv6(const std::string& ifname);
 
