@@ -2,7 +2,11 @@
 /* csumfix entry points: thin tc and XDP programs over bpf/lib. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include "lib/maps.h"
+#include "lib/parse.h"
+#include "lib/pipeline.h"
 #include "lib/policy.h"
+#include "lib/skb.h"
 
 #define TC_ACT_UNSPEC (-1)
 #define TC_ACT_OK 0
@@ -128,24 +132,7 @@ int csf_act_select_egress(struct __sk_buff *skb)
 
 /* Feature probe (userspace/control/probe.cc): on lo egress in a throwaway namespace, trim one
  * locally generated (CHECKSUM_PARTIAL) UDP datagram below its checksum field and report whether
- * the kernel dropped the PARTIAL state. The probe packet is dropped. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct csf_probe_result);
-} csf_probe SEC(".maps");
-
-static __always_inline __u32 csf_skb_summed(struct __sk_buff *ctx)
-{
-	if (bpf_ksym_exists(bpf_cast_to_kern_ctx)) {
-		struct sk_buff *skb = bpf_cast_to_kern_ctx(ctx);
-		return BPF_CORE_READ_BITFIELD(skb, ip_summed);
-	}
-	struct sk_buff *skb = (struct sk_buff *)ctx;
-	return BPF_CORE_READ_BITFIELD_PROBED(skb, ip_summed);
-}
-
+ * the kernel dropped the PARTIAL state in csf_probe (lib/maps.h). The probe packet is dropped. */
 SEC("tcx/egress")
 int csf_probe_tail(struct __sk_buff *skb)
 {

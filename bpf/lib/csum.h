@@ -8,22 +8,12 @@
 #define CSUMFIX_BPF_LIB_CSUM_H
 
 #include "lib/ctx.h"
+#include "lib/maps.h"
 #include "lib/parse.h"
 #include "lib/crc32c_table.h"
 
-#define CSF_CHUNK 512
+/* CSF_CHUNK and the scratch buffer csf_scratch_map are in lib/maps.h. */
 #define CSF_MAX_CHUNKS 128 /* 64 KiB */
-
-struct csf_scratch {
-	__u8 buf[CSF_CHUNK + 4];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct csf_scratch);
-} csf_scratch_map SEC(".maps");
 
 static __always_inline __u16 csf_fold(__u64 s)
 {

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* The pure-BPF fill mechanism (CSF_MECH_BPF) for packets the kernel holds as CHECKSUM_PARTIAL.
  *
- * No helper clears CHECKSUM_PARTIAL directly (MECHANISM.md §2). On kernels with the fix "bpf: Fix
- * bpf_skb_change_tail wrt csum partial skbs" (stable 6.1.189+, 6.12.112+), trimming the packet to
- * a length below its checksum field turns PARTIAL into NONE; older kernels refuse the trim with
- * -EINVAL (`csumfix probe` tries exactly this trim and only picks this mechanism where it works).
+ * No helper clears CHECKSUM_PARTIAL directly (docs/MECHANISMS.md §3). On kernels with the fix
+ * "bpf: Fix bpf_skb_change_tail wrt csum partial skbs" (stable 6.1.189+, 6.12.112+), trimming the
+ * packet to a length below its checksum field turns PARTIAL into NONE; older kernels refuse the
+ * trim with -EINVAL (`csumfix probe` tries this trim and only picks this mechanism where it works).
  * So: save every byte from the checksum field to the end, trim to the field, grow back (the kernel
  * zero-fills), write the saved bytes back with the field replaced by the complete checksum.
  *
@@ -16,23 +16,11 @@
 #define CSUMFIX_BPF_LIB_FILL_H
 
 #include "lib/ctx.h"
+#include "lib/maps.h"
 #include "lib/csum.h"
 #include "lib/skb.h"
 
-#define CSF_SAVE_CHUNK 4096
-#define CSF_SAVE_CHUNKS 16 /* 64 KiB from the checksum field on: any non-GSO packet */
-
-struct csf_save {
-	__u8 b[CSF_SAVE_CHUNK];
-};
-
-/* Per-CPU: tc programs run with migration disabled, and a fill finishes before it returns. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, CSF_SAVE_CHUNKS);
-	__type(key, __u32);
-	__type(value, struct csf_save);
-} csf_save_map SEC(".maps");
+/* The save buffer, csf_save_map (CSF_SAVE_CHUNKS of CSF_SAVE_CHUNK bytes), is in lib/maps.h. */
 
 struct csf_copy {
 	struct __sk_buff *skb;

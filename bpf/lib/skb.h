@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* The kernel's checksum state of a tc packet (struct sk_buff, which __sk_buff does not show):
  * through bpf_cast_to_kern_ctx() where the kernel has it (6.2+), else CO-RE probe-reads of the
- * ctx, which is the sk_buff itself (6.1; the loader then needs CAP_PERFMON). MECHANISM.md §1. */
+ * ctx, which is the sk_buff itself (6.1; the loader then needs CAP_PERFMON). See
+ * docs/MECHANISMS.md §2. */
 #ifndef CSUMFIX_BPF_LIB_SKB_H
 #define CSUMFIX_BPF_LIB_SKB_H
 
@@ -23,6 +24,18 @@ static __always_inline bool csf_skb_is_partial(struct __sk_buff *ctx)
 	}
 	struct sk_buff *skb = (struct sk_buff *)ctx;
 	return BPF_CORE_READ_BITFIELD_PROBED(skb, ip_summed) == CHECKSUM_PARTIAL;
+}
+
+/* skb->ip_summed itself (CHECKSUM_NONE 0 ... CHECKSUM_PARTIAL 3): what the feature probe reports
+ * after its trim (csf_probe_tail). */
+static __always_inline __u32 csf_skb_summed(struct __sk_buff *ctx)
+{
+	if (bpf_ksym_exists(bpf_cast_to_kern_ctx)) {
+		struct sk_buff *skb = bpf_cast_to_kern_ctx(ctx);
+		return BPF_CORE_READ_BITFIELD(skb, ip_summed);
+	}
+	struct sk_buff *skb = (struct sk_buff *)ctx;
+	return BPF_CORE_READ_BITFIELD_PROBED(skb, ip_summed);
 }
 
 /* skb->encapsulation: inner headers are set (tunnel offloads); change_tail refuses those. */
