@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up, build and run every csumfix test, as root:  scripts/test.sh
-#   --quick      fewer generated differential cases (10,000 instead of 100,000)
+#   --quick      fewer generated differential cases (10,000 instead of 200,000)
 #   --asan       build with ASan+UBSan into build-asan/ and run the tests there
 #   --vm         then boot every kernel of vmtests/kernels.txt under QEMU and test there (slow)
 # Environment: CSUMFIX_DIFF_SEED replays a differential run; CSUMFIX_DIFF_CASES sets its size;
@@ -34,7 +34,7 @@ cd "$build"
 ctest --output-on-failure --timeout 1500
 # Bounded libFuzzer run on the reference (clang-19 build in build-fuzz/; docs/FUZZING.md).
 "$top/tests/fuzz/run_fuzz.sh" --time "${CSUMFIX_FUZZ_SECONDS:-60}"
-# The kernel matrix (vmtests/run.sh, README "Kernel matrix"), with the binaries just tested.
+# The kernel matrix (vmtests/run.sh, docs/KERNELS.md), with the binaries just tested.
 # Two VMs at once by default (each QEMU is one single-threaded TCG host thread).
 if [[ $vm == 1 ]]; then
   "$top/vmtests/run.sh" --no-build --build-dir "$build" --jobs "${CSUMFIX_VM_JOBS:-2}"

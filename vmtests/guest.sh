@@ -50,7 +50,7 @@ step() {
 }
 
 bpffs() {
-  # A fresh kernel has no bpffs mounted (MECHANISM.md section 5).
+  # A fresh kernel has no bpffs mounted (docs/MECHANISMS.md section 7).
   if [[ $(stat -f -c %T /sys/fs/bpf) != bpf_fs ]]; then
     mount -t bpf bpf /sys/fs/bpf || return 1
   fi

@@ -1,4 +1,4 @@
-// A lab that makes real CHECKSUM_PARTIAL traffic and shows what its consumers see (LAB.md).
+// A lab that makes real CHECKSUM_PARTIAL traffic and shows what its consumers see (docs/LAB.md).
 //
 //   namespace A (lab.ns())                          namespace B (lab.peer())
 //   tapg --+                                         vpeer  10.88.0.2/24, fd00:88::2/64
