@@ -200,7 +200,7 @@ struct csf_flow_val {
 };
 
 /* ---- Pins (relative to the bpffs mount, normally /sys/fs/bpf) ----
- * csumfix/v1/maps/<map name>        shared maps (csf_ifcfg, csf_counters)
+ * csumfix/v1/maps/<map name>        the shared maps below, one set for every attachment
  * csumfix/v1/<ifname>/state         1-entry array of struct csf_attach_state
  * csumfix/v1/<ifname>/<hook>_prog   the program attached at that hook
  * csumfix/v1/<ifname>/<hook>_link   its bpf_link (tcx, XDP); absent for clsact + cls_bpf
@@ -208,6 +208,20 @@ struct csf_flow_val {
 #define CSF_PIN_ROOT "csumfix/v1"
 #define CSF_PIN_MAPS "maps"
 #define CSF_PIN_STATE "state"
+
+/* The pinned shared maps, by the C name of their definition in bpf/lib/maps.h (libbpf pins a map
+ * under its name). tests/bpf/btf_abi_test.cc checks that the object pins exactly these. */
+#define CSF_MAP_IFCFG "csf_ifcfg"           /* csf_if_key -> csf_ifcfg: action per hook        */
+#define CSF_MAP_COUNTERS "csf_counters"     /* csf_if_key -> per-CPU csf_counters              */
+#define CSF_MAP_BOUNCE "csf_bounce"         /* bounce return ifindex -> csf_bounce_ret         */
+#define CSF_MAP_FLOWS "csf_flows"           /* csf_tuple -> csf_flow_val (LRU)                 */
+#define CSF_MAP_POL_ACTIVE "csf_pol_active" /* the active policy generation                    */
+#define CSF_MAP_POL_MASKS "csf_pol_masks"   /* generation x mask slot -> csf_pol_mask          */
+#define CSF_MAP_POL_RULES "csf_pol_rules"   /* csf_pol_key -> csf_pol_val (tuple-space tables) */
+#define CSF_MAP_POL_STORE "csf_pol_store"   /* rule id -> csf_pol_rule, as the user wrote it   */
+#define CSF_PINNED_MAPS                                                                      \
+	{ CSF_MAP_IFCFG, CSF_MAP_COUNTERS, CSF_MAP_BOUNCE, CSF_MAP_FLOWS, CSF_MAP_POL_ACTIVE, \
+	  CSF_MAP_POL_MASKS, CSF_MAP_POL_RULES, CSF_MAP_POL_STORE }
 
 /* How a tc hook was attached (csf_attach_state.tc_mode[]). */
 #define CSF_TC_MODE_NONE 0
@@ -235,6 +249,10 @@ struct csf_attach_state {
 	__u32 bounce_prog_id[CSF_HOOK_MAX];
 	__u32 act_prog_id[CSF_HOOK_MAX]; /* CSF_MECH_ACT_CSUM: selector program of the classic
 					  * cls_bpf + act_csum filter (priority tc_priority + 1) */
+	__u32 pad;
+	/* The network namespace the interface was in (inode of /proc/self/ns/net at attach); 0 in
+	 * records of csumfix 0.1, which were shorter: reading one leaves it 0 ("unknown"). */
+	__u64 netns_ino;
 };
 
 /* `csumfix probe`: what csf_probe_tail saw when trimming a PARTIAL skb below its checksum field

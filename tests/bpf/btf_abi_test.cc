@@ -74,4 +74,20 @@ TEST(BtfAbi, MapTypesMatchCxxLayout) {
   bpf_object__close(obj);
 }
 
+// Every name in CSF_PINNED_MAPS is a map of the object (the loader pins them by these names, the
+// control plane opens them by these names), and each is a real map, not .rodata/.bss.
+TEST(BtfAbi, PinnedMapNamesAreMapsOfTheObject) {
+  std::string path = std::string(CSUMFIX_BPF_OBJ_DIR) + "/csumfix.bpf.o";
+  bpf_object* obj = bpf_object__open_file(path.c_str(), nullptr);
+  ASSERT_NE(obj, nullptr) << "cannot open " << path;
+  std::vector<std::string> names = CSF_PINNED_MAPS;
+  EXPECT_EQ(names.size(), 8u);
+  for (const std::string& n : names) {
+    bpf_map* m = bpf_object__find_map_by_name(obj, n.c_str());
+    ASSERT_NE(m, nullptr) << n << " (abi.h CSF_PINNED_MAPS) is not a map of " << path;
+    EXPECT_FALSE(bpf_map__is_internal(m)) << n;
+  }
+  bpf_object__close(obj);
+}
+
 }  // namespace

@@ -29,7 +29,7 @@ std::vector<Malformed> Cases() {
       // Commands and global options.
       // Usage errors name the word, list the valid ones and point at the help.
       {"unknown_command", {"frobnicate"}, 2,
-       {"unknown command \"frobnicate\"", "attach, detach, status", "diagnose", "serve",
+       {"unknown command \"frobnicate\"", "attach, detach, clean, status", "diagnose", "serve",
         "csumfix --help"}},
       {"unknown_command_after_netns", {"-n", "csf-no-such-ns", "frobnicate"}, 2,
        {"unknown command \"frobnicate\"", "csumfix --help"}},

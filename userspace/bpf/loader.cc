@@ -55,9 +55,14 @@ absl::StatusOr<std::unique_ptr<Programs>> Programs::Load(const LoadOptions& opts
     return ErrnoStatus(e, absl::StrCat("open csumfix BPF object", Tail(log, 10)));
   }
   if (!opts.pin_maps_dir.empty()) {
-    for (bpf_map* m : {skel->maps.csf_ifcfg, skel->maps.csf_counters, skel->maps.csf_bounce,
-                        skel->maps.csf_pol_active, skel->maps.csf_pol_masks,
-                        skel->maps.csf_pol_rules, skel->maps.csf_pol_store, skel->maps.csf_flows}) {
+    for (const char* name : CSF_PINNED_MAPS) {
+      bpf_map* m = bpf_object__find_map_by_name(skel->obj, name);
+      if (m == nullptr) {
+        restore();
+        csumfix_bpf__destroy(skel);
+        return absl::InternalError(absl::StrCat("the BPF object has no map ", name,
+                                                " (abi.h CSF_PINNED_MAPS and bpf/ disagree)"));
+      }
       std::string path = absl::StrCat(opts.pin_maps_dir, "/", bpf_map__name(m));
       if (int e = bpf_map__set_pin_path(m, path.c_str()); e != 0) {
         restore();
@@ -112,13 +117,13 @@ int Programs::prog_fd(uint32_t hook) const {
 }
 
 Map<csf_if_key, csf_ifcfg> Programs::ifcfg() const {
-  return {bpf_map__fd(skel_->maps.csf_ifcfg), "csf_ifcfg"};
+  return {bpf_map__fd(skel_->maps.csf_ifcfg), CSF_MAP_IFCFG};
 }
 Map<uint32_t, csf_bounce_ret> Programs::bounce() const {
-  return {bpf_map__fd(skel_->maps.csf_bounce), "csf_bounce"};
+  return {bpf_map__fd(skel_->maps.csf_bounce), CSF_MAP_BOUNCE};
 }
 PerCpuSumMap<csf_if_key, csf_counters> Programs::counters() const {
-  return {bpf_map__fd(skel_->maps.csf_counters), "csf_counters"};
+  return {bpf_map__fd(skel_->maps.csf_counters), CSF_MAP_COUNTERS};
 }
 
 absl::StatusOr<TestRunResult> TestRun(int prog_fd, std::span<const uint8_t> frame,

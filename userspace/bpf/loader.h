@@ -20,7 +20,7 @@ namespace csumfix::bpf {
 struct LoadOptions {
   // Keep the full verifier log of a failed load in the error (long); otherwise the last lines.
   bool full_verifier_log = false;
-  // When set, the shared maps (csf_ifcfg, csf_counters, csf_bounce) are pinned in this bpffs directory, and
+  // When set, the shared maps (CSF_PINNED_MAPS in abi.h) are pinned in this bpffs directory, and
   // reused from there when already pinned, so every attachment shares one set.
   std::string pin_maps_dir;
   // Collect the verifier's statistics line ("processed N insns ...") per program into `stats`.

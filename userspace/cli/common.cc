@@ -1,42 +1,58 @@
 // Shared helpers of the csumfix command table (see cli/common.h).
 #include "cli/common.h"
 
-#include <cstdio>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "control/names.h"
 #include "csumfix/abi.h"
-#include "refcsum/refcsum.h"
 
 namespace csumfix::cli {
 
-int Fail(const absl::Status& s) {
-  std::fprintf(stderr, "csumfix: %s\n", std::string(s.message()).c_str());
-  return s.code() == absl::StatusCode::kDataLoss ? 3 : 1;
+void OnRun(CLI::App* cmd, Globals& g, std::function<Outcome()> body) {
+  cmd->callback([&g, body = std::move(body)] { g.rc = Finish(body()); });
 }
 
-int UsageFail(const std::string& command, const std::string& message) {
-  std::fprintf(stderr, "csumfix: %s: %s\nRun `csumfix %s --help` for the usage, options and examples.\n",
-               command.c_str(), message.c_str(), command.c_str());
-  return 2;
+CLI::App* AddSubcommand(CLI::App& parent, const Help& help) {
+  CLI::App* cmd = parent.add_subcommand(help.name, help.description);
+  if (*help.footer) cmd->footer(help.footer);
+  return cmd;
 }
 
-std::string ActionList() {
-  std::string out;
-  for (uint32_t a = 0; a < CSF_ACT_MAX; ++a)
-    absl::StrAppend(&out, a ? "|" : "", std::string(ref::ActionName(a)));
-  return out;
+void AddJsonFlag(CLI::App* cmd, bool& json, const std::string& what) {
+  cmd->add_flag("-j,--json", json, what);
 }
 
-uint32_t ActionOpt::value() const { return ref::ActionFromName(name); }
+void AddShowCommand(CLI::App& app, Globals& g, const Help& help, ShowFn show) {
+  auto [cmd, o] = NewCommand<ShowOpts>(app, help);
+  cmd->add_option("iface", o->ifname, "only this interface");
+  AddJsonFlag(cmd, o->json);
+  OnRun(cmd, g, [o, &g, show] { return show(*o, g); });
+}
+
+std::string ActionList() { return names::Choices(names::kActions); }
+
+uint32_t ActionOpt::value() const { return names::ActionFromName(name).value_or(CSF_ACT_MAX); }
 
 CLI::Validator ActionValidator() {
   return CLI::Validator(
       [](std::string& s) -> std::string {
-        if (ref::ActionFromName(s) < CSF_ACT_MAX) return "";
+        if (names::ActionFromName(s)) return "";
         return absl::StrCat("unknown action \"", s, "\"; choose one of ", ActionList());
       },
       ActionList(), "ACTION");
+}
+
+std::vector<std::string> NameList(std::span<const names::Name> table) {
+  std::vector<std::string> out;
+  for (const names::Name& n : table) out.emplace_back(n.name);
+  return out;
+}
+
+std::vector<std::string> MechanismList() {
+  return absl::StrSplit(names::MechanismChoices(","), ',');
 }
 
 nlohmann::json CountersJson(const csf_counters& c) {
@@ -45,21 +61,13 @@ nlohmann::json CountersJson(const csf_counters& c) {
   j["bytes"] = c.c[CSF_CTR_BYTES];
   nlohmann::json cls = nlohmann::json::object();
   for (uint32_t i = 0; i < CSF_CLASS_MAX; ++i)
-    cls[std::string(ref::ClassName(i))] = c.c[CSF_CTR_CLASS_BASE + i];
+    cls[std::string(names::ClassName(i))] = c.c[CSF_CTR_CLASS_BASE + i];
   j["class"] = cls;
   nlohmann::json act = nlohmann::json::object();
   for (uint32_t i = 0; i < CSF_ACT_MAX; ++i)
-    act[std::string(ref::ActionName(i))] = c.c[CSF_CTR_ACTION_BASE + i];
+    act[std::string(names::ActionName(i))] = c.c[CSF_CTR_ACTION_BASE + i];
   j["action"] = act;
-  j["filled"] = c.c[CSF_CTR_FILLED];
-  j["zeroed"] = c.c[CSF_CTR_ZEROED];
-  j["dropped"] = c.c[CSF_CTR_DROPPED];
-  j["ip4_hdr_bad"] = c.c[CSF_CTR_IP4_HDR_BAD];
-  j["fill_error"] = c.c[CSF_CTR_FILL_ERROR];
-  j["bounced"] = c.c[CSF_CTR_BOUNCED];
-  j["bounce_returned"] = c.c[CSF_CTR_BOUNCE_RETURNED];
-  j["policy_hit"] = c.c[CSF_CTR_POLICY_HIT];
-  j["act_selected"] = c.c[CSF_CTR_ACT_SELECTED];
+  for (const names::Counter& k : names::kCounters) j[std::string(k.json)] = c.c[k.id];
   return j;
 }
 

@@ -1,12 +1,21 @@
-// Shared helpers of the csumfix command table. Each command group may live in its own file
-// (cli/cmd_*.cc) and register itself from main.cc with an Add*Command(app, globals) function.
+// Shared helpers of the csumfix command table. Every command lives in its own file
+// (cli/cmd_*.cc) and registers itself with an Add*Command(app, globals) function (cli/commands.h).
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "CLI/CLI.hpp"
-#include "absl/status/status.h"
+#include "base/outcome.h"
+#include "cli/exit.h"
+#include "control/names.h"
 #include "csumfix/abi.h"
 #include "nlohmann/json.hpp"
 
@@ -16,15 +25,56 @@ namespace csumfix::cli {
 struct Globals {
   std::string bpffs = "/sys/fs/bpf";
   std::string netns;
-  int rc = 0;  // the process exit code a callback sets (0 ok, 1 failed, 3 partial)
+  int rc = 0;  // the process exit code a callback sets (cli/exit.h)
 };
 
-// Prints "csumfix: <message>" to stderr; returns the exit code for it (3 for kDataLoss, else 1).
-int Fail(const absl::Status& s);
+// What `csumfix COMMAND --help` says: the name, the one-line description and the footer
+// (details, examples, what to do about errors; "" for none).
+struct Help {
+  const char* name;
+  const char* description;
+  const char* footer = "";
+};
 
-// A usage mistake the parser cannot see (e.g. neither IFACE nor --all): prints
-// "csumfix: <command>: <message>" and where the help is; returns 2, as the parser's errors.
-int UsageFail(const std::string& command, const std::string& message);
+// Adds the subcommand help.name to `parent`, with its texts.
+CLI::App* AddSubcommand(CLI::App& parent, const Help& help);
+
+// AddSubcommand, and the options struct its callback reads (CLI11 writes the parsed values into
+// it; shared, so that it lives as long as the callback).
+template <typename Opts>
+std::pair<CLI::App*, std::shared_ptr<Opts>> NewCommand(CLI::App& parent, const Help& help) {
+  return {AddSubcommand(parent, help), std::make_shared<Opts>()};
+}
+
+// Makes `body` the callback of `cmd`: what it returns becomes g.rc through Finish (cli/exit.h).
+void OnRun(CLI::App* cmd, Globals& g, std::function<Outcome()> body);
+
+// -j/--json.
+void AddJsonFlag(CLI::App* cmd, bool& json, const std::string& what = "JSON output");
+
+// The options of a command that shows per-interface records (status, stats): [IFACE] and -j.
+struct ShowOpts {
+  std::string ifname;  // "" = every interface
+  bool json = false;
+};
+using ShowFn = Outcome (*)(const ShowOpts&, const Globals&);
+// Adds such a command: `show` runs with what was parsed.
+void AddShowCommand(CLI::App& app, Globals& g, const Help& help, ShowFn show);
+
+// Prints `rows`: with -j one JSON array of to_json(row); else to_text(row) for each, or `none`
+// (if not null) when there are none.
+template <typename Row, typename ToJson, typename ToText>
+void PrintRows(const std::vector<Row>& rows, bool json, ToJson to_json, ToText to_text,
+               const char* none) {
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const Row& r : rows) out.push_back(to_json(r));
+    std::cout << out.dump() << "\n";
+    return;
+  }
+  if (rows.empty() && none != nullptr) std::printf("%s\n", none);
+  for (const Row& r : rows) to_text(r);
+}
 
 // "pass|observe|..." for help texts and errors.
 std::string ActionList();
@@ -34,6 +84,11 @@ struct ActionOpt {
   uint32_t value() const;
 };
 CLI::Validator ActionValidator();
+
+// The names of a vocabulary table (control/names.h), in id order, for CLI::IsMember.
+std::vector<std::string> NameList(std::span<const names::Name> table);
+// Every value --mechanism takes: "auto" then the mechanisms (names::MechanismChoices()).
+std::vector<std::string> MechanismList();
 
 // One counter record as JSON (the shape `stats -j` prints).
 nlohmann::json CountersJson(const csf_counters& c);

@@ -1,6 +1,5 @@
 #include "config/config.h"
 
-#include <bpf/bpf.h>
 #include <net/if.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,22 +9,16 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <map>
 #include <optional>
 #include <sstream>
-#include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_replace.h"
 #include "base/status.h"
-#include "bpf/fd.h"
-#include "bpf/map.h"
 #include "control/policy.h"
 #include "nlohmann/json.hpp"
-#include "refcsum/refcsum.h"
+#include "control/names.h"
 #include "toml++/toml.h"
 
 namespace csumfix::config {
@@ -147,13 +140,13 @@ absl::StatusOr<InterfaceSpec> ParseInterface(const std::string& path, const toml
   }
   std::string action = "fill";
   RETURN_IF_ERROR(f.Str("action", &action));
-  s.action = ref::ActionFromName(action);
+  s.action = names::ActionFromName(action).value_or(CSF_ACT_MAX);
   if (s.action >= CSF_ACT_MAX)
     return ErrorAt(path, f.Where("action"),
                    absl::StrCat("unknown action \"", action,
                                 "\"; use pass, observe, verify, drop-bad, fill or zero-udp4"));
   RETURN_IF_ERROR(f.Str("mechanism", &s.mechanism));
-  if (s.mechanism != "auto" && control::MechanismFromName(s.mechanism) >= CSF_MECH_MAX)
+  if (s.mechanism != "auto" && !names::MechanismFromName(s.mechanism))
     return ErrorAt(path, f.Where("mechanism"),
                    absl::StrCat("unknown mechanism \"", s.mechanism,
                                 "\": use auto, bpf, act-csum, bounce or observe (`csumfix probe` "
@@ -170,22 +163,22 @@ absl::StatusOr<InterfaceSpec> ParseInterface(const std::string& path, const toml
   return s;
 }
 
-// ParseRule's messages name the CLI flag ("--src 10.0.0.300/8: ..."); point at the key instead.
 constexpr const char* kRuleKeys[] = {"iface", "hook",  "ip",     "proto",   "src",
                                      "dst",   "sport", "dport", "action", "priority"};
 
+// A ParseRule error (its fields spelled as the keys, control::KeySpelling) at the key it is
+// about; an error about the rule as a whole at its action.
 absl::Status RuleError(const std::string& path, const Fields& f, const absl::Status& s,
                        const std::string& what) {
-  std::string msg(s.message());
-  const char* key = nullptr;
-  size_t best = std::string::npos;
-  for (const char* k : kRuleKeys) {
-    size_t pos = msg.find(absl::StrCat("--", k));
-    if (pos != std::string::npos && pos < best) best = pos, key = k;
-  }
-  for (const char* k : kRuleKeys) msg = absl::StrReplaceAll(msg, {{absl::StrCat("--", k), k}});
-  toml::source_region where = key ? f.Where(key) : f.Where("action");
-  return ErrorAt(path, where, absl::StrCat(what, ": ", msg));
+  const std::string key = control::KeySpelling(control::RuleErrorField(s));
+  return ErrorAt(path, f.Where(key.empty() ? "action" : key.c_str()),
+                 absl::StrCat(what, ": ", s.message()));
+}
+
+// How a [[zone]]'s messages name the fields of the rules it makes: its members are "prefix".
+std::string ZoneSpelling(control::RuleField field) {
+  if (field == control::RuleField::kSrc || field == control::RuleField::kDst) return "prefix";
+  return control::KeySpelling(field);
 }
 
 absl::StatusOr<csf_pol_rule> ParseRuleTable(const std::string& path, const toml::table& t,
@@ -210,7 +203,7 @@ absl::StatusOr<csf_pol_rule> ParseRuleTable(const std::string& path, const toml:
   RETURN_IF_ERROR(f.StrOrInt("dport", &r.dport));
   RETURN_IF_ERROR(f.Int("priority", 0, 0xffffffffLL, &prio));
   if (prio) r.priority = static_cast<uint32_t>(*prio);
-  auto rule = control::ParseRule(r);
+  auto rule = control::ParseRule(r, control::KeySpelling);
   if (!rule.ok()) return RuleError(path, f, rule.status(), what);
   return *rule;
 }
@@ -228,12 +221,12 @@ absl::Status ParseZone(const std::string& path, const toml::table& t, size_t n,
   RETURN_IF_ERROR(f.Str("iface", &iface));
   std::optional<int64_t> prio;
   RETURN_IF_ERROR(f.Int("priority", 0, 0xfffffffeLL, &prio));
-  auto rules = control::ZoneRules(prefixes, iface, prio ? static_cast<uint32_t>(*prio) : 50);
+  auto rules = control::ZoneRules(prefixes, iface, prio ? static_cast<uint32_t>(*prio) : 50,
+                                  ZoneSpelling);
   if (!rules.ok()) {
-    std::string msg(rules.status().message());
-    const char* key = absl::StrContains(msg, "--iface") ? "iface" : "prefixes";
-    msg = absl::StrReplaceAll(msg, {{"--iface", "iface"}, {"--src", "prefix"}, {"--dst", "prefix"}});
-    return ErrorAt(path, f.Where(key), absl::StrCat(what, ": ", msg));
+    const bool iface_error = control::RuleErrorField(rules.status()) == control::RuleField::kIface;
+    return ErrorAt(path, f.Where(iface_error ? "iface" : "prefixes"),
+                   absl::StrCat(what, ": ", rules.status().message()));
   }
   out->insert(out->end(), rules->begin(), rules->end());
   return absl::OkStatus();
@@ -255,65 +248,6 @@ absl::StatusOr<std::vector<const toml::table*>> Tables(const std::string& path,
     out.push_back(e.as_table());
   }
   return out;
-}
-
-// Reads the XDP redirect target recorded for an attachment ("" when none).
-std::string RedirectTarget(const control::Controller& c, uint32_t ifindex) {
-  bpf::Fd fd(bpf_obj_get(absl::StrCat(c.root(), "/" CSF_PIN_MAPS "/csf_ifcfg").c_str()));
-  if (!fd.valid()) return "";
-  csf_if_key k{ifindex, CSF_HOOK_XDP};
-  csf_ifcfg v{};
-  if (bpf_map_lookup_elem(fd.get(), &k, &v) != 0 || !(v.flags & CSF_IFCFG_F_XDP_REDIRECT))
-    return "";
-  char buf[IF_NAMESIZE] = {};
-  return if_indextoname(v.target_ifindex, buf) ? buf : absl::StrCat("ifindex:", v.target_ifindex);
-}
-
-// What it would take to attach `s` again as it is now.
-control::AttachRequest RequestFromStatus(const control::Controller& c,
-                                         const control::IfaceStatus& s) {
-  control::AttachRequest r;
-  r.ifname = s.ifname;
-  r.mechanism = s.mechanism;
-  for (const auto& h : s.hooks) {
-    if (h.hook == CSF_HOOK_TC_INGRESS) r.ingress = true;
-    if (h.hook == CSF_HOOK_TC_EGRESS) r.egress = true;
-    if (h.hook == CSF_HOOK_XDP) r.xdp = true;
-    if (h.hook != CSF_HOOK_XDP) r.tc_api = h.mode == "clsact" ? control::TcApi::kClsact
-                                                               : control::TcApi::kTcx;
-    r.action = h.action;
-  }
-  if (r.xdp) r.xdp_redirect_to = RedirectTarget(c, s.ifindex);
-  return r;
-}
-
-// Attaches `r` and gives each hook the action it had in `s` (restoring an old attachment).
-absl::Status Restore(control::Controller& c, const control::IfaceStatus& s) {
-  RETURN_IF_ERROR(c.Attach(RequestFromStatus(c, s)));
-  for (const auto& h : s.hooks) RETURN_IF_ERROR(c.SetAction(s.ifname, h.hook, h.action));
-  return absl::OkStatus();
-}
-
-// The bpffs mount point the controller works on (root() is <bpffs>/csumfix/v1).
-std::string BpffsOf(const control::Controller& c) {
-  std::string r = c.root();
-  return r.substr(0, r.size() - std::strlen("/" CSF_PIN_ROOT));
-}
-
-bool SameRules(std::vector<csf_pol_rule> a, std::vector<csf_pol_rule> b) {
-  // Precedence is priority, then age (id): compare in that order, ids aside.
-  auto order = [](std::vector<csf_pol_rule>* v) {
-    std::stable_sort(v->begin(), v->end(), [](const csf_pol_rule& x, const csf_pol_rule& y) {
-      return std::tie(x.priority, x.id) < std::tie(y.priority, y.id);
-    });
-    for (auto& r : *v) r.id = 0;
-  };
-  if (a.size() != b.size()) return false;
-  order(&a);
-  order(&b);
-  for (size_t i = 0; i < a.size(); ++i)
-    if (std::memcmp(&a[i], &b[i], sizeof(csf_pol_rule)) != 0) return false;
-  return true;
 }
 
 }  // namespace
@@ -398,160 +332,6 @@ Owned Owned::LoadFile(const std::string& path, const control::Controller& c) {
       if (i.ifname == name && i.ifindex == e["ifindex"].get<uint32_t>()) o.names.insert(name);
   }
   return o;
-}
-
-std::string ApplyReport::Summary() const {
-  std::vector<std::string> parts;
-  auto add = [&](const char* what, const std::vector<std::string>& v) {
-    if (!v.empty()) parts.push_back(absl::StrCat(what, " ", absl::StrJoin(v, ",")));
-  };
-  add("attached", attached);
-  add("adopted", adopted);
-  add("re-attached", reattached);
-  add("action changed", actions_changed);
-  add("detached", detached);
-  parts.push_back(rules_replaced ? absl::StrCat("rule set replaced (", rules, " rules)")
-                                 : absl::StrCat("rule set unchanged (", rules, " rules)"));
-  return absl::StrJoin(parts, "; ");
-}
-
-absl::StatusOr<ApplyReport> Apply(const Config& cfg, control::Controller& c,
-                                  uint32_t probe_mechanism, Owned* owned) {
-  ApplyReport rep;
-  rep.rules = cfg.rules.size();
-  ASSIGN_OR_RETURN(std::vector<control::IfaceStatus> now, c.Status());
-  std::map<std::string, control::IfaceStatus> cur;
-  for (auto& s : now) cur[s.ifname] = s;
-
-  // Plan.
-  struct Step {
-    enum Kind { kAttach, kReattach, kAdopt } kind;
-    control::AttachRequest req;
-    control::IfaceStatus old;
-    std::vector<uint32_t> set_action;  // kAdopt: hooks whose action changes
-  };
-  std::vector<Step> steps;
-  std::set<std::string> listed;
-  for (const auto& i : cfg.interfaces) {
-    listed.insert(i.name);
-    control::AttachRequest r;
-    r.ifname = i.name;
-    r.ingress = i.ingress;
-    r.egress = i.egress;
-    r.xdp = i.xdp;
-    r.action = i.action;
-    r.mechanism = i.mechanism == "auto" ? probe_mechanism : control::MechanismFromName(i.mechanism);
-    r.xdp_redirect_to = i.redirect_to;
-    if (r.mechanism >= CSF_MECH_MAX)
-      return absl::FailedPreconditionError(absl::StrCat(
-          i.where, ": mechanism \"auto\" but the kernel probe failed (see `csumfix probe`); "
-          "write mechanism = \"bounce\" or \"observe\""));
-    auto it = cur.find(i.name);
-    if (it == cur.end()) {
-      steps.push_back({Step::kAttach, r, {}, {}});
-      continue;
-    }
-    const control::IfaceStatus& s = it->second;
-    bool in = false, eg = false, xdp = false;
-    for (const auto& h : s.hooks) {
-      in |= h.hook == CSF_HOOK_TC_INGRESS;
-      eg |= h.hook == CSF_HOOK_TC_EGRESS;
-      xdp |= h.hook == CSF_HOOK_XDP;
-    }
-    const bool same = s.present && s.ifindex == if_nametoindex(i.name.c_str()) &&
-                      in == r.ingress && eg == r.egress && xdp == r.xdp &&
-                      s.mechanism == r.mechanism &&
-                      (!r.xdp || RedirectTarget(c, s.ifindex) == r.xdp_redirect_to);
-    if (!same) {
-      steps.push_back({Step::kReattach, r, s, {}});
-      continue;
-    }
-    Step st{Step::kAdopt, r, s, {}};
-    for (const auto& h : s.hooks)
-      if (h.action != r.action) st.set_action.push_back(h.hook);
-    steps.push_back(st);
-  }
-  std::vector<std::string> to_detach;
-  for (const auto& n : owned->names)
-    if (!listed.count(n) && cur.count(n)) to_detach.push_back(n);
-
-  // Execute; undo in reverse on failure.
-  std::vector<std::function<void()>> undo;
-  auto fail = [&](const absl::Status& s) {
-    for (auto it = undo.rbegin(); it != undo.rend(); ++it) (*it)();
-    return Annotate(s, absl::StrCat("apply ", cfg.path, " (everything undone)"));
-  };
-  for (const auto& st : steps) {
-    const std::string& name = st.req.ifname;
-    if (st.kind == Step::kAttach) {
-      if (auto s = c.Attach(st.req); !s.ok()) return fail(s);
-      undo.push_back([&c, name] { (void)c.Detach(name); });
-      rep.attached.push_back(name);
-    } else if (st.kind == Step::kReattach) {
-      if (auto s = c.Detach(name); !s.ok() && s.code() != absl::StatusCode::kDataLoss)
-        return fail(s);
-      if (auto s = c.Attach(st.req); !s.ok()) {
-        (void)Restore(c, st.old);
-        return fail(s);
-      }
-      undo.push_back([&c, name, old = st.old] {
-        (void)c.Detach(name);
-        (void)Restore(c, old);
-      });
-      rep.reattached.push_back(name);
-    } else {
-      for (uint32_t hook : st.set_action) {
-        uint32_t before = CSF_ACT_PASS;
-        for (const auto& h : st.old.hooks)
-          if (h.hook == hook) before = h.action;
-        if (auto s = c.SetAction(name, hook, st.req.action); !s.ok()) return fail(s);
-        undo.push_back([&c, name, hook, before] { (void)c.SetAction(name, hook, before); });
-      }
-      if (!st.set_action.empty()) rep.actions_changed.push_back(name);
-      rep.adopted.push_back(name);
-    }
-  }
-
-  // The rule set. Policy::Open holds the pin lock: no attach or detach while `p` lives.
-  {
-    bool have_rules = false;
-    {
-      bpf::Fd store(bpf_obj_get(absl::StrCat(c.root(), "/" CSF_PIN_MAPS "/csf_pol_store").c_str()));
-      uint32_t key;
-      have_rules = store.valid() && bpf_map_get_next_key(store.get(), nullptr, &key) == 0;
-    }
-    if (have_rules || !cfg.rules.empty()) {
-      std::vector<csf_pol_rule> old;
-      absl::Status s;
-      {
-        auto p = control::Policy::Open(BpffsOf(c));
-        if (!p.ok()) return fail(p.status());
-        auto l = p->List();
-        if (!l.ok()) return fail(l.status());
-        old = *l;
-        if (!SameRules(old, cfg.rules)) {
-          s = p->Replace(cfg.rules);
-          rep.rules_replaced = s.ok();
-        }
-      }
-      if (!s.ok()) return fail(s);
-    }
-  }
-
-  for (const auto& n : to_detach) {
-    absl::Status s = c.Detach(n);
-    if (!s.ok()) rep.warnings.push_back(std::string(s.message()));
-    if (s.ok() || s.code() == absl::StatusCode::kDataLoss) rep.detached.push_back(n);
-  }
-  if (rep.rules_replaced && cfg.rules.empty()) {
-    // The last rule went: remove the shared maps if nothing is attached either.
-    if (auto lock = control::LockPins(BpffsOf(c)); lock.ok()) c.Tidy();
-  }
-
-  for (const auto& n : rep.detached) owned->names.erase(n);
-  for (const auto* v : {&rep.attached, &rep.reattached, &rep.adopted})
-    for (const auto& n : *v) owned->names.insert(n);
-  return rep;
 }
 
 }  // namespace csumfix::config

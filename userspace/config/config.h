@@ -67,10 +67,12 @@ struct ApplyReport {
   std::string Summary() const;
 };
 
-// Reconciles the running state with `cfg` (see the file comment). `owned` is updated.
-// `probe_mechanism` resolves mechanism "auto" (CSF_MECH_*).
+// Reconciles the running state with `cfg` (see the file comment): GatherCurrent, Plan, Execute
+// of config/reconcile.h in one call. `owned` is updated.
+// `features` is the kernel probe's result (nullptr: the probe failed, so mechanism "auto" is
+// refused); it resolves mechanism "auto" and is what Attach checks mechanisms against.
 absl::StatusOr<ApplyReport> Apply(const Config& cfg, control::Controller& c,
-                                  uint32_t probe_mechanism, Owned* owned);
+                                  const control::ProbeResult* features, Owned* owned);
 
 }  // namespace csumfix::config
 

@@ -1,7 +1,9 @@
 // Attach / detach / status: the lifecycle of csumfix attachments, kept entirely in bpffs pins under
 // <bpffs>/csumfix/v1/ so it survives the CLI and the daemon (see include/csumfix/abi.h).
 // Every mutation holds an flock on <bpffs>/csumfix; attach is all-or-nothing with rollback;
-// detach removes exactly what csumfix created.
+// detach removes exactly what csumfix created. The jobs live in their own files: pins.h (bpffs,
+// lock, state, shared maps), hooks.h (tcx / clsact / XDP), bounce.h and act_csum.h (the fill
+// mechanisms' helpers), attach.cc (the orchestrator), query.cc (status, counters, flows).
 #ifndef CSUMFIX_USERSPACE_CONTROL_CONTROL_H_
 #define CSUMFIX_USERSPACE_CONTROL_CONTROL_H_
 
@@ -15,11 +17,14 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "base/outcome.h"
+#include "control/fault.h"
+#include "control/hooks.h"
+#include "control/pins.h"
+#include "control/probe.h"
 #include "csumfix/abi.h"
 
 namespace csumfix::control {
-
-enum class TcApi { kAuto, kTcx, kClsact };
 
 struct AttachRequest {
   std::string ifname;
@@ -74,33 +79,33 @@ struct FlowRow {
   std::string src, dst;  // printable addresses
 };
 
-// Holds the exclusive flock on <bpffs>/csumfix (the lock attach and detach take) while alive.
-absl::StatusOr<std::shared_ptr<void>> LockPins(const std::string& bpffs);
+struct CleanReport {
+  std::vector<std::string> removed;
+  Done done;
+};
 
-absl::string_view HookName(uint32_t hook);       // "ingress", "egress", "xdp"
-absl::string_view MechanismName(uint32_t mech);  // "observe", "bpf", "act-csum", "bounce"
-uint32_t MechanismFromName(absl::string_view name);  // CSF_MECH_MAX when unknown
-
-// Test-only fault injection (SECURITY.md §2, tests/netns/fault_injection_test.cc). When the
-// environment variable CSUMFIX_FAULT_INJECT names a step (secure_getenv: ignored in a
-// setuid/file-capability process), Attach fails with "injected fault at step <point>" right after
-// that step's side effect, so its rollback has to undo it. A step of a hook is reached once per
-// hook; "<step>@<hook>" (hook: ingress, egress, xdp) picks one, the bare name fails at the first.
-// CSUMFIX_FAULT_INJECT=list runs attach to its end, then fails naming every point it passed
-// ("... (points reached: load, iface-dir, ...)") and rolls back. Any other value is refused
-// before anything changes. It can only ever make attach fail.
-inline constexpr char kFaultInjectEnv[] = "CSUMFIX_FAULT_INJECT";
-// Every step Attach can fail at, in the order it passes them.
-std::span<const absl::string_view> AttachFaultSteps();
+// Checks an attach request against the kernel's features without touching the system: a hook is
+// chosen, action and mechanism are known, the kernel can do the mechanism, the interface names
+// are well formed, --redirect-to comes with --xdp. InvalidArgument / FailedPrecondition.
+absl::Status ValidateAttach(const AttachRequest& req, const ProbeResult& features);
 
 class Controller {
  public:
   // `bpffs` is the bpf filesystem mount point; it is mounted there when it is not yet.
   explicit Controller(std::string bpffs = "/sys/fs/bpf");
 
-  absl::Status Attach(const AttachRequest& req);
-  absl::Status Detach(absl::string_view ifname);
-  absl::Status DetachAll();
+  // Attaches as `req` asks, all-or-nothing. `features` is what the kernel can do (the probe's
+  // result): a mechanism it lacks is refused before anything changes.
+  absl::Status Attach(const AttachRequest& req, const ProbeResult& features);
+  // Removes what csumfix attached to `ifname`. Done with warnings when something was left alone
+  // (not csumfix's any more) or the attach had been interrupted; NotFound when not attached.
+  Outcome Detach(absl::string_view ifname);
+  Outcome DetachAll();
+  // Removes what csumfix left in this network namespace and no live record accounts for (see
+  // leftovers.h): records of deleted interfaces, pins of interrupted attaches, stray bounce veth
+  // pairs and csumfix filters. `ifname` "" = every interface. Returns what it removed; warnings
+  // name what it left alone.
+  absl::StatusOr<CleanReport> Clean(absl::string_view ifname);
   // Changes the default action of an attached hook (atomic map update).
   absl::Status SetAction(absl::string_view ifname, uint32_t hook, uint32_t action);
   absl::StatusOr<std::vector<IfaceStatus>> Status() const;
@@ -108,7 +113,8 @@ class Controller {
   // The flows seen with partial or bad checksums, most affected first (at most `top`; 0 = all).
   absl::StatusOr<std::vector<FlowRow>> Flows(size_t top = 0) const;
 
-  std::string root() const;  // <bpffs>/csumfix/v1
+  std::string root() const { return paths_.root(); }  // <bpffs>/csumfix/v1
+  const PinPaths& paths() const { return paths_; }
   // Removes the shared maps and directories when nothing is attached and no policy rule exists.
   // Callers hold the lock or are the only user.
   void Tidy() const;
@@ -116,7 +122,9 @@ class Controller {
   absl::Status EnsurePinDirs() const;
 
  private:
-  std::string bpffs_;
+  // Status(): the record of one pin directory, and its hooks.
+  IfaceStatus StatusOf(const std::string& name, const bpf::Fd& ifcfg) const;
+  PinPaths paths_;
 };
 
 }  // namespace csumfix::control

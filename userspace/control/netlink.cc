@@ -21,6 +21,7 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -30,13 +31,9 @@
 namespace csumfix::control {
 namespace {
 
-struct MnlCloser {
-  void operator()(mnl_socket* s) const { mnl_socket_close(s); }
-};
-
 // Sends one request and waits for its ACK.
 absl::Status Talk(nlmsghdr* nlh, absl::string_view what) {
-  std::unique_ptr<mnl_socket, MnlCloser> nl(mnl_socket_open(NETLINK_ROUTE));
+  std::unique_ptr<mnl_socket, MnlSocketCloser> nl(mnl_socket_open(NETLINK_ROUTE));
   if (!nl) return ErrnoStatus(errno, absl::StrCat(what, ": netlink socket"));
   if (mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
     return ErrnoStatus(errno, absl::StrCat(what, ": netlink bind"));
@@ -78,7 +75,48 @@ nlmsghdr* LinkMsg(std::vector<char>& buf, uint16_t type, uint16_t flags, uint32_
   return nlh;
 }
 
+// mnl_cb_run callback: one link message into the std::vector<LinkEvent> at `data`.
+int CollectLink(const nlmsghdr* nlh, void* data) {
+  if (nlh->nlmsg_type != RTM_NEWLINK && nlh->nlmsg_type != RTM_DELLINK) return MNL_CB_OK;
+  const auto* ifm = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
+  LinkEvent ev;
+  ev.kind = nlh->nlmsg_type == RTM_DELLINK ? LinkEvent::Kind::kDeleted : LinkEvent::Kind::kNew;
+  ev.ifindex = static_cast<uint32_t>(ifm->ifi_index);
+  mnl_attr_parse(
+      nlh, sizeof(*ifm),
+      [](const nlattr* attr, void* d) -> int {
+        if (mnl_attr_get_type(attr) == IFLA_IFNAME && mnl_attr_validate(attr, MNL_TYPE_STRING) >= 0)
+          static_cast<LinkEvent*>(d)->name = mnl_attr_get_str(attr);
+        return MNL_CB_OK;
+      },
+      &ev);
+  static_cast<std::vector<LinkEvent>*>(data)->push_back(std::move(ev));
+  return MNL_CB_OK;
+}
+
 }  // namespace
+
+void MnlSocketCloser::operator()(mnl_socket* s) const { mnl_socket_close(s); }
+
+absl::StatusOr<LinkMonitor> LinkMonitor::Open() {
+  LinkMonitor m;
+  m.nl_.reset(mnl_socket_open(NETLINK_ROUTE));
+  if (!m.nl_) return ErrnoStatus(errno, "rtnetlink socket");
+  if (mnl_socket_bind(m.nl_.get(), RTMGRP_LINK, MNL_SOCKET_AUTOPID) < 0)
+    return ErrnoStatus(errno, "subscribe to rtnetlink link events");
+  m.buf_.resize(MNL_SOCKET_BUFFER_SIZE);
+  return m;
+}
+
+int LinkMonitor::fd() const { return mnl_socket_get_fd(nl_.get()); }
+
+LinkMonitor::Batch LinkMonitor::Receive() {
+  Batch b;
+  ssize_t n = mnl_socket_recvfrom(nl_.get(), buf_.data(), buf_.size());
+  if (n < 0 && errno == ENOBUFS) b.overflow = true;
+  else if (n > 0) mnl_cb_run(buf_.data(), n, 0, 0, CollectLink, &b.events);
+  return b;
+}
 
 absl::Status CreateVethPair(const std::string& a, const std::string& b, uint32_t mtu) {
   std::vector<char> buf;
@@ -195,14 +233,53 @@ absl::Status AddActCsumFilter(uint32_t ifindex, bool ingress, uint32_t handle, u
                                 ingress ? " ingress" : " egress"));
 }
 
-absl::StatusOr<bool> ClsactHasFilters(uint32_t ifindex) {
-  std::unique_ptr<mnl_socket, MnlCloser> nl(mnl_socket_open(NETLINK_ROUTE));
+namespace {
+
+// One filter of a clsact hook, as a dump reports it.
+struct FilterInfo {
+  uint32_t handle = 0, priority = 0;
+  std::string bpf_name;  // cls_bpf: the program's name as the filter carries it ("" otherwise)
+};
+
+int CollectFilter(const nlmsghdr* m, void* data) {
+  if (m->nlmsg_type != RTM_NEWTFILTER) return MNL_CB_OK;
+  const auto* tcm = static_cast<const tcmsg*>(mnl_nlmsg_get_payload(m));
+  FilterInfo f;
+  f.handle = tcm->tcm_handle;
+  f.priority = TC_H_MAJ(tcm->tcm_info) >> 16;
+  const nlattr* opts = nullptr;
+  mnl_attr_parse(
+      m, sizeof(*tcm),
+      [](const nlattr* a, void* d) {
+        if (mnl_attr_get_type(a) == TCA_OPTIONS) *static_cast<const nlattr**>(d) = a;
+        return static_cast<int>(MNL_CB_OK);
+      },
+      &opts);
+  if (opts != nullptr)
+    mnl_attr_parse_nested(
+        opts,
+        [](const nlattr* a, void* d) {
+          if (mnl_attr_get_type(a) == TCA_BPF_NAME)
+            *static_cast<std::string*>(d) = mnl_attr_get_str(a);
+          return static_cast<int>(MNL_CB_OK);
+        },
+        &f.bpf_name);
+  static_cast<std::vector<FilterInfo>*>(data)->push_back(f);
+  return MNL_CB_OK;
+}
+
+// The filters of both clsact hooks of `ifindex` (none without a clsact qdisc); `minor` selects
+// one hook (TC_H_MIN_INGRESS / TC_H_MIN_EGRESS), 0 both.
+absl::StatusOr<std::vector<FilterInfo>> DumpFilters(uint32_t ifindex, uint32_t only_minor) {
+  std::unique_ptr<mnl_socket, MnlSocketCloser> nl(mnl_socket_open(NETLINK_ROUTE));
   if (!nl) return ErrnoStatus(errno, "list tc filters: netlink socket");
   if (mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
     return ErrnoStatus(errno, "list tc filters: netlink bind");
   const uint32_t portid = mnl_socket_get_portid(nl.get());
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  std::vector<FilterInfo> out;
   for (uint32_t minor : {TC_H_MIN_INGRESS, TC_H_MIN_EGRESS}) {
+    if (only_minor != 0 && minor != only_minor) continue;
     std::fill(buf.begin(), buf.end(), 0);
     nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
     nlh->nlmsg_type = RTM_GETTFILTER;
@@ -215,16 +292,10 @@ absl::StatusOr<bool> ClsactHasFilters(uint32_t ifindex) {
     const uint32_t seq = nlh->nlmsg_seq;
     if (mnl_socket_sendto(nl.get(), nlh, nlh->nlmsg_len) < 0)
       return ErrnoStatus(errno, "list tc filters: netlink send");
-    // Every message of the dump is a filter (or a classifier instance): one is enough.
-    size_t found = 0;
-    auto count = [](const nlmsghdr* m, void* data) -> int {
-      if (m->nlmsg_type == RTM_NEWTFILTER) ++*static_cast<size_t*>(data);
-      return MNL_CB_OK;
-    };
     for (;;) {
       ssize_t n = mnl_socket_recvfrom(nl.get(), buf.data(), buf.size());
       if (n < 0) return ErrnoStatus(errno, "list tc filters: netlink receive");
-      int r = mnl_cb_run(buf.data(), n, seq, portid, count, &found);
+      int r = mnl_cb_run(buf.data(), n, seq, portid, CollectFilter, &out);
       if (r < 0) {
         const int e = errno;
         if (e == EINVAL || e == ENOENT) break;  // no clsact qdisc: nothing to list
@@ -232,9 +303,24 @@ absl::StatusOr<bool> ClsactHasFilters(uint32_t ifindex) {
       }
       if (r == MNL_CB_STOP) break;
     }
-    if (found > 0) return true;
   }
-  return false;
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<bool> ClsactHasFilters(uint32_t ifindex) {
+  // Every message of the dump is a filter (or a classifier instance): one is enough.
+  ASSIGN_OR_RETURN(std::vector<FilterInfo> f, DumpFilters(ifindex, 0));
+  return !f.empty();
+}
+
+std::string FilterProgName(uint32_t ifindex, bool ingress, uint32_t handle, uint32_t priority) {
+  auto f = DumpFilters(ifindex, ingress ? TC_H_MIN_INGRESS : TC_H_MIN_EGRESS);
+  if (!f.ok()) return "";
+  for (const FilterInfo& i : *f)
+    if (i.handle == handle && i.priority == priority && !i.bpf_name.empty()) return i.bpf_name;
+  return "";
 }
 
 }  // namespace csumfix::control

@@ -9,10 +9,11 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <thread>
 #include <tuple>
 
-#include "absl/strings/match.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -21,23 +22,65 @@
 #include "bpf/loader.h"
 #include "bpf/map.h"
 #include "control/control.h"
+#include "control/names.h"
 
 namespace csumfix::control {
 namespace {
 
 constexpr uint32_t kMaxPortsPerRule = 4096;
 
-absl::StatusOr<uint8_t> ParseProto(const std::string& p) {
+// The payload a rule error carries: the field's key (KeySpelling).
+constexpr char kRuleFieldPayload[] = "type.csumfix/control.RuleField";
+
+struct FieldKey {
+  RuleField field;
+  const char* key;
+};
+constexpr FieldKey kFieldKeys[] = {
+    {RuleField::kIface, "iface"}, {RuleField::kHook, "hook"},   {RuleField::kIp, "ip"},
+    {RuleField::kProto, "proto"}, {RuleField::kSrc, "src"},     {RuleField::kDst, "dst"},
+    {RuleField::kSport, "sport"}, {RuleField::kDport, "dport"}, {RuleField::kAction, "action"}};
+
+// `s` marked as an error about `f`.
+absl::Status Tagged(absl::Status s, RuleField f) {
+  s.SetPayload(kRuleFieldPayload, absl::Cord(KeySpelling(f)));
+  return s;
+}
+
+absl::Status Invalid(RuleField f, const std::string& msg) {
+  return Tagged(absl::InvalidArgumentError(msg), f);
+}
+
+absl::StatusOr<uint8_t> ParseProto(const std::string& p, FieldSpelling spell) {
   static const std::map<std::string, uint8_t> kNames = {
       {"tcp", 6}, {"udp", 17}, {"udplite", 136}, {"sctp", 132}, {"icmp", 1}, {"icmpv6", 58}};
   if (auto it = kNames.find(p); it != kNames.end()) return it->second;
   uint32_t n;
   if (absl::SimpleAtoi(p, &n) && n > 0 && n < 256) return static_cast<uint8_t>(n);
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--proto ", p, ": use tcp, udp, udplite, sctp, icmp, icmpv6 or a number 1-255"));
+  return Invalid(RuleField::kProto,
+                 absl::StrCat(spell(RuleField::kProto), " ", p,
+                              ": use tcp, udp, udplite, sctp, icmp, icmpv6 or a number 1-255"));
 }
 
 }  // namespace
+
+std::string FlagSpelling(RuleField f) {
+  return f == RuleField::kNone ? "" : absl::StrCat("--", KeySpelling(f));
+}
+
+std::string KeySpelling(RuleField f) {
+  for (const auto& k : kFieldKeys)
+    if (k.field == f) return k.key;
+  return "";
+}
+
+RuleField RuleErrorField(const absl::Status& s) {
+  auto key = s.GetPayload(kRuleFieldPayload);  // absl::optional<absl::Cord>
+  if (!key) return RuleField::kNone;
+  for (const auto& k : kFieldKeys)
+    if (*key == k.key) return k.field;
+  return RuleField::kNone;
+}
 
 std::string ProtoName(uint8_t proto) {
   switch (proto) {
@@ -53,10 +96,19 @@ std::string ProtoName(uint8_t proto) {
 
 namespace {
 
-absl::Status ParsePrefix(const std::string& what, const std::string& text, uint8_t* ipver,
-                         uint8_t addr[16], uint8_t* len) {
+void FillMask(uint8_t out[16], uint8_t len) {
+  for (int b = 0; b < 16; ++b) {
+    int bits = static_cast<int>(len) - b * 8;
+    out[b] = bits >= 8 ? 0xff : bits <= 0 ? 0 : static_cast<uint8_t>(0xff << (8 - bits));
+  }
+}
+
+// A prefix of field `f` (src or dst); `*ipver` 0 or the rule's IP version so far.
+absl::Status ParsePrefix(RuleField f, FieldSpelling spell, const std::string& text,
+                         uint8_t* ipver, uint8_t addr[16], uint8_t* len) {
+  const std::string what = spell(f);
   std::vector<std::string> parts = absl::StrSplit(text, '/');
-  if (parts.size() > 2) return absl::InvalidArgumentError(what + " " + text + ": not a prefix");
+  if (parts.size() > 2) return Invalid(f, what + " " + text + ": not a prefix");
   uint8_t v = 0;
   std::memset(addr, 0, 16);
   if (inet_pton(AF_INET, parts[0].c_str(), addr) == 1) {
@@ -64,27 +116,35 @@ absl::Status ParsePrefix(const std::string& what, const std::string& text, uint8
   } else if (inet_pton(AF_INET6, parts[0].c_str(), addr) == 1) {
     v = 6;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, " ", text, ": not an IPv4 or IPv6 address (write e.g. 10.0.0.0/8 or fd00::/64)"));
+    return Invalid(f, absl::StrCat(what, " ", text,
+                                   ": not an IPv4 or IPv6 address (write e.g. 10.0.0.0/8 or "
+                                   "fd00::/64)"));
   }
   uint32_t l = v == 4 ? 32 : 128;
   if (parts.size() == 2 && (!absl::SimpleAtoi(parts[1], &l) || l > (v == 4 ? 32u : 128u) || l == 0))
-    return absl::InvalidArgumentError(absl::StrCat(what, " ", text, ": prefix length must be 1-",
-                                                   v == 4 ? 32 : 128));
+    return Invalid(f, absl::StrCat(what, " ", text, ": prefix length must be 1-",
+                                   v == 4 ? 32 : 128));
   if (*ipver != 0 && *ipver != v)
-    return absl::InvalidArgumentError(absl::StrCat(what, " ", text, " is IPv", int(v),
-                                                   " but the rule is IPv", int(*ipver)));
+    return Invalid(f, absl::StrCat(what, " ", text, " is IPv", int(v), " but the rule is IPv",
+                                   int(*ipver)));
   *ipver = v;
   *len = static_cast<uint8_t>(l);
-  for (int b = 0; b < 16; ++b) {  // keep only the prefix bits
-    int bits = static_cast<int>(l) - b * 8;
-    addr[b] &= bits >= 8 ? 0xff : bits <= 0 ? 0 : static_cast<uint8_t>(0xff << (8 - bits));
-  }
+  uint8_t mask[16];
+  FillMask(mask, *len);
+  for (int b = 0; b < 16; ++b) addr[b] &= mask[b];  // keep only the prefix bits
   return absl::OkStatus();
 }
 
-absl::Status ParsePorts(const std::string& what, const std::string& text, uint16_t* lo,
+// The IP version of a prefix ParsePrefix accepts; 0 when it accepts none.
+uint8_t PrefixVersion(const std::string& text) {
+  uint8_t v = 0, addr[16], len;
+  return ParsePrefix(RuleField::kSrc, FlagSpelling, text, &v, addr, &len).ok() ? v : 0;
+}
+
+// A port or range of field `f` (sport or dport).
+absl::Status ParsePorts(RuleField f, FieldSpelling spell, const std::string& text, uint16_t* lo,
                         uint16_t* hi) {
+  const std::string what = spell(f);
   std::vector<std::string> parts = absl::StrSplit(text, '-');
   uint32_t a, b;
   if (parts.size() == 1 && absl::SimpleAtoi(parts[0], &a) && a > 0 && a < 65536) {
@@ -94,14 +154,14 @@ absl::Status ParsePorts(const std::string& what, const std::string& text, uint16
   if (parts.size() == 2 && absl::SimpleAtoi(parts[0], &a) && absl::SimpleAtoi(parts[1], &b) &&
       a > 0 && b < 65536 && a <= b) {
     if (b - a + 1 > kMaxPortsPerRule)
-      return absl::InvalidArgumentError(absl::StrCat(what, " ", text, ": at most ",
-                                                     kMaxPortsPerRule, " ports in a range"));
+      return Invalid(f, absl::StrCat(what, " ", text, ": at most ", kMaxPortsPerRule,
+                                     " ports in a range"));
     *lo = static_cast<uint16_t>(a);
     *hi = static_cast<uint16_t>(b);
     return absl::OkStatus();
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat(what, " ", text, ": write a port (80) or a range (8000-8080), 1-65535"));
+  return Invalid(f, absl::StrCat(what, " ", text,
+                                 ": write a port (80) or a range (8000-8080), 1-65535"));
 }
 
 struct MaskSig {
@@ -120,16 +180,9 @@ MaskSig SigOf(const csf_pol_rule& r) {
           static_cast<uint8_t>((r.flags & CSF_POL_F_IPVER) ? r.ipver : 0)};
 }
 
-void FillMask(uint8_t out[16], uint8_t len) {
-  for (int b = 0; b < 16; ++b) {
-    int bits = static_cast<int>(len) - b * 8;
-    out[b] = bits >= 8 ? 0xff : bits <= 0 ? 0 : static_cast<uint8_t>(0xff << (8 - bits));
-  }
-}
-
 // The rules as written (csf_pol_store), in precedence order: priority, then id.
 absl::StatusOr<std::vector<csf_pol_rule>> StoredRules(int store_fd) {
-  bpf::Map<uint32_t, csf_pol_rule> store(store_fd, "csf_pol_store");
+  bpf::Map<uint32_t, csf_pol_rule> store(store_fd, CSF_MAP_POL_STORE);
   std::vector<csf_pol_rule> out;
   ASSIGN_OR_RETURN(std::vector<uint32_t> ids, store.Keys());
   for (uint32_t id : ids) {
@@ -144,54 +197,55 @@ absl::StatusOr<std::vector<csf_pol_rule>> StoredRules(int store_fd) {
 
 }  // namespace
 
-absl::StatusOr<csf_pol_rule> ParseRule(const RuleSpec& s) {
+absl::StatusOr<csf_pol_rule> ParseRule(const RuleSpec& s, FieldSpelling spell) {
   csf_pol_rule r{};
   r.priority = s.priority;
-  const uint32_t a = [&] {
-    for (uint32_t i = 0; i < CSF_ACT_MAX; ++i) {
-      static const char* kNames[] = {"pass", "observe", "verify", "drop-bad", "fill", "zero-udp4"};
-      if (s.action == kNames[i]) return i;
-    }
-    return static_cast<uint32_t>(CSF_ACT_MAX);
-  }();
+  const uint32_t a = names::ActionFromName(s.action).value_or(CSF_ACT_MAX);
   if (a >= CSF_ACT_MAX)
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--action ", s.action, ": use pass, observe, verify, drop-bad, fill or zero-udp4"));
+    return Invalid(RuleField::kAction,
+                   absl::StrCat(spell(RuleField::kAction), " ", s.action,
+                                ": use pass, observe, verify, drop-bad, fill or zero-udp4"));
   r.action = a;
   if (!s.ifname.empty()) {
     r.ifindex = if_nametoindex(s.ifname.c_str());
     if (r.ifindex == 0)
-      return absl::NotFoundError(absl::StrCat("--iface ", s.ifname, ": no such interface"));
+      return Tagged(absl::NotFoundError(absl::StrCat(spell(RuleField::kIface), " ", s.ifname,
+                                                     ": no such interface")),
+                    RuleField::kIface);
     r.flags |= CSF_POL_F_IFINDEX;
   }
   if (!s.hook.empty()) {
-    if (s.hook == "ingress") r.hook = CSF_HOOK_TC_INGRESS;
-    else if (s.hook == "egress") r.hook = CSF_HOOK_TC_EGRESS;
-    else if (s.hook == "xdp") r.hook = CSF_HOOK_XDP;
-    else return absl::InvalidArgumentError("--hook " + s.hook + ": use ingress, egress or xdp");
+    std::optional<uint32_t> hook = names::HookFromName(s.hook);
+    if (!hook)
+      return Invalid(RuleField::kHook,
+                     spell(RuleField::kHook) + " " + s.hook + ": use ingress, egress or xdp");
+    r.hook = *hook;
     r.flags |= CSF_POL_F_HOOK;
   }
   if (s.ip != 0) {
-    if (s.ip != 4 && s.ip != 6) return absl::InvalidArgumentError("--ip: use 4 or 6");
+    if (s.ip != 4 && s.ip != 6) return Invalid(RuleField::kIp, spell(RuleField::kIp) + ": use 4 or 6");
     r.ipver = static_cast<uint8_t>(s.ip);
   }
   if (!s.proto.empty()) {
-    ASSIGN_OR_RETURN(r.proto, ParseProto(s.proto));
+    ASSIGN_OR_RETURN(r.proto, ParseProto(s.proto, spell));
     r.flags |= CSF_POL_F_PROTO;
   }
-  if (!s.src.empty()) RETURN_IF_ERROR(ParsePrefix("--src", s.src, &r.ipver, r.src, &r.src_len));
-  if (!s.dst.empty()) RETURN_IF_ERROR(ParsePrefix("--dst", s.dst, &r.ipver, r.dst, &r.dst_len));
+  if (!s.src.empty())
+    RETURN_IF_ERROR(ParsePrefix(RuleField::kSrc, spell, s.src, &r.ipver, r.src, &r.src_len));
+  if (!s.dst.empty())
+    RETURN_IF_ERROR(ParsePrefix(RuleField::kDst, spell, s.dst, &r.ipver, r.dst, &r.dst_len));
   if (r.ipver) r.flags |= CSF_POL_F_IPVER;
   const bool ported = r.proto == 6 || r.proto == 17 || r.proto == 136 || r.proto == 132;
   if ((!s.sport.empty() || !s.dport.empty()) && !ported)
-    return absl::InvalidArgumentError(
-        "--sport/--dport need --proto tcp, udp, udplite or sctp");
+    return Invalid(RuleField::kSport,
+                   absl::StrCat(spell(RuleField::kSport), "/", spell(RuleField::kDport), " need ",
+                                spell(RuleField::kProto), " tcp, udp, udplite or sctp"));
   if (!s.sport.empty()) {
-    RETURN_IF_ERROR(ParsePorts("--sport", s.sport, &r.sport_lo, &r.sport_hi));
+    RETURN_IF_ERROR(ParsePorts(RuleField::kSport, spell, s.sport, &r.sport_lo, &r.sport_hi));
     r.flags |= CSF_POL_F_SPORT;
   }
   if (!s.dport.empty()) {
-    RETURN_IF_ERROR(ParsePorts("--dport", s.dport, &r.dport_lo, &r.dport_hi));
+    RETURN_IF_ERROR(ParsePorts(RuleField::kDport, spell, s.dport, &r.dport_lo, &r.dport_hi));
     r.flags |= CSF_POL_F_DPORT;
   }
   if (static_cast<uint64_t>(r.sport_hi - r.sport_lo + 1) * (r.dport_hi - r.dport_lo + 1) >
@@ -202,7 +256,6 @@ absl::StatusOr<csf_pol_rule> ParseRule(const RuleSpec& s) {
 }
 
 std::string DescribeRule(const csf_pol_rule& r) {
-  static const char* kActs[] = {"pass", "observe", "verify", "drop-bad", "fill", "zero-udp4"};
   std::string s = absl::StrCat("id ", r.id, " prio ", r.priority);
   if (r.flags & CSF_POL_F_IFINDEX) {
     char buf[IF_NAMESIZE] = {};
@@ -210,7 +263,7 @@ std::string DescribeRule(const csf_pol_rule& r) {
                     if_indextoname(r.ifindex, buf) ? std::string(buf)
                                                    : absl::StrCat("ifindex ", r.ifindex, " (gone)"));
   }
-  if (r.flags & CSF_POL_F_HOOK) absl::StrAppend(&s, " ", std::string(HookName(r.hook)));
+  if (r.flags & CSF_POL_F_HOOK) absl::StrAppend(&s, " ", std::string(names::HookName(r.hook)));
   if (r.flags & CSF_POL_F_IPVER) absl::StrAppend(&s, " ipv", int(r.ipver));
   if (r.flags & CSF_POL_F_PROTO) absl::StrAppend(&s, " proto ", ProtoName(r.proto));
   auto addr = [&](const uint8_t* a, uint8_t len) {
@@ -224,7 +277,7 @@ std::string DescribeRule(const csf_pol_rule& r) {
     absl::StrAppend(&s, " sport ", r.sport_lo, r.sport_hi != r.sport_lo ? absl::StrCat("-", r.sport_hi) : "");
   if (r.flags & CSF_POL_F_DPORT)
     absl::StrAppend(&s, " dport ", r.dport_lo, r.dport_hi != r.dport_lo ? absl::StrCat("-", r.dport_hi) : "");
-  absl::StrAppend(&s, " -> ", r.action < CSF_ACT_MAX ? kActs[r.action] : "?");
+  absl::StrAppend(&s, " -> ", r.action < CSF_ACT_MAX ? names::ActionName(r.action) : "?");
   return s;
 }
 
@@ -240,7 +293,8 @@ absl::StatusOr<Policy> Policy::Open(const std::string& bpffs) {
   ASSIGN_OR_RETURN(std::unique_ptr<bpf::Programs> progs, bpf::Programs::Load(lo));
   Policy p;
   auto fds = std::make_shared<std::vector<bpf::Fd>>();
-  for (const char* name : {"csf_pol_active", "csf_pol_masks", "csf_pol_rules", "csf_pol_store"}) {
+  for (const char* name :
+       {CSF_MAP_POL_ACTIVE, CSF_MAP_POL_MASKS, CSF_MAP_POL_RULES, CSF_MAP_POL_STORE}) {
     bpf::Fd fd(bpf_obj_get((maps + "/" + name).c_str()));
     if (!fd.valid()) return ErrnoStatus(errno, "open pinned " + std::string(name));
     fds->push_back(std::move(fd));
@@ -267,7 +321,7 @@ absl::Status Policy::Install(const std::vector<csf_pol_rule>& rules) {
         "prefix lengths); at most ", CSF_POL_MAX_MASKS, " fit. Use fewer distinct prefix lengths."));
   // 2. Entries (best rule per key).
   std::map<std::vector<uint8_t>, csf_pol_val> entries;
-  bpf::Map<uint32_t, csf_pol_active> active_map(active_fd_, "csf_pol_active");
+  bpf::Map<uint32_t, csf_pol_active> active_map(active_fd_, CSF_MAP_POL_ACTIVE);
   ASSIGN_OR_RETURN(std::optional<csf_pol_active> cur, active_map.Lookup(0));
   const uint32_t old_active = cur ? cur->active : 0;
   const uint32_t gen = old_active == 1 ? 1 : 0;  // the one not in use
@@ -302,7 +356,7 @@ absl::Status Policy::Install(const std::vector<csf_pol_rule>& rules) {
   // 3. Clear the inactive generation, write it, switch with one 4-byte store.
   size_t kept = 0;  // entries of the other generation, left by the last clear_gen
   auto clear_gen = [&](uint32_t g) -> absl::Status {
-    bpf::Map<csf_pol_key, csf_pol_val> m(rules_fd_, "csf_pol_rules");
+    bpf::Map<csf_pol_key, csf_pol_val> m(rules_fd_, CSF_MAP_POL_RULES);
     ASSIGN_OR_RETURN(std::vector<csf_pol_key> keys, m.Keys());
     kept = 0;
     for (const auto& k : keys) {
@@ -320,7 +374,7 @@ absl::Status Policy::Install(const std::vector<csf_pol_rule>& rules) {
         kept, "; both stay in the table until the switch, and at most ", CSF_POL_MAX_ENTRIES,
         " fit. Narrow the port ranges, or `csumfix policy flush` and add the rules again "
         "(existing rules are unchanged)."));
-  bpf::Map<uint32_t, csf_pol_mask> masks(masks_fd_, "csf_pol_masks");
+  bpf::Map<uint32_t, csf_pol_mask> masks(masks_fd_, CSF_MAP_POL_MASKS);
   for (uint32_t i = 0; i < CSF_POL_MAX_MASKS; ++i) {
     csf_pol_mask m{};
     if (i < sigs.size()) {
@@ -334,7 +388,7 @@ absl::Status Policy::Install(const std::vector<csf_pol_rule>& rules) {
     }
     RETURN_IF_ERROR(masks.Update(gen * CSF_POL_MAX_MASKS + i, m));
   }
-  bpf::Map<csf_pol_key, csf_pol_val> table(rules_fd_, "csf_pol_rules");
+  bpf::Map<csf_pol_key, csf_pol_val> table(rules_fd_, CSF_MAP_POL_RULES);
   for (const auto& [kb, v] : entries) {
     csf_pol_key k;
     std::memcpy(&k, kb.data(), sizeof(k));
@@ -365,7 +419,7 @@ absl::StatusOr<std::vector<uint32_t>> Policy::AddAll(std::vector<csf_pol_rule> a
     rules.push_back(r);
   }
   RETURN_IF_ERROR(Install(rules));  // fails before anything the programs see changes
-  bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, "csf_pol_store");
+  bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, CSF_MAP_POL_STORE);
   for (const auto& r : add) RETURN_IF_ERROR(store.Update(r.id, r));
   return ids;
 }
@@ -378,38 +432,38 @@ absl::Status Policy::Replace(std::vector<csf_pol_rule> rules) {
   uint32_t id = 1;
   for (auto& r : rules) r.id = id++;
   RETURN_IF_ERROR(Install(rules));  // fails before anything the programs see changes
-  bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, "csf_pol_store");
+  bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, CSF_MAP_POL_STORE);
   for (const auto& r : old) RETURN_IF_ERROR(store.Delete(r.id));
   for (const auto& r : rules) RETURN_IF_ERROR(store.Update(r.id, r));
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<csf_pol_rule>> ZoneRules(const std::vector<std::string>& prefixes,
-                                                    const std::string& ifname, uint32_t priority) {
+                                                    const std::string& ifname, uint32_t priority,
+                                                    FieldSpelling spell) {
   std::vector<csf_pol_rule> rules;
   for (const auto& a : prefixes) {
+    const uint8_t va = PrefixVersion(a);
     for (const auto& b : prefixes) {
+      // An IPv4 and an IPv6 member never talk to each other directly. A prefix that does not
+      // parse is left to ParseRule, which says what is wrong with it.
+      const uint8_t vb = PrefixVersion(b);
+      if (va != 0 && vb != 0 && va != vb) continue;
       RuleSpec z;
       z.ifname = ifname;
       z.src = a;
       z.dst = b;
       z.action = "pass";
       z.priority = priority;
-      auto r = ParseRule(z);
-      if (!r.ok()) {
-        if (r.status().code() == absl::StatusCode::kInvalidArgument &&
-            absl::StrContains(r.status().message(), "but the rule is IPv"))
-          continue;  // an IPv4 and an IPv6 member never talk to each other directly
-        return r.status();
-      }
-      rules.push_back(*r);
+      ASSIGN_OR_RETURN(csf_pol_rule r, ParseRule(z, spell));
+      rules.push_back(r);
     }
     RuleSpec f;
     f.ifname = ifname;
     f.src = a;
     f.action = "fill";
     f.priority = priority + 1;
-    ASSIGN_OR_RETURN(csf_pol_rule r, ParseRule(f));
+    ASSIGN_OR_RETURN(csf_pol_rule r, ParseRule(f, spell));
     rules.push_back(r);
   }
   return rules;
@@ -427,7 +481,7 @@ absl::Status Policy::Delete(uint32_t id) {
     return absl::NotFoundError(absl::StrCat("policy: no rule ", id, " (see `csumfix policy list`)"));
   rules.erase(it);
   RETURN_IF_ERROR(Install(rules));
-  bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, "csf_pol_store");
+  bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, CSF_MAP_POL_STORE);
   return store.Delete(id);
 }
 
@@ -438,7 +492,7 @@ absl::StatusOr<std::vector<csf_pol_rule>> Policy::DeleteIf(
   for (const auto& r : rules) (drop(r) ? gone : keep).push_back(r);
   if (gone.empty()) return gone;
   RETURN_IF_ERROR(Install(keep));
-  bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, "csf_pol_store");
+  bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, CSF_MAP_POL_STORE);
   for (const auto& r : gone) RETURN_IF_ERROR(store.Delete(r.id));
   return gone;
 }
@@ -450,7 +504,7 @@ bool RuleInterfaceGone(const csf_pol_rule& r) {
 
 absl::StatusOr<std::vector<csf_pol_rule>> ReadRules(const std::string& bpffs) {
   std::vector<csf_pol_rule> out;
-  const std::string path = Controller(bpffs).root() + "/" CSF_PIN_MAPS "/csf_pol_store";
+  const std::string path = Controller(bpffs).root() + "/" CSF_PIN_MAPS "/" CSF_MAP_POL_STORE;
   if (access(path.c_str(), F_OK) != 0) return out;
   bpf::Fd fd(bpf_obj_get(path.c_str()));
   if (!fd.valid()) return ErrnoStatus(errno, "open " + path);
@@ -460,7 +514,7 @@ absl::StatusOr<std::vector<csf_pol_rule>> ReadRules(const std::string& bpffs) {
 absl::Status Policy::Flush() {
   RETURN_IF_ERROR(Install({}));
   ASSIGN_OR_RETURN(std::vector<csf_pol_rule> rules, List());
-  bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, "csf_pol_store");
+  bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, CSF_MAP_POL_STORE);
   for (const auto& r : rules) RETURN_IF_ERROR(store.Delete(r.id));
   return absl::OkStatus();
 }

@@ -29,9 +29,22 @@ struct RuleSpec {
   uint32_t priority = 100;   // lower wins; ties: the older rule (lower id)
 };
 
-// Parses and checks a spec into a stored rule (id 0). Errors name the field and what to write.
+// The field of a RuleSpec a ParseRule error is about (kNone: the rule as a whole).
+enum class RuleField { kNone, kIface, kHook, kIp, kProto, kSrc, kDst, kSport, kDport, kAction };
+// How error messages name a field: the CLI's flag ("--src", the default) or the config file's
+// key ("src"); a caller may pass its own (the config's [[zone]] says "prefix" for src and dst).
+using FieldSpelling = std::string (*)(RuleField);
+std::string FlagSpelling(RuleField f);
+std::string KeySpelling(RuleField f);
+
+// Parses and checks a spec into a stored rule (id 0). Errors name the field (spelled by `spell`)
+// and what to write, and carry it as a payload: RuleErrorField says which it is.
 // --iface binds the rule to that interface's index at this moment (docs/POLICY.md).
-absl::StatusOr<csf_pol_rule> ParseRule(const RuleSpec& spec);
+absl::StatusOr<csf_pol_rule> ParseRule(const RuleSpec& spec, FieldSpelling spell = FlagSpelling);
+// The field an error of ParseRule or ZoneRules is about; kNone when it is about the rule as a
+// whole (too many port pairs) or is not such an error.
+RuleField RuleErrorField(const absl::Status& s);
+// "id 3 prio 100 ingress tcp dst 10.0.0.0/8 -> fill"
 std::string DescribeRule(const csf_pol_rule& r);
 // "tcp", "udp", "udplite", "sctp", "icmp", "icmpv6", else the number.
 std::string ProtoName(uint8_t proto);
@@ -44,9 +57,11 @@ bool RuleInterfaceGone(const csf_pol_rule& r);
 absl::StatusOr<std::vector<csf_pol_rule>> ReadRules(const std::string& bpffs = "/sys/fs/bpf");
 // The rules of a Xen-style zone (`csumfix policy zone`): for every pair of member prefixes of
 // the same IP version a `pass` rule at `priority`, for every member a `fill` rule at priority+1
-// for what leaves it. `ifname` "" = any interface.
+// for what leaves it (a pair of an IPv4 and an IPv6 prefix gets none). `ifname` "" = any
+// interface. Errors are ParseRule's (`spell` as there).
 absl::StatusOr<std::vector<csf_pol_rule>> ZoneRules(const std::vector<std::string>& prefixes,
-                                                    const std::string& ifname, uint32_t priority);  // "id 3 prio 100 ingress tcp dst 10.0.0.0/8 -> fill"
+                                                    const std::string& ifname, uint32_t priority,
+                                                    FieldSpelling spell = FlagSpelling);
 
 class Policy {
  public:

@@ -27,6 +27,7 @@
 #include "bpf/fd.h"
 #include "bpf/loader.h"
 #include "control/control.h"
+#include "control/names.h"
 #include "control/netlink.h"
 #include "csumfix.skel.h"
 #include "nlohmann/json.hpp"
@@ -228,7 +229,7 @@ std::string ProbeToJson(const ProbeResult& r) {
          {"change_tail_detail", r.change_tail_detail},
          {"act_csum", r.act_csum},
          {"act_csum_detail", r.act_csum_detail},
-         {"mechanism", std::string(MechanismName(r.mechanism))},
+         {"mechanism", std::string(names::MechanismName(r.mechanism))},
          {"reason", r.reason},
          {"complete", r.complete},
          {"undetermined", r.undetermined}};
@@ -256,7 +257,7 @@ absl::StatusOr<ProbeResult> Probe(bool refresh, const std::string& cache_dir) {
         r.change_tail_detail = j.value("change_tail_detail", "");
         r.act_csum = j.value("act_csum", false);
         r.act_csum_detail = j.value("act_csum_detail", "");
-        r.mechanism = MechanismFromName(j.value("mechanism", "observe"));
+        r.mechanism = names::MechanismFromName(j.value("mechanism", "observe")).value_or(CSF_MECH_OBSERVE);
         r.reason = j.value("reason", "");
         if (r.mechanism < CSF_MECH_MAX) return r;
       }
@@ -308,7 +309,7 @@ absl::StatusOr<ProbeResult> Probe(bool refresh, const std::string& cache_dir) {
     // Never cache a guess: the next run with the privileges finds out (and caches that).
     r.reason = absl::StrCat(
         "incomplete probe (", absl::StrJoin(r.undetermined, "; "), "): ",
-        MechanismName(r.mechanism),
+        names::MechanismName(r.mechanism),
         " is the best of what is known (bounce works on every kernel); not cached. Run `csumfix "
         "probe` as root for this kernel's real choice");
     return r;

@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
 #include "csumfix/abi.h"
-#include "refcsum/refcsum.h"
+#include "control/names.h"
 
 namespace csumfix::metrics {
 namespace {
@@ -56,33 +56,6 @@ std::string FormatDouble(double v) {
   return buf;
 }
 
-// The single-counter families: counter id -> name and help.
-struct Simple {
-  uint32_t ctr;
-  const char* name;
-  const char* help;
-};
-constexpr Simple kSimple[] = {
-    {CSF_CTR_FILLED, "csumfix_filled_packets_total",
-     "Packets whose partial L4 checksum csumfix completed."},
-    {CSF_CTR_ZEROED, "csumfix_zeroed_packets_total",
-     "Partial UDP-over-IPv4 packets whose checksum was set to 0 (action zero-udp4)."},
-    {CSF_CTR_DROPPED, "csumfix_dropped_packets_total",
-     "Packets dropped for a bad L4 or IPv4 header checksum (action drop-bad)."},
-    {CSF_CTR_IP4_HDR_BAD, "csumfix_ip4_header_bad_packets_total",
-     "Packets with a wrong IPv4 header checksum."},
-    {CSF_CTR_FILL_ERROR, "csumfix_fill_errors_total",
-     "Packets a fill was wanted for but a helper failed; they left unchanged."},
-    {CSF_CTR_BOUNCED, "csumfix_bounced_packets_total",
-     "CHECKSUM_PARTIAL packets sent through the bounce veth to be completed."},
-    {CSF_CTR_BOUNCE_RETURNED, "csumfix_bounce_returned_packets_total",
-     "Packets that came back completed from the bounce veth (not counted again elsewhere)."},
-    {CSF_CTR_POLICY_HIT, "csumfix_policy_hits_total",
-     "Packets whose action came from a per-flow policy rule."},
-    {CSF_CTR_ACT_SELECTED, "csumfix_act_csum_selected_packets_total",
-     "CHECKSUM_PARTIAL packets the act-csum selector handed to act_csum to be completed "
-     "(mechanism act-csum)."},
-};
 
 }  // namespace
 
@@ -129,24 +102,25 @@ std::string Render(const Snapshot& s) {
   Family act("csumfix_action_packets_total", "counter",
              "Packets per action applied (the hook's default or a policy rule's).");
   std::vector<Family> simple;
-  for (const auto& d : kSimple) simple.emplace_back(d.name, "counter", d.help);
+  for (const auto& d : names::kCounters)
+    simple.emplace_back(std::string(d.metric), "counter", std::string(d.help));
 
   for (const auto& r : s.counters) {
-    const std::string hook(control::HookName(r.hook));
+    const std::string hook(names::HookName(r.hook));
     const Labels base = {{"iface", iface_of(r)}, {"hook", hook}};
     packets.Add(base, r.counters.c[CSF_CTR_PACKETS]);
     bytes.Add(base, r.counters.c[CSF_CTR_BYTES]);
     for (uint32_t k = 0; k < CSF_CLASS_MAX; ++k) {
       Labels l = base;
-      l.emplace_back("class", std::string(ref::ClassName(k)));
+      l.emplace_back("class", std::string(names::ClassName(k)));
       cls.Add(l, r.counters.c[CSF_CTR_CLASS_BASE + k]);
     }
     for (uint32_t a = 0; a < CSF_ACT_MAX; ++a) {
       Labels l = base;
-      l.emplace_back("action", std::string(ref::ActionName(a)));
+      l.emplace_back("action", std::string(names::ActionName(a)));
       act.Add(l, r.counters.c[CSF_CTR_ACTION_BASE + a]);
     }
-    for (size_t i = 0; i < simple.size(); ++i) simple[i].Add(base, r.counters.c[kSimple[i].ctr]);
+    for (size_t i = 0; i < simple.size(); ++i) simple[i].Add(base, r.counters.c[names::kCounters[i].id]);
   }
 
   Family info("csumfix_attachment_info", "gauge",
@@ -160,13 +134,13 @@ std::string Render(const Snapshot& s) {
   for (const auto& i : s.ifaces) {
     present.Add({{"iface", i.ifname}}, i.present ? 1 : 0);
     for (const auto& h : i.hooks) {
-      const std::string hook(control::HookName(h.hook));
+      const std::string hook(names::HookName(h.hook));
       Labels l = {{"iface", i.ifname},
                   {"hook", hook},
-                  {"mechanism", std::string(control::MechanismName(i.mechanism))},
+                  {"mechanism", std::string(names::MechanismName(i.mechanism))},
                   {"mode", h.mode},
                   {"prog_id", std::to_string(h.prog_id)},
-                  {"action", std::string(ref::ActionName(h.action))}};
+                  {"action", std::string(names::ActionName(h.action))}};
       if (h.act_prog_id != 0) l.emplace_back("act_csum_prog_id", std::to_string(h.act_prog_id));
       info.Add(l, 1);
       attached.Add({{"iface", i.ifname}, {"hook", hook}}, h.attached ? 1 : 0);

@@ -1,0 +1,135 @@
+// The operator's day on the CLI: a VM restart recreates its TAP under the same name, an attach
+// whose pins vanished (killed, or run under `ip netns exec`) leaves helper links and filters, the
+// same interface name exists in two namespaces, and `ip netns exec` itself.
+#include <unistd.h>
+
+#include <string>
+
+#include "gtest/gtest.h"
+#include "netns/lab.h"
+#include "nlohmann/json.hpp"
+
+namespace csumfix::testing {
+namespace {
+
+using json = nlohmann::json;
+
+class HostChurn : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(geteuid(), 0) << "netns tests need root: run scripts/test.sh as root";
+    ASSERT_TRUE(ns_.Create()) << "cannot create a network namespace";
+  }
+  void TearDown() override {
+    Csumfix({"-n", ns_.name(), "detach", "--all"});
+    if (other_.name().size()) Csumfix({"-n", other_.name(), "detach", "--all"});
+    ns_.Destroy();
+    other_.Destroy();
+    EXPECT_FALSE(PathExists("/sys/fs/bpf/csumfix/v1")) << "pins left behind";
+  }
+  json Status() {
+    CmdResult s = Csumfix({"-n", ns_.name(), "status", "-j"});
+    EXPECT_EQ(s.rc, 0) << s.err;
+    return s.rc == 0 ? json::parse(s.out) : json::array();
+  }
+  // Links of the namespace whose name starts with csf (bounce veths).
+  std::string CsfLinks(const Netns& ns) {
+    return ns.Capture("ip -o link show | awk -F': ' '{print $2}' | grep '^csf' | sort | tr '\\n' ' '");
+  }
+  Netns ns_, other_;
+};
+
+TEST_F(HostChurn, ATapRecreatedUnderItsNameIsAttachedAgain) {
+  ASSERT_EQ(ns_.Ip("tuntap add dev tapD mode tap"), 0);
+  ASSERT_EQ(ns_.Ip("link set tapD up"), 0);
+  CmdResult a = Csumfix({"-n", ns_.name(), "attach", "tapD", "--both", "--mechanism", "bounce"});
+  ASSERT_EQ(a.rc, 0) << a.err;
+  const uint32_t first = Status()[0]["ifindex"].get<uint32_t>();
+  // A VM restart: the TAP goes and a new one of the same name comes.
+  ASSERT_EQ(ns_.Ip("link del tapD"), 0);
+  ASSERT_EQ(ns_.Ip("tuntap add dev tapD mode tap"), 0);
+  ASSERT_EQ(ns_.Ip("link set tapD up"), 0);
+  json s = Status();
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_FALSE(s[0]["present"].get<bool>()) << "the recorded tapD is gone: " << s.dump();
+  CmdResult b = Csumfix({"-n", ns_.name(), "attach", "tapD", "--both", "--mechanism", "bounce"});
+  ASSERT_EQ(b.rc, 0) << "a recreated TAP must be attachable again: " << b.err;
+  s = Status();
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_NE(s[0]["ifindex"].get<uint32_t>(), first);
+  EXPECT_TRUE(s[0]["present"].get<bool>()) << s.dump();
+  for (const auto& h : s[0]["hooks"]) EXPECT_TRUE(h["attached"].get<bool>()) << s.dump();
+  // The old TAP's bounce pairs went with its record: only the new one's two pairs are left.
+  EXPECT_EQ(ns_.Capture("ip -o link show | grep -c ': csf'"), "4\n") << CsfLinks(ns_);
+  // Attaching the live one again is still refused.
+  CmdResult c = Csumfix({"-n", ns_.name(), "attach", "tapD"});
+  EXPECT_EQ(c.rc, 1);
+  EXPECT_NE(c.err.find("already attached"), std::string::npos) << c.err;
+  ASSERT_EQ(Csumfix({"-n", ns_.name(), "detach", "tapD"}).rc, 0);
+  EXPECT_EQ(CsfLinks(ns_), "") << "detach leaves no bounce veth";
+}
+
+TEST_F(HostChurn, LeftoversOfVanishedPinsAreReplacedByAttachAndRemovedByClean) {
+  ASSERT_TRUE(VethPair({&ns_, "va", "10.78.0.1/24"}, {&ns_, "vb", ""}));
+  // clsact filters and bounce veths outlive their pins; tcx links would go with them.
+  CmdResult a = Csumfix({"-n", ns_.name(), "attach", "va", "--both", "--tc-api", "clsact",
+                         "--mechanism", "bounce"});
+  ASSERT_EQ(a.rc, 0) << a.err;
+  ASSERT_EQ(testing::Run({"rm", "-rf", "/sys/fs/bpf/csumfix/v1/va"}).rc, 0);  // as a private bpffs going
+  ASSERT_EQ(Status().size(), 0u);
+  EXPECT_NE(CsfLinks(ns_), "");
+  CmdResult b = Csumfix({"-n", ns_.name(), "attach", "va", "--both", "--tc-api", "clsact",
+                         "--mechanism", "bounce"});
+  ASSERT_EQ(b.rc, 0) << "attach must replace csumfix's own leftovers: " << b.err;
+  json s = Status();
+  ASSERT_EQ(s.size(), 1u);
+  for (const auto& h : s[0]["hooks"]) EXPECT_TRUE(h["attached"].get<bool>()) << s.dump();
+  // Leave leftovers again, and a filter that is not csumfix's at another priority.
+  ASSERT_EQ(testing::Run({"rm", "-rf", "/sys/fs/bpf/csumfix/v1/va"}).rc, 0);
+  ASSERT_EQ(ns_.Ip("tuntap add dev foreign mode tap"), 0);
+  CmdResult c = Csumfix({"-n", ns_.name(), "clean", "--all"});
+  ASSERT_EQ(c.rc, 0) << c.err;
+  EXPECT_NE(c.out.find("bounce veth pair"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("filter of program csf_tc_ingress"), std::string::npos) << c.out;
+  EXPECT_EQ(CsfLinks(ns_), "") << c.out;
+  EXPECT_EQ(ns_.Capture("tc filter show dev va ingress; tc filter show dev va egress"), "")
+      << c.out;
+  EXPECT_EQ(ns_.Ip("link show foreign"), 0) << "clean touched a link that is not csumfix's";
+  CmdResult again = Csumfix({"-n", ns_.name(), "clean", "--all"});
+  EXPECT_EQ(again.rc, 0) << again.err;
+  EXPECT_NE(again.out.find("nothing to clean"), std::string::npos) << again.out;
+}
+
+TEST_F(HostChurn, TheSameNameInAnotherNamespaceIsNeverTakenOver) {
+  ASSERT_TRUE(other_.Create());
+  ASSERT_TRUE(VethPair({&ns_, "va", "10.79.0.1/24"}, {&ns_, "vb", ""}));
+  ASSERT_TRUE(VethPair({&other_, "va", "10.79.1.1/24"}, {&other_, "vb", ""}));
+  ASSERT_EQ(Csumfix({"-n", ns_.name(), "attach", "va", "--mechanism", "observe"}).rc, 0);
+  CmdResult b = Csumfix({"-n", other_.name(), "attach", "va", "--mechanism", "observe"});
+  EXPECT_EQ(b.rc, 1);
+  EXPECT_NE(b.err.find("another network namespace"), std::string::npos) << b.err;
+  CmdResult c = Csumfix({"-n", other_.name(), "clean", "--all"});
+  EXPECT_EQ(c.rc, 0) << c.err;
+  json s = Status();
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_TRUE(s[0]["present"].get<bool>()) << "the first namespace's va was disturbed";
+  EXPECT_TRUE(s[0]["hooks"][0]["attached"].get<bool>()) << s.dump();
+}
+
+TEST_F(HostChurn, IpNetnsExecIsRefusedBeforeAnythingChanges) {
+  ASSERT_TRUE(VethPair({&ns_, "va", "10.80.0.1/24"}, {&ns_, "vb", ""}));
+  const std::string cmd = CsumfixPath() + " attach va --mechanism bounce";
+  CmdResult r = testing::Run({"ip", "netns", "exec", ns_.name(), "sh", "-c", cmd});
+  EXPECT_EQ(r.rc, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("csumfix -n " + ns_.name()), std::string::npos) << r.err;
+  EXPECT_EQ(CsfLinks(ns_), "") << "the refused attach created bounce veths";
+  EXPECT_EQ(ns_.Capture("tc qdisc show dev va | grep -c clsact"), "0\n");
+  CmdResult st = testing::Run({"ip", "netns", "exec", ns_.name(), CsumfixPath(), "status"});
+  EXPECT_EQ(st.rc, 1) << "status under ip netns exec would say `nothing attached`: " << st.out;
+  // The way that works.
+  CmdResult ok = Csumfix({"-n", ns_.name(), "attach", "va", "--mechanism", "bounce"});
+  EXPECT_EQ(ok.rc, 0) << ok.err;
+}
+
+}  // namespace
+}  // namespace csumfix::testing

@@ -1,0 +1,147 @@
+// csumfix status [IFACE]: the attachments (state, mechanism, hooks, the device's offloads) and
+// how many policy rules can match on each. JSON and text are both rendered from one view per
+// interface (IfaceView), built from control::IfaceStatus.
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "base/status.h"
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "control/control.h"
+#include "control/names.h"
+#include "control/policy.h"
+#include "csumfix/abi.h"
+#include "nlohmann/json.hpp"
+
+namespace csumfix::cli {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr Help kHelp{
+    "status", "Show attachments.",
+    "Per interface: state (ok; attaching: another csumfix is attaching it right now;\n"
+    "incomplete: an attach was interrupted, `csumfix detach IFACE` cleans up), ifindex,\n"
+    "present (the device still exists), fill mechanism, policy rules that can match there\n"
+    "(rules; rules_iface: bound to it alone), the device's offload switches (tx/rx checksumming,\n"
+    "TSO, GSO, GRO as `ethtool -k` shows them) and per hook: mode (tcx, clsact, xdp), program\n"
+    "id, act_csum selector program id (mechanism act-csum), attached, default action.\n"
+    "Warnings (stderr) name policy rules whose interface is gone.\n"
+    "Example: csumfix status tap0 -j"};
+
+// One interface as status shows it.
+struct IfaceView {
+  const control::IfaceStatus& s;
+  int rules = 0;        // policy rules that can match here: bound to this interface or to none
+  int rules_iface = 0;  // of them, bound to this interface (by its index) alone
+};
+
+// The offload switches by name, as both outputs list them (a JSON object's key order).
+std::map<std::string, bool> SortedOffloads(const control::IfaceStatus& s) {
+  std::map<std::string, bool> out;
+  for (const auto& [k, v] : s.offloads) out[k] = v;
+  return out;
+}
+
+json ToJson(const IfaceView& v) {
+  const control::IfaceStatus& s = v.s;
+  json j{{"ifname", s.ifname},
+         {"ifindex", s.ifindex},
+         {"state", s.state},
+         {"present", s.present},
+         {"mechanism", std::string(names::MechanismName(s.mechanism))},
+         {"rules", v.rules},
+         {"rules_iface", v.rules_iface}};
+  if (!s.problem.empty()) j["problem"] = s.problem;
+  json hooks = json::array();
+  for (const control::HookStatus& h : s.hooks)
+    hooks.push_back({{"hook", std::string(names::HookName(h.hook))},
+                     {"mode", h.mode},
+                     {"prog_id", h.prog_id},
+                     {"act_csum_prog_id", h.act_prog_id},
+                     {"attached", h.attached},
+                     {"action", std::string(names::ActionName(h.action))}});
+  j["hooks"] = hooks;
+  j["offloads"] = SortedOffloads(s);
+  return j;
+}
+
+void PrintText(const IfaceView& v) {
+  const control::IfaceStatus& s = v.s;
+  if (s.state != "ok") {
+    std::printf("%s %s\n", s.ifname.c_str(), absl::AsciiStrToUpper(s.state).c_str());
+    return;
+  }
+  std::printf("%s (ifindex %u) fill mechanism %s, policy rules %d (%d for it alone)%s\n",
+              s.ifname.c_str(), s.ifindex, std::string(names::MechanismName(s.mechanism)).c_str(),
+              v.rules, v.rules_iface, s.present ? "" : " GONE");
+  std::string off;
+  for (const auto& [k, on] : SortedOffloads(s))
+    absl::StrAppend(&off, " ", k, on ? " on" : " off", ",");
+  if (!off.empty()) std::printf("  offloads:%s\n", off.substr(0, off.size() - 1).c_str());
+  for (const control::HookStatus& h : s.hooks) {
+    const uint32_t act = h.act_prog_id;
+    std::printf("  %-8s %-7s prog %-6u action %-9s %s%s\n",
+                std::string(names::HookName(h.hook)).c_str(), h.mode.c_str(), h.prog_id,
+                std::string(names::ActionName(h.action)).c_str(),
+                h.attached ? "attached" : "NOT ATTACHED",
+                act ? absl::StrCat(" (act_csum selector prog ", act, ")").c_str() : "");
+  }
+}
+
+// Counts the per-flow rules that can match on each attached interface, and warns about those
+// whose interface is gone (they match nothing). Read without the lock: status never waits for a
+// change.
+void CountRules(std::vector<IfaceView>& views, const std::string& bpffs) {
+  auto rules = control::ReadRules(bpffs);
+  if (!rules.ok()) {
+    std::fprintf(stderr, "csumfix: warning: policy rules not read: %s\n",
+                 std::string(rules.status().message()).c_str());
+    return;
+  }
+  for (const csf_pol_rule& r : *rules) {
+    const bool bound = r.flags & CSF_POL_F_IFINDEX;
+    for (IfaceView& v : views) {
+      if (v.s.state != "ok") continue;
+      const bool here = bound && v.s.ifindex == r.ifindex;
+      if (!bound || here) ++v.rules;
+      if (here) ++v.rules_iface;
+    }
+    if (control::RuleInterfaceGone(r))
+      std::fprintf(stderr,
+                   "csumfix: warning: policy rule %u names interface index %u, which no "
+                   "longer exists: it matches nothing; remove it with `csumfix policy del "
+                   "%u`\n",
+                   r.id, r.ifindex, r.id);
+  }
+}
+
+Outcome Status(const ShowOpts& o, const Globals& g) {
+  ASSIGN_OR_RETURN(const std::vector<control::IfaceStatus> st,
+                   control::Controller(g.bpffs).Status());
+  std::vector<IfaceView> views;
+  for (const control::IfaceStatus& i : st)
+    if (o.ifname.empty() || i.ifname == o.ifname) views.push_back({i});
+  if (!o.ifname.empty() && views.empty())
+    return absl::NotFoundError(o.ifname + " is not attached (see `csumfix status`)");
+  CountRules(views, g.bpffs);
+  for (const IfaceView& v : views)
+    if (!v.s.problem.empty())
+      std::fprintf(stderr, "csumfix: %s %s: %s\n", v.s.ifname.c_str(), v.s.state.c_str(),
+                   v.s.problem.c_str());
+  PrintRows(views, o.json, ToJson, PrintText, "nothing attached");
+  return Done{};
+}
+
+}  // namespace
+
+void AddStatusCommand(CLI::App& app, Globals& g) { AddShowCommand(app, g, kHelp, Status); }
+
+}  // namespace csumfix::cli

@@ -1,0 +1,34 @@
+#include "control/act_csum.h"
+
+#include "absl/strings/str_cat.h"
+#include "base/status.h"
+#include "control/names.h"
+#include "control/netlink.h"
+#include "control/pins.h"
+#include "csumfix.skel.h"
+
+namespace csumfix::control {
+
+absl::Status AddActCsum(const bpf::Programs& progs, uint32_t ifindex, const std::string& where,
+                        const StepCtx& ctx, bool* made_clsact, csf_attach_state* st) {
+  const uint32_t hook = ctx.hook;
+  bpf_program* sel = hook == CSF_HOOK_TC_INGRESS ? progs.skel()->progs.csf_act_select_ingress
+                                                 : progs.skel()->progs.csf_act_select_egress;
+  RETURN_IF_ERROR(EnsureClsact(ifindex, TcPoint(hook), where, ctx.rb, made_clsact));
+  RETURN_IF_ERROR(AddActCsumFilter(ifindex, hook == CSF_HOOK_TC_INGRESS, kTcHandle,
+                                   kTcPriority + 1, bpf_program__fd(sel), bpf_program__name(sel)));
+  ctx.rb->Add([ifindex, hook] { RemoveFilter(ifindex, TcPoint(hook), kTcPriority + 1); });
+  RETURN_IF_ERROR(ctx.fi->At(Step::kActCsumFilter, hook));
+  ASSIGN_OR_RETURN(st->act_prog_id[hook], ProgId(bpf_program__fd(sel)));
+  return absl::OkStatus();
+}
+
+void RemoveActCsum(const csf_attach_state& st, uint32_t hook, const std::string& dir,
+                   std::vector<std::string>* warnings) {
+  if (hook == CSF_HOOK_XDP || st.act_prog_id[hook] == 0) return;
+  DetachOne(st.ifindex, TcPoint(hook), CSF_TC_MODE_CLSACT, st.act_prog_id[hook], st.tc_handle,
+            st.tc_priority + 1, absl::StrCat(dir, "/", PinBase(hook), "_act"),
+            absl::StrCat(names::HookName(hook), " act_csum"), warnings);
+}
+
+}  // namespace csumfix::control

@@ -1,0 +1,30 @@
+// Fill mechanism "act-csum" (docs/MECHANISMS.md): right behind csumfix's program, a classic
+// cls_bpf filter whose selector (csf_act_select_*) matches what csumfix decided to fill, with
+// the kernel's act_csum as its action. It lives in the clsact qdisc at csumfix's handle and
+// priority + 1, also when the main program is a tcx link.
+#ifndef CSUMFIX_USERSPACE_CONTROL_ACT_CSUM_H_
+#define CSUMFIX_USERSPACE_CONTROL_ACT_CSUM_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "bpf/loader.h"
+#include "control/hooks.h"
+#include "csumfix/abi.h"
+
+namespace csumfix::control {
+
+// Adds the selector + act_csum filter at `ctx.hook` of `ifindex` (creating the clsact qdisc when
+// needed: `made_clsact`), records its program id in `st` and its undo in ctx.rb.
+absl::Status AddActCsum(const bpf::Programs& progs, uint32_t ifindex, const std::string& where,
+                        const StepCtx& ctx, bool* made_clsact, csf_attach_state* st);
+
+// Removes that filter while it still runs the recorded selector.
+void RemoveActCsum(const csf_attach_state& st, uint32_t hook, const std::string& dir,
+                   std::vector<std::string>* warnings);
+
+}  // namespace csumfix::control
+
+#endif  // CSUMFIX_USERSPACE_CONTROL_ACT_CSUM_H_

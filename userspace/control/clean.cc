@@ -1,0 +1,117 @@
+// `csumfix clean`: what csumfix left behind in this network namespace, removed (leftovers.h).
+#include <net/if.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "base/status.h"
+#include "control/bounce.h"
+#include "control/control.h"
+#include "control/leftovers.h"
+#include "control/netlink.h"
+
+namespace csumfix::control {
+namespace {
+
+namespace fs = std::filesystem;
+
+// What the live records of this namespace use: programs in filters, bounce veths.
+struct InUse {
+  std::set<uint32_t> progs;
+  std::set<uint32_t> bounce_ifindexes;
+};
+
+void NoteInUse(const csf_attach_state& st, InUse* in) {
+  for (uint32_t h = 0; h < CSF_HOOK_MAX; ++h) {
+    for (uint32_t id : {st.prog_id[h], st.act_prog_id[h], st.bounce_prog_id[h]})
+      if (id) in->progs.insert(id);
+    for (uint32_t i : {st.bounce_ifindex[h], st.bounce_peer_ifindex[h]})
+      if (i) in->bounce_ifindexes.insert(i);
+  }
+}
+
+// One pin directory: a record of a deleted interface or one without a record goes.
+void CleanRecord(const PinPaths& paths, const std::string& name, InUse* in, CleanReport* rep) {
+  const std::string dir = paths.iface(name);
+  auto st = ReadState(dir);
+  if (st.ok() && !InterfaceGone(*st)) {
+    if (InThisNetns(*st)) NoteInUse(*st, in);
+    return;
+  }
+  if (!st.ok() && st.status().code() != absl::StatusCode::kNotFound) {
+    rep->done.Warn(absl::StrCat(name, ": ", st.status().message(), ": left alone"));
+    return;
+  }
+  std::vector<std::string> warnings;
+  if (st.ok()) DetachRecorded(*st, dir, PinnedMaps::Open(paths), &warnings);
+  for (auto& w : warnings) rep->done.Warn(absl::StrCat(name, ": ", w));
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  if (ec) {
+    rep->done.Warn(absl::StrCat("remove ", dir, ": ", ec.message()));
+    return;
+  }
+  rep->removed.push_back(st.ok() ? absl::StrCat("the record of ", name, " (ifindex ", st->ifindex,
+                                                ", deleted)")
+                                 : absl::StrCat("the pins of an interrupted attach of ", name));
+}
+
+// A bounce veth end of csumfix's naming (csf<hex ifindex><i|e>a) that no live record uses.
+void CleanBounces(uint32_t only_owner, const InUse& in, CleanReport* rep) {
+  struct if_nameindex* all = if_nameindex();
+  if (all == nullptr) return;
+  for (struct if_nameindex* i = all; i->if_index != 0; ++i) {
+    const std::string name = i->if_name;
+    if (in.bounce_ifindexes.count(i->if_index) || !absl::StartsWith(name, "csf")) continue;
+    for (uint32_t hook : {CSF_HOOK_TC_INGRESS, CSF_HOOK_TC_EGRESS}) {
+      const std::string tail = name.substr(3);
+      uint32_t owner = 0;
+      if (!absl::SimpleHexAtoi(tail.substr(0, tail.size() > 2 ? tail.size() - 2 : 0), &owner))
+        continue;
+      if (only_owner != 0 && owner != only_owner) continue;
+      if (name != BounceName(owner, hook, 'a')) continue;
+      if (RemoveStrayBounce(owner, hook))
+        rep->removed.push_back(absl::StrCat("bounce veth pair ", name, "/",
+                                            BounceName(owner, hook, 'b')));
+    }
+  }
+  if_freenameindex(all);
+}
+
+}  // namespace
+
+absl::StatusOr<CleanReport> Controller::Clean(absl::string_view ifname) {
+  CleanReport rep;
+  RETURN_IF_ERROR(EnsureBpffs(paths_.bpffs()));
+  ASSIGN_OR_RETURN(DirLock lock, DirLock::Acquire(paths_.top()));
+  InUse in;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(paths_.root(), ec)) {
+    const std::string name = e.path().filename();
+    if (name == CSF_PIN_MAPS) continue;
+    if (ifname.empty() || name == ifname) CleanRecord(paths_, name, &in, &rep);
+    else if (auto st = ReadState(e.path()); st.ok() && InThisNetns(*st)) NoteInUse(*st, &in);
+  }
+  uint32_t only = 0;
+  if (!ifname.empty()) {
+    only = if_nametoindex(std::string(ifname).c_str());
+    if (only == 0 && rep.removed.empty())
+      return absl::NotFoundError(absl::StrCat("clean: no interface named ", ifname,
+                                              " and no csumfix record of it (see `ip link show`)"));
+  }
+  if (ifname.empty() || only != 0) CleanBounces(only, in, &rep);
+  struct if_nameindex* all = if_nameindex();
+  for (struct if_nameindex* i = all; all != nullptr && i->if_index != 0; ++i) {
+    if (only != 0 && i->if_index != only) continue;
+    for (auto& f : RemoveStrayFilters(i->if_index, in.progs))
+      rep.removed.push_back(absl::StrCat(i->if_name, ": ", f));
+  }
+  if (all != nullptr) if_freenameindex(all);
+  Tidy();
+  return rep;
+}
+
+}  // namespace csumfix::control

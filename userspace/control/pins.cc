@@ -1,0 +1,190 @@
+#include "control/pins.h"
+
+#include <bpf/bpf.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "base/status.h"
+
+namespace csumfix::control {
+
+using bpf::Fd;
+
+std::string PinPaths::top() const { return absl::StrCat(bpffs_, "/csumfix"); }
+std::string PinPaths::root() const { return absl::StrCat(bpffs_, "/", CSF_PIN_ROOT); }
+std::string PinPaths::maps() const { return absl::StrCat(root(), "/", CSF_PIN_MAPS); }
+std::string PinPaths::map(absl::string_view name) const { return absl::StrCat(maps(), "/", name); }
+std::string PinPaths::iface(absl::string_view ifname) const {
+  return absl::StrCat(root(), "/", ifname);
+}
+
+namespace {
+
+// The inode of one of this process's namespaces, or of PID 1's (0 when it cannot be read, e.g.
+// without CAP_SYS_PTRACE).
+ino_t NsInode(const char* pid, const char* ns) {
+  struct stat st {};
+  return stat(absl::StrCat("/proc/", pid, "/ns/", ns).c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+// The name under /run/netns of this process's network namespace, or "".
+std::string NetnsName() {
+  const ino_t self = NsInode("self", "net");
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/run/netns", ec)) {
+    struct stat st {};
+    if (stat(e.path().c_str(), &st) == 0 && st.st_ino == self) return e.path().filename();
+  }
+  return "";
+}
+
+}  // namespace
+
+absl::Status CheckHostBpffs(const std::string& path) {
+  struct statfs st {};
+  if (statfs(path.c_str(), &st) == 0 && st.f_type == BPF_FS_MAGIC) return absl::OkStatus();
+  // No bpffs here. In PID 1's mount namespace csumfix mounts one; in a mount namespace of its
+  // own (`ip netns exec` remounts /sys; a container without the host's /sys/fs/bpf) pins made
+  // there would vanish with it. Where PID 1's namespace cannot be read, a named network
+  // namespace (/run/netns) without bpffs is taken as `ip netns exec`.
+  const ino_t self = NsInode("self", "mnt"), init = NsInode("1", "mnt");
+  const std::string ns = NetnsName();
+  const bool private_mounts = init != 0 ? self != init : !ns.empty();
+  if (!private_mounts) return absl::OkStatus();
+  const std::string fix =
+      ns.empty() ? "run csumfix in the host's mount namespace (in a container: mount the host's "
+                   "/sys/fs/bpf), or as `csumfix -n NETNS ...` for a named network namespace"
+                 : absl::StrCat("run `csumfix -n ", ns, " ...` instead of `ip netns exec ", ns,
+                                " csumfix ...`");
+  return absl::FailedPreconditionError(absl::StrCat(
+      path, " is not the host's bpf filesystem: this process has a mount namespace of its own "
+      "(as under `ip netns exec`, which remounts /sys), so pins made here would vanish when the "
+      "command ends. Nothing was changed; ", fix));
+}
+
+absl::Status EnsureBpffs(const std::string& path) {
+  struct statfs st {};
+  if (statfs(path.c_str(), &st) == 0 && st.f_type == BPF_FS_MAGIC) return absl::OkStatus();
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (mount("bpf", path.c_str(), "bpf", 0, "mode=0700") != 0) {
+    return ErrnoStatus(errno, absl::StrCat("mount bpffs on ", path,
+                                           " (csumfix needs root or CAP_SYS_ADMIN the first "
+                                           "time; or run `mount -t bpf bpf ",
+                                           path, "` as root)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MakeDir(const std::string& path) {
+  if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoStatus(errno, "create " + path);
+  struct stat st {};
+  // ENOENT: a concurrent last detach removed it; the caller's open() retries (DirLock).
+  if (stat(path.c_str(), &st) != 0)
+    return errno == ENOENT ? absl::OkStatus() : ErrnoStatus(errno, "stat " + path);
+  if ((st.st_mode & 07777) != 0700 && chmod(path.c_str(), 0700) != 0 && errno != ENOENT)
+    return ErrnoStatus(errno, "chmod 0700 " + path);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DirLock> DirLock::Acquire(const std::string& dir) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    RETURN_IF_ERROR(MakeDir(dir));
+    Fd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid()) {
+      if (errno == ENOENT) continue;
+      return ErrnoStatus(errno, "open " + dir);
+    }
+    if (flock(fd.get(), LOCK_EX) != 0) return ErrnoStatus(errno, "flock " + dir);
+    struct stat held {}, now{};
+    if (fstat(fd.get(), &held) == 0 && stat(dir.c_str(), &now) == 0 &&
+        held.st_ino == now.st_ino && held.st_dev == now.st_dev)
+      return DirLock(std::move(fd));
+  }
+  return absl::UnavailableError("could not lock " + dir + ": it keeps being removed");
+}
+
+absl::StatusOr<std::shared_ptr<void>> LockPins(const std::string& bpffs) {
+  RETURN_IF_ERROR(EnsureBpffs(bpffs));
+  ASSIGN_OR_RETURN(DirLock lock, DirLock::Acquire(PinPaths(bpffs).top()));
+  return std::static_pointer_cast<void>(std::make_shared<DirLock>(std::move(lock)));
+}
+
+bool PinLockHeld(const std::string& top, int wait_ms) {
+  Fd fd(open(top.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return false;
+  for (int waited = 0;; waited += 50) {
+    if (flock(fd.get(), LOCK_SH | LOCK_NB) == 0) {
+      flock(fd.get(), LOCK_UN);
+      return false;
+    }
+    if (errno != EWOULDBLOCK) return false;
+    if (waited >= wait_ms) return true;
+    usleep(50 * 1000);
+  }
+}
+
+uint64_t CurrentNetnsIno() { return NsInode("self", "net"); }
+
+absl::Status PinFd(int fd, const std::string& path) {
+  if (bpf_obj_pin(fd, path.c_str()) != 0) return ErrnoStatus(errno, "pin " + path);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint32_t> ProgId(int prog_fd) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_prog_get_info_by_fd(prog_fd, &info, &len) != 0) return ErrnoStatus(errno, "prog info");
+  return info.id;
+}
+
+absl::StatusOr<csf_attach_state> ReadState(const std::string& dir) {
+  std::string path = dir + "/" CSF_PIN_STATE;
+  Fd fd(bpf_obj_get(path.c_str()));
+  if (!fd.valid()) return ErrnoStatus(errno, "open " + path);
+  uint32_t key = 0;
+  csf_attach_state st{};
+  if (bpf_map_lookup_elem(fd.get(), &key, &st) != 0) return ErrnoStatus(errno, "read " + path);
+  if (st.abi_version != CSF_ABI_VERSION) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " was written by csumfix ABI ", st.abi_version, ", this is ",
+                     CSF_ABI_VERSION, ": detach with the csumfix that attached it"));
+  }
+  return st;
+}
+
+absl::Status WriteState(const std::string& dir, const csf_attach_state& st) {
+  Fd fd(bpf_map_create(BPF_MAP_TYPE_ARRAY, "csf_state", sizeof(uint32_t), sizeof(st), 1, nullptr));
+  if (!fd.valid()) return ErrnoStatus(errno, "create state map");
+  uint32_t key = 0;
+  if (bpf_map_update_elem(fd.get(), &key, &st, BPF_ANY) != 0)
+    return ErrnoStatus(errno, "write state map");
+  return PinFd(fd.get(), dir + "/" CSF_PIN_STATE);
+}
+
+PinnedMaps PinnedMaps::Open(const PinPaths& paths) {
+  auto get = [&](const char* name) { return Fd(bpf_obj_get(paths.map(name).c_str())); };
+  PinnedMaps m;
+  m.ifcfg = get(CSF_MAP_IFCFG);
+  m.counters = get(CSF_MAP_COUNTERS);
+  m.bounce = get(CSF_MAP_BOUNCE);
+  m.flows = get(CSF_MAP_FLOWS);
+  m.pol_store = get(CSF_MAP_POL_STORE);
+  return m;
+}
+
+bool PinnedMaps::HasRules() const {
+  uint32_t key;
+  return pol_store.valid() && bpf_map_get_next_key(pol_store.get(), nullptr, &key) == 0;
+}
+
+}  // namespace csumfix::control

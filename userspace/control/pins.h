@@ -1,0 +1,95 @@
+// Pins: everything csumfix keeps in bpffs. The mount check, the directory lock every change
+// holds, the per-interface state record, and the shared maps opened by name (PinnedMaps).
+//
+//   <bpffs>/csumfix/                 flock'd by every attach, detach and policy change
+//   <bpffs>/csumfix/v1/maps/<map>    the shared maps, CSF_PINNED_MAPS in abi.h
+//   <bpffs>/csumfix/v1/<ifname>/     state, <hook>_prog, <hook>_link, bounce_<dir>_{prog,link}
+#ifndef CSUMFIX_USERSPACE_CONTROL_PINS_H_
+#define CSUMFIX_USERSPACE_CONTROL_PINS_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "bpf/fd.h"
+#include "bpf/map.h"
+#include "csumfix/abi.h"
+
+namespace csumfix::control {
+
+// The paths of csumfix's pins under one bpffs mount.
+class PinPaths {
+ public:
+  explicit PinPaths(std::string bpffs) : bpffs_(std::move(bpffs)) {}
+  const std::string& bpffs() const { return bpffs_; }
+  std::string top() const;                           // <bpffs>/csumfix (the lock)
+  std::string root() const;                          // <bpffs>/csumfix/v1
+  std::string maps() const;                          // <bpffs>/csumfix/v1/maps
+  std::string map(absl::string_view name) const;     // .../maps/<name>
+  std::string iface(absl::string_view ifname) const; // .../v1/<ifname>
+
+ private:
+  std::string bpffs_;
+};
+
+// Mounts bpffs at `path` unless it is one already.
+absl::Status EnsureBpffs(const std::string& path);
+// FailedPrecondition when `path` is not a bpffs and this process has mounts of its own (a mount
+// namespace other than PID 1's; where that cannot be read: a named network namespace), as under
+// `ip netns exec NS`, which remounts /sys: the message names `csumfix -n NS`. OK when `path` is a
+// bpffs, or in the host's mount namespace (where csumfix may mount it). The CLI calls it first,
+// before it joins a namespace (-n) or drops capabilities.
+absl::Status CheckHostBpffs(const std::string& path);
+// mkdir 0700 (every pin directory is root's alone), also tightening an existing one.
+absl::Status MakeDir(const std::string& path);
+
+// Exclusive flock on a directory for the life of the object. The last detach removes the
+// directory; a waiter that then holds a lock on the removed one starts again on the new one.
+class DirLock {
+ public:
+  static absl::StatusOr<DirLock> Acquire(const std::string& dir);
+
+ private:
+  explicit DirLock(bpf::Fd fd) : fd_(std::move(fd)) {}
+  bpf::Fd fd_;  // closing the fd releases the lock
+};
+
+// Holds the exclusive flock on <bpffs>/csumfix (the lock attach and detach take) while alive.
+absl::StatusOr<std::shared_ptr<void>> LockPins(const std::string& bpffs);
+// Whether another process holds the pin lock on `top`, after waiting up to `wait_ms` for it to
+// go. Takes it only for a moment (status never waits for a change).
+bool PinLockHeld(const std::string& top, int wait_ms);
+
+absl::Status PinFd(int fd, const std::string& path);
+// The inode of this process's network namespace (/proc/self/ns/net), 0 if it cannot be read.
+uint64_t CurrentNetnsIno();
+absl::StatusOr<uint32_t> ProgId(int prog_fd);
+
+// The attachment's record, <ifname dir>/state. NotFound: no record (an attach in progress or
+// interrupted); FailedPrecondition: written by another ABI version.
+absl::StatusOr<csf_attach_state> ReadState(const std::string& dir);
+absl::Status WriteState(const std::string& dir, const csf_attach_state& st);
+
+// The shared maps as pinned, each opened by its name in abi.h. A map that is not pinned (nothing
+// attached, no rule) has an invalid fd; nothing is created.
+struct PinnedMaps {
+  static PinnedMaps Open(const PinPaths& paths);
+
+  bpf::Fd ifcfg, counters, bounce, flows, pol_store;
+
+  bpf::Map<csf_if_key, csf_ifcfg> Ifcfg() const { return {ifcfg.get(), CSF_MAP_IFCFG}; }
+  bpf::PerCpuSumMap<csf_if_key, csf_counters> Counters() const {
+    return {counters.get(), CSF_MAP_COUNTERS};
+  }
+  bpf::Map<uint32_t, csf_bounce_ret> Bounce() const { return {bounce.get(), CSF_MAP_BOUNCE}; }
+  bpf::Map<csf_tuple, csf_flow_val> Flows() const { return {flows.get(), CSF_MAP_FLOWS}; }
+  // Whether any policy rule is stored (rules outlive attachments).
+  bool HasRules() const;
+};
+
+}  // namespace csumfix::control
+
+#endif  // CSUMFIX_USERSPACE_CONTROL_PINS_H_

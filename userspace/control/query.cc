@@ -1,0 +1,156 @@
+// The read-only views of the pins: Status (per interface and hook), Counters and Flows. None of
+// them takes the pin lock for longer than a glance (status never waits for a change).
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <net/if.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <tuple>
+
+#include "absl/strings/str_cat.h"
+#include "base/status.h"
+#include "control/control.h"
+#include "control/netlink.h"
+
+namespace csumfix::control {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A directory without a readable state record: an attach in progress, interrupted, or another
+// ABI's. Attach writes the state last, under the lock.
+void DescribeMissingState(const PinPaths& paths, const std::string& name,
+                          absl::StatusOr<csf_attach_state>* st, IfaceStatus* s) {
+  if (st->status().code() != absl::StatusCode::kNotFound) {
+    s->state = "unreadable";
+    s->problem = std::string(st->status().message());
+  } else if (PinLockHeld(paths.top(), 1000)) {
+    s->state = "attaching";
+    s->problem = absl::StrCat("another csumfix is changing the attachments (an attach of ", name,
+                              " in progress): run `csumfix status` again");
+  } else if (*st = ReadState(paths.iface(name)); !st->ok()) {
+    s->state = "incomplete";
+    s->problem = absl::StrCat("no state record: an attach of ", name,
+                              " was interrupted; `csumfix detach ", name,
+                              "` removes what it left");
+  }
+}
+
+HookStatus HookOf(const std::string& dir, const csf_attach_state& st, uint32_t hook,
+                  bool present, const bpf::Fd& ifcfg) {
+  HookStatus h;
+  h.hook = hook;
+  h.mode = hook == CSF_HOOK_XDP ? "xdp" : st.mode[hook] == CSF_TC_MODE_TCX ? "tcx" : "clsact";
+  h.prog_id = st.prog_id[hook];
+  h.act_prog_id = hook == CSF_HOOK_XDP ? 0 : st.act_prog_id[hook];
+  h.attached = present && HookAttached(dir, st, hook);
+  if (ifcfg.valid()) {
+    csf_if_key k{st.ifindex, hook};
+    csf_ifcfg c{};
+    if (bpf_map_lookup_elem(ifcfg.get(), &k, &c) == 0) h.action = c.action;
+  }
+  return h;
+}
+
+std::string NameOf(uint32_t ifindex) {
+  char buf[IF_NAMESIZE] = {};
+  return if_indextoname(ifindex, buf) != nullptr ? buf : "";
+}
+
+}  // namespace
+
+IfaceStatus Controller::StatusOf(const std::string& name, const bpf::Fd& ifcfg) const {
+  IfaceStatus s;
+  s.ifname = name;
+  const std::string dir = paths_.iface(name);
+  auto st = ReadState(dir);
+  if (!st.ok()) DescribeMissingState(paths_, name, &st, &s);
+  if (!st.ok()) {
+    s.ifindex = if_nametoindex(name.c_str());
+    s.present = s.ifindex != 0;
+    return s;
+  }
+  s.ifindex = st->ifindex;
+  s.mechanism = st->mechanism;
+  s.present = NameOf(st->ifindex) == name;
+  if (s.present) s.offloads = Offloads(name);
+  bool all_links_defunct = true;
+  for (uint32_t hook = 0; hook < CSF_HOOK_MAX; ++hook) {
+    if (st->mode[hook] == CSF_TC_MODE_NONE) continue;
+    const bool link = hook == CSF_HOOK_XDP || st->mode[hook] == CSF_TC_MODE_TCX;
+    all_links_defunct &= link && LinkIfindex(dir, hook) == std::optional<uint32_t>(0);
+    s.hooks.push_back(HookOf(dir, *st, hook, s.present, ifcfg));
+  }
+  s.links_defunct = !s.hooks.empty() && all_links_defunct;
+  return s;
+}
+
+absl::StatusOr<std::vector<IfaceStatus>> Controller::Status() const {
+  std::vector<IfaceStatus> out;
+  if (access(paths_.root().c_str(), F_OK) != 0) return out;
+  const bpf::Fd ifcfg(bpf_obj_get(paths_.map(CSF_MAP_IFCFG).c_str()));
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(paths_.root(), ec)) {
+    const std::string name = e.path().filename();
+    if (name != CSF_PIN_MAPS) out.push_back(StatusOf(name, ifcfg));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const IfaceStatus& a, const IfaceStatus& b) { return a.ifname < b.ifname; });
+  return out;
+}
+
+absl::StatusOr<std::vector<FlowRow>> Controller::Flows(size_t top) const {
+  std::vector<FlowRow> rows;
+  const std::string path = paths_.map(CSF_MAP_FLOWS);
+  if (access(path.c_str(), F_OK) != 0) return rows;
+  const PinnedMaps maps = PinnedMaps::Open(paths_);
+  if (!maps.flows.valid()) return ErrnoStatus(errno, "open " + path);
+  auto m = maps.Flows();
+  ASSIGN_OR_RETURN(std::vector<csf_tuple> keys, m.Keys());
+  for (const auto& k : keys) {
+    ASSIGN_OR_RETURN(std::optional<csf_flow_val> v, m.Lookup(k));
+    if (!v) continue;  // evicted meanwhile
+    FlowRow r;
+    r.key = k;
+    r.val = *v;
+    r.ifname = NameOf(k.ifindex);
+    char buf[INET6_ADDRSTRLEN] = {};
+    const int af = k.ipver == 4 ? AF_INET : AF_INET6;
+    r.src = inet_ntop(af, k.src, buf, sizeof(buf)) ? buf : "?";
+    r.dst = inet_ntop(af, k.dst, buf, sizeof(buf)) ? buf : "?";
+    rows.push_back(std::move(r));
+  }
+  std::sort(rows.begin(), rows.end(), [](const FlowRow& a, const FlowRow& b) {
+    return a.val.partial + a.val.bad > b.val.partial + b.val.bad;
+  });
+  if (top && rows.size() > top) rows.resize(top);
+  return rows;
+}
+
+absl::StatusOr<std::vector<CounterRow>> Controller::Counters() const {
+  std::vector<CounterRow> rows;
+  const std::string path = paths_.map(CSF_MAP_COUNTERS);
+  if (access(path.c_str(), F_OK) != 0) return rows;
+  const PinnedMaps maps = PinnedMaps::Open(paths_);
+  if (!maps.counters.valid()) return ErrnoStatus(errno, "open " + path);
+  auto m = maps.Counters();
+  ASSIGN_OR_RETURN(std::vector<csf_if_key> keys, m.Keys());
+  for (const csf_if_key& k : keys) {
+    ASSIGN_OR_RETURN(std::optional<csf_counters> v, m.Lookup(k));
+    if (!v) continue;
+    CounterRow r;
+    r.ifindex = k.ifindex;
+    r.hook = k.hook;
+    r.counters = *v;
+    r.ifname = NameOf(k.ifindex);
+    rows.push_back(r);
+  }
+  std::sort(rows.begin(), rows.end(), [](const CounterRow& a, const CounterRow& b) {
+    return std::tie(a.ifindex, a.hook) < std::tie(b.ifindex, b.hook);
+  });
+  return rows;
+}
+
+}  // namespace csumfix::control

@@ -1,0 +1,298 @@
+#include "daemon/daemon.h"
+
+#include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "base/status.h"
+#include "bpf/fd.h"
+#include "control/names.h"
+#include "control/policy.h"
+#include "httplib.h"
+
+namespace csumfix::daemon {
+namespace {
+
+void Log(const std::string& msg) {
+  std::fprintf(stderr, "csumfix serve: %s\n", msg.c_str());
+  std::fflush(stderr);
+}
+
+bool IsLoopback(const std::string& host) {
+  in_addr a4;
+  if (inet_pton(AF_INET, host.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+  return host == "::1";
+}
+
+}  // namespace
+
+absl::Status ParseListen(const std::string& s, std::string* host, int* port) {
+  size_t colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return absl::InvalidArgumentError("--metrics-listen " + s +
+                                      ": write HOST:PORT, e.g. 127.0.0.1:9786 or [::1]:9786");
+  *host = s.substr(0, colon);
+  if (host->size() >= 2 && host->front() == '[' && host->back() == ']')
+    *host = host->substr(1, host->size() - 2);
+  if (!absl::SimpleAtoi(s.substr(colon + 1), port) || *port < 1 || *port > 65535)
+    return absl::InvalidArgumentError("--metrics-listen " + s + ": port must be 1-65535");
+  in6_addr a6;
+  in_addr a4;
+  if (inet_pton(AF_INET, host->c_str(), &a4) != 1 && inet_pton(AF_INET6, host->c_str(), &a6) != 1)
+    return absl::InvalidArgumentError("--metrics-listen " + s +
+                                      ": the host must be an IP address (127.0.0.1, ::1, 0.0.0.0)");
+  return absl::OkStatus();
+}
+
+Daemon::Daemon(Options o) : o_(std::move(o)), c_(o_.bpffs) {
+  state_path_ = o_.state.empty()
+                    ? absl::StrCat("/run/csumfix/serve", o_.netns.empty() ? "" : "-", o_.netns,
+                                   ".json")
+                    : o_.state;
+}
+
+absl::Status Daemon::Run() {
+  std::string host;
+  int port = 0;
+  RETURN_IF_ERROR(ParseListen(o_.listen, &host, &port));
+
+  // Signals first, so every thread started below inherits the mask.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  if (pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0)
+    return ErrnoStatus(errno, "serve: block signals");
+  bpf::Fd sfd(signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!sfd.valid()) return ErrnoStatus(errno, "serve: signalfd");
+
+  // The kernel's fill mechanism, for mechanism = "auto" and the info metric.
+  features_.reset();
+  if (auto p = control::Probe(); p.ok()) {
+    features_ = *p;
+    state_.probe_mechanism = std::string(names::MechanismName(p->mechanism));
+    state_.kernel = p->kernel;
+    if (!p->complete) Log("warning: kernel probe: " + p->reason);
+  } else {
+    Log(absl::StrCat("kernel probe failed (mechanism \"auto\" unavailable): ",
+                     p.status().message()));
+  }
+
+  RETURN_IF_ERROR(AdoptPinned());
+  if (!o_.config.empty()) {
+    state_.has_config = true;
+    RETURN_IF_ERROR(ApplyConfig());
+  }
+
+  absl::StatusOr<control::LinkMonitor> links = control::LinkMonitor::Open();
+  if (!links.ok()) return Annotate(links.status(), "serve");
+
+  httplib::Server svr;
+  svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(Scrape(), metrics::kContentType);
+  });
+  svr.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("csumfix: metrics at /metrics\n", "text/plain");
+  });
+  if (!svr.bind_to_port(host, port))
+    return ErrnoStatus(errno, absl::StrCat("serve: listen on ", o_.listen,
+                                           " (in use? choose another with "
+                                           "--metrics-listen HOST:PORT)"));
+  std::thread http([&svr] { svr.listen_after_bind(); });
+  if (!IsLoopback(host))
+    Log(absl::StrCat("metrics exposed beyond loopback on ", host, " (--metrics-listen)"));
+  Log(absl::StrCat("metrics on http://", o_.listen, "/metrics; ",
+                   o_.config.empty() ? "no config file"
+                                     : absl::StrCat("config ", o_.config, " (SIGHUP reloads)")));
+
+  absl::Status result;
+  for (bool run = true; run;) {
+    pollfd fds[2] = {{sfd.get(), POLLIN, 0}, {links->fd(), POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      result = ErrnoStatus(errno, "serve: poll");
+      break;
+    }
+    if (fds[0].revents & POLLIN) {
+      signalfd_siginfo si;
+      while (read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+          if (o_.config.empty()) {
+            Log("SIGHUP: no --config to reload");
+          } else if (auto s = ApplyConfig(); !s.ok()) {
+            Log(absl::StrCat("reload failed, running state unchanged: ", s.message()));
+          }
+        } else {
+          Log(absl::StrCat("signal ", strsignal(static_cast<int>(si.ssi_signo)),
+                           ": exiting; attachments stay pinned"));
+          run = false;
+        }
+      }
+    }
+    if (fds[1].revents & POLLIN) OnLinkEvents(links->Receive());
+  }
+  svr.stop();
+  http.join();
+  return result;
+}
+
+absl::Status Daemon::AdoptPinned() {
+  owned_ = config::Owned::LoadFile(state_path_, c_);
+  // Adopt what is pinned: nothing is attached again; the metrics export it from now on.
+  auto st = c_.Status();
+  if (!st.ok()) return Annotate(st.status(), "serve: read the pinned attachments");
+  for (const auto& i : *st) {
+    Log(absl::StrCat("found ", i.ifname, " (ifindex ", i.ifindex, ", ", i.hooks.size(), " hooks",
+                     i.state == "ok" ? "" : ", " + i.state, i.present ? "" : ", interface gone",
+                     owned_.names.count(i.ifname) ? ", attached by serve" : "", ")"));
+    if (!i.problem.empty()) Log("warning: " + i.ifname + ": " + i.problem);
+    // Deleted while no serve ran: clean up as RTM_DELLINK would have. Only when that is
+    // certain: its links report no device (whatever namespace it was in), or serve attached
+    // it in this namespace. Pins are not per namespace; another one's attachment stays.
+    if (i.state == "ok" && !i.present && (i.links_defunct || owned_.names.count(i.ifname)))
+      Forget({control::LinkEvent::Kind::kDeleted, i.ifindex, i.ifname});
+  }
+  // Rules bound to an interface that is gone are only reported here: a rule records no
+  // namespace, so one added in another namespace would look gone too.
+  if (auto rules = control::ReadRules(o_.bpffs); rules.ok()) {
+    for (const auto& r : *rules)
+      if (control::RuleInterfaceGone(r))
+        Log(absl::StrCat("warning: policy rule ", r.id, " (", control::DescribeRule(r),
+                         ") names an interface that does not exist here; `csumfix policy del ",
+                         r.id, "` if it was deleted"));
+  }
+  return absl::OkStatus();
+}
+
+void Daemon::OnLinkEvents(const control::LinkMonitor::Batch& batch) {
+  std::vector<control::LinkEvent> gone;
+  if (batch.overflow) {
+    // Events were lost: check every interface this daemon attached.
+    Log("rtnetlink overflow: checking attached interfaces");
+    if (auto st = c_.Status(); st.ok())
+      for (const auto& i : *st)
+        if (!i.present && owned_.names.count(i.ifname))
+          gone.push_back({control::LinkEvent::Kind::kDeleted, i.ifindex, i.ifname});
+    // ifindex 0: every rule whose interface is gone.
+    gone.push_back({control::LinkEvent::Kind::kDeleted, 0, ""});
+  }
+  for (const auto& ev : batch.events)
+    if (ev.kind == control::LinkEvent::Kind::kDeleted) gone.push_back(ev);
+  for (const auto& ev : gone) {
+    if (ev.ifindex != 0) Forget(ev);
+    DropRules(ev.ifindex);
+  }
+}
+
+absl::Status Daemon::ApplyConfig() {
+  absl::Status result;
+  auto cfg = config::Load(o_.config);
+  if (!cfg.ok()) {
+    result = cfg.status();
+  } else {
+    std::lock_guard<std::mutex> apply(apply_mu_);
+    auto rep = config::Apply(*cfg, c_, features_ ? &*features_ : nullptr, &owned_);
+    if (!rep.ok()) {
+      result = rep.status();
+    } else {
+      Log(absl::StrCat("applied ", o_.config, ": ", rep->Summary()));
+      for (const auto& w : rep->warnings) Log("warning: " + w);
+    }
+    if (auto s = owned_.Save(state_path_, c_); !s.ok()) Log("warning: " + std::string(s.message()));
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  if (result.ok()) {
+    ++state_.config_reloads_ok;
+    state_.config_last_ok = true;
+    state_.config_last_ok_time =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  } else {
+    ++state_.config_reloads_failed;
+    state_.config_last_ok = false;
+  }
+  return result;
+}
+
+void Daemon::Forget(const control::LinkEvent& ev) {
+  auto st = c_.Status();
+  if (!st.ok()) {
+    Log(absl::StrCat("interface ", ev.name, " deleted; status: ", st.status().message()));
+    return;
+  }
+  for (const auto& i : *st) {
+    if (i.ifindex != ev.ifindex || i.ifname != ev.name) continue;
+    std::lock_guard<std::mutex> apply(apply_mu_);
+    Outcome d = c_.Detach(i.ifname);
+    std::string note =
+        !d.ok() ? std::string(d.status().message()) : absl::StrJoin(d->warnings, "; ");
+    Log(absl::StrCat("interface ", i.ifname, " (ifindex ", i.ifindex,
+                     ") was deleted: its csumfix state is removed",
+                     note.empty() ? "" : absl::StrCat(" (", note, ")")));
+    owned_.names.erase(i.ifname);
+    if (auto sv = owned_.Save(state_path_, c_); !sv.ok())
+      Log("warning: " + std::string(sv.message()));
+  }
+}
+
+void Daemon::DropRules(uint32_t ifindex) {
+  auto stored = control::ReadRules(o_.bpffs);
+  if (!stored.ok()) {
+    Log(absl::StrCat("interface deleted; reading the policy rules: ", stored.status().message()));
+    return;
+  }
+  auto stale = [ifindex](const csf_pol_rule& r) {
+    return control::RuleInterfaceGone(r) && (ifindex == 0 || r.ifindex == ifindex);
+  };
+  if (std::none_of(stored->begin(), stored->end(), stale)) return;
+  std::lock_guard<std::mutex> apply(apply_mu_);
+  absl::StatusOr<std::vector<csf_pol_rule>> dropped;
+  {
+    auto p = control::Policy::Open(o_.bpffs);  // holds the pin lock while it lives
+    dropped = p.ok() ? p->DeleteIf(stale) : p.status();
+  }
+  if (!dropped.ok()) {
+    Log(absl::StrCat("interface deleted; removing its policy rules: ", dropped.status().message()));
+    return;
+  }
+  for (const auto& r : *dropped)
+    Log(absl::StrCat("policy rule ", r.id, " (", control::DescribeRule(r),
+                     ") removed: its interface was deleted"));
+  // The last rule gone and nothing attached: the shared maps go as after `policy flush`.
+  if (auto lock = control::LockPins(o_.bpffs); lock.ok()) c_.Tidy();
+}
+
+std::string Daemon::Scrape() {
+  metrics::Snapshot snap;
+  absl::Status s;
+  // An attach in progress has its directory before its state map: read again shortly.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    snap = metrics::Snapshot();
+    s = metrics::Collect(c_, &snap);
+    if (s.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  if (!s.ok()) {
+    ++state_.scrape_errors;
+    Log(absl::StrCat("scrape: ", s.message()));
+  }
+  snap.daemon = state_;
+  return metrics::Render(snap);
+}
+
+}  // namespace csumfix::daemon
