@@ -20,9 +20,7 @@ using json = nlohmann::json;
 class BounceVeth : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(geteuid(), 0) << "netns tests need root: run scripts/test.sh as root";
-    ASSERT_TRUE(a_.Create());
-    ASSERT_TRUE(b_.Create());
+    ASSERT_TRUE(RootAndNamespaces({&a_, &b_}));
     ASSERT_TRUE(VethPair({&a_, "va", "10.66.0.1/24"}, {&b_, "vb", "10.66.0.2/24"}));
     script_ = "/tmp/csf-bounce-" + std::to_string(getpid());
   }

@@ -21,8 +21,7 @@ using json = nlohmann::json;
 class CliLifecycle : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(geteuid(), 0) << "netns tests need root: run scripts/test.sh as root";
-    ASSERT_TRUE(ns_.Create()) << "cannot create a network namespace";
+    ASSERT_TRUE(RootAndNamespaces({&ns_}));
     ASSERT_TRUE(VethPair({&ns_, "va", "10.77.0.1/24"}, {&ns_, "vb", ""}));
     ASSERT_EQ(ns_.Ip("addr add fd00:77::1/64 dev va nodad"), 0);
   }

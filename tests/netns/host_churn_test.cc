@@ -17,8 +17,7 @@ using json = nlohmann::json;
 class HostChurn : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(geteuid(), 0) << "netns tests need root: run scripts/test.sh as root";
-    ASSERT_TRUE(ns_.Create()) << "cannot create a network namespace";
+    ASSERT_TRUE(RootAndNamespaces({&ns_}));
   }
   void TearDown() override {
     Csumfix({"-n", ns_.name(), "detach", "--all"});

@@ -158,4 +158,12 @@ bool VethPair(const VethEnd& a, const VethEnd& b) {
   return true;
 }
 
+::testing::AssertionResult RootAndNamespaces(std::initializer_list<Netns*> nss) {
+  if (geteuid() != 0)
+    return ::testing::AssertionFailure() << "netns tests need root: run scripts/test.sh as root";
+  for (Netns* ns : nss)
+    if (!ns->Create()) return ::testing::AssertionFailure() << "cannot create a network namespace";
+  return ::testing::AssertionSuccess();
+}
+
 }  // namespace csumfix::testing

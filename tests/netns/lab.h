@@ -4,8 +4,11 @@
 #define CSUMFIX_TESTS_NETNS_LAB_H_
 
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <vector>
+
+#include "gtest/gtest.h"
 
 namespace csumfix::testing {
 
@@ -50,6 +53,10 @@ class Netns {
  private:
   std::string name_;
 };
+
+// The start of every netns test: root, then a fresh namespace for each of `nss`. Use it as
+// ASSERT_TRUE(RootAndNamespaces({&a_, &b_})); the failure says which step failed and why.
+::testing::AssertionResult RootAndNamespaces(std::initializer_list<Netns*> nss);
 
 // One end of a veth pair: its namespace, name and IPv4/IPv6 address in CIDR form ("" = none).
 struct VethEnd {

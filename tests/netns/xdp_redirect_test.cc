@@ -17,8 +17,7 @@ using json = nlohmann::json;
 class XdpRedirect : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(geteuid(), 0) << "netns tests need root: run scripts/test.sh as root";
-    ASSERT_TRUE(a_.Create() && r_.Create() && c_.Create());
+    ASSERT_TRUE(RootAndNamespaces({&a_, &r_, &c_}));
     ASSERT_TRUE(VethPair({&a_, "va", "10.70.0.1/24"}, {&r_, "vb", ""}));
     ASSERT_TRUE(VethPair({&r_, "vc", ""}, {&c_, "vd", "10.70.0.2/24"}));
     // A veth receives XDP-redirected frames only with NAPI on its peer (GRO on).

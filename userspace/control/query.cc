@@ -54,6 +54,27 @@ HookStatus HookOf(const std::string& dir, const csf_attach_state& st, uint32_t h
   return h;
 }
 
+// Every entry of a pinned map, read at one moment; an entry evicted meanwhile is skipped.
+template <typename K, typename V, typename M>
+absl::StatusOr<std::vector<std::pair<K, V>>> Entries(const M& m) {
+  std::vector<std::pair<K, V>> out;
+  ASSIGN_OR_RETURN(std::vector<K> keys, m.Keys());
+  for (const K& k : keys) {
+    ASSIGN_OR_RETURN(std::optional<V> v, m.Lookup(k));
+    if (v) out.emplace_back(k, *v);
+  }
+  return out;
+}
+
+// Whether the shared map `name` is pinned (no: nothing attached yet, an empty result); an error
+// when it is pinned but `fd` could not open it.
+absl::StatusOr<bool> Pinned(const PinPaths& paths, const char* name, const bpf::Fd& fd) {
+  const std::string path = paths.map(name);
+  if (access(path.c_str(), F_OK) != 0) return false;
+  if (!fd.valid()) return ErrnoStatus(errno, "open " + path);
+  return true;
+}
+
 std::string NameOf(uint32_t ifindex) {
   char buf[IF_NAMESIZE] = {};
   return if_indextoname(ifindex, buf) != nullptr ? buf : "";
@@ -103,18 +124,15 @@ absl::StatusOr<std::vector<IfaceStatus>> Controller::Status() const {
 
 absl::StatusOr<std::vector<FlowRow>> Controller::Flows(size_t top) const {
   std::vector<FlowRow> rows;
-  const std::string path = paths_.map(CSF_MAP_FLOWS);
-  if (access(path.c_str(), F_OK) != 0) return rows;
   const PinnedMaps maps = PinnedMaps::Open(paths_);
-  if (!maps.flows.valid()) return ErrnoStatus(errno, "open " + path);
-  auto m = maps.Flows();
-  ASSIGN_OR_RETURN(std::vector<csf_tuple> keys, m.Keys());
-  for (const auto& k : keys) {
-    ASSIGN_OR_RETURN(std::optional<csf_flow_val> v, m.Lookup(k));
-    if (!v) continue;  // evicted meanwhile
+  ASSIGN_OR_RETURN(bool pinned, Pinned(paths_, CSF_MAP_FLOWS, maps.flows));
+  if (!pinned) return rows;
+  using Entry = std::pair<csf_tuple, csf_flow_val>;
+  ASSIGN_OR_RETURN(std::vector<Entry> entries, (Entries<csf_tuple, csf_flow_val>(maps.Flows())));
+  for (const auto& [k, v] : entries) {
     FlowRow r;
     r.key = k;
-    r.val = *v;
+    r.val = v;
     r.ifname = NameOf(k.ifindex);
     char buf[INET6_ADDRSTRLEN] = {};
     const int af = k.ipver == 4 ? AF_INET : AF_INET6;
@@ -131,19 +149,17 @@ absl::StatusOr<std::vector<FlowRow>> Controller::Flows(size_t top) const {
 
 absl::StatusOr<std::vector<CounterRow>> Controller::Counters() const {
   std::vector<CounterRow> rows;
-  const std::string path = paths_.map(CSF_MAP_COUNTERS);
-  if (access(path.c_str(), F_OK) != 0) return rows;
   const PinnedMaps maps = PinnedMaps::Open(paths_);
-  if (!maps.counters.valid()) return ErrnoStatus(errno, "open " + path);
-  auto m = maps.Counters();
-  ASSIGN_OR_RETURN(std::vector<csf_if_key> keys, m.Keys());
-  for (const csf_if_key& k : keys) {
-    ASSIGN_OR_RETURN(std::optional<csf_counters> v, m.Lookup(k));
-    if (!v) continue;
+  ASSIGN_OR_RETURN(bool pinned, Pinned(paths_, CSF_MAP_COUNTERS, maps.counters));
+  if (!pinned) return rows;
+  using Entry = std::pair<csf_if_key, csf_counters>;
+  ASSIGN_OR_RETURN(std::vector<Entry> entries,
+                   (Entries<csf_if_key, csf_counters>(maps.Counters())));
+  for (const auto& [k, v] : entries) {
     CounterRow r;
     r.ifindex = k.ifindex;
     r.hook = k.hook;
-    r.counters = *v;
+    r.counters = v;
     r.ifname = NameOf(k.ifindex);
     rows.push_back(r);
   }
