@@ -24,6 +24,9 @@ export CSUMFIX_DIFF_CASES=${CSUMFIX_DIFF_CASES:-5000}
 # each cycle loads and verifies the BPF object, ten times slower under TCG; a per-cycle leak
 # shows in 40 as well, and the full counts run on the host (scripts/test.sh).
 export CSUMFIX_FI_CYCLES=${CSUMFIX_FI_CYCLES:-40}
+# Deadlines of the netns tests (how long they wait for serve to follow a link) times 10: TCG
+# runs about ten times slower than the host.
+export CSUMFIX_TIME_SCALE=${CSUMFIX_TIME_SCALE:-10}
 csumfix=$CSUMFIX_BIN
 
 failed=()

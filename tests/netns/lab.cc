@@ -78,6 +78,12 @@ bool PathExists(const std::string& path) {
   return stat(path.c_str(), &st) == 0;
 }
 
+double TimeScale() {
+  const char* e = std::getenv("CSUMFIX_TIME_SCALE");
+  const double v = e ? std::atof(e) : 1.0;
+  return v >= 1.0 ? v : 1.0;
+}
+
 bool WaitFor(const std::function<bool()>& cond, int seconds) {
   // A wall-clock deadline, not a number of tries: under TCG one try can take seconds.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);

@@ -25,6 +25,9 @@ CmdResult Csumfix(const std::vector<std::string>& args);
 std::string CsumfixPath();
 std::string BpfObjPath();  // the built csumfix.bpf.o
 bool PathExists(const std::string& path);
+// How much slower than this 2-core host the machine is: CSUMFIX_TIME_SCALE (default 1; the VM
+// guests under TCG set it). Deadlines the tests wait for are multiplied by it.
+double TimeScale();
 // Polls cond every 100 ms for up to `seconds`; true once it holds.
 bool WaitFor(const std::function<bool()>& cond, int seconds);
 

@@ -23,216 +23,14 @@
 #include "gtest/gtest.h"
 #include "netns/lab.h"
 #include "netns/mechanisms.h"
+#include "netns/serve_fixture.h"
 #include "nlohmann/json.hpp"
 
 namespace csumfix::testing {
 namespace {
 
 using json = nlohmann::json;
-using Labels = std::map<std::string, std::string>;
 
-
-// The exposition text as {name, labels} -> value; also checks the shape of every line.
-struct Scrape {
-  std::map<std::pair<std::string, Labels>, double> values;
-  std::string error;
-
-  std::optional<double> Get(const std::string& name, const Labels& l) const {
-    auto it = values.find({name, l});
-    if (it == values.end()) return std::nullopt;
-    return it->second;
-  }
-  // Samples of `name` whose labels include `sub`.
-  std::vector<std::pair<Labels, double>> All(const std::string& name, const Labels& sub) const {
-    std::vector<std::pair<Labels, double>> out;
-    for (const auto& [k, v] : values) {
-      if (k.first != name) continue;
-      bool match = true;
-      for (const auto& [lk, lv] : sub)
-        if (!k.second.count(lk) || k.second.at(lk) != lv) match = false;
-      if (match) out.push_back({k.second, v});
-    }
-    return out;
-  }
-};
-
-Scrape ParseExposition(const std::string& text) {
-  Scrape s;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    size_t i = 0;
-    while (i < line.size() && line[i] != '{' && line[i] != ' ') ++i;
-    std::string name = line.substr(0, i);
-    Labels labels;
-    if (i < line.size() && line[i] == '{') {
-      ++i;
-      while (i < line.size() && line[i] != '}') {
-        size_t eq = line.find('=', i);
-        if (eq == std::string::npos || eq + 1 >= line.size() || line[eq + 1] != '"') {
-          s.error = "bad labels: " + line;
-          return s;
-        }
-        std::string key = line.substr(i, eq - i), v;
-        size_t j = eq + 2;
-        for (; j < line.size() && line[j] != '"'; ++j) {
-          if (line[j] == '\\' && j + 1 < line.size()) {
-            char n = line[++j];
-            v += n == 'n' ? '\n' : n;
-          } else {
-            v += line[j];
-          }
-        }
-        labels[key] = v;
-        i = j + 1;
-        if (i < line.size() && line[i] == ',') ++i;
-      }
-      ++i;
-    }
-    if (i >= line.size() || line[i] != ' ') {
-      s.error = "no value: " + line;
-      return s;
-    }
-    s.values[{name, labels}] = std::stod(line.substr(i + 1));
-  }
-  return s;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-class Serve : public ::testing::Test {
- protected:
-  void SetUp() override {
-    ASSERT_EQ(geteuid(), 0) << "netns tests need root: run scripts/test.sh as root";
-    ASSERT_TRUE(a_.Create());
-    ASSERT_TRUE(b_.Create());
-    ASSERT_TRUE(VethPair({&a_, "va", "10.67.0.1/24"}, {&b_, "vb", "10.67.0.2/24"}));
-    tmp_ = "/tmp/csf-serve-" + std::to_string(getpid()) + "-" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    ASSERT_EQ(csumfix::testing::Run({"mkdir", "-p", tmp_}).rc, 0);
-    cfg_ = tmp_ + "/csumfix.toml";
-  }
-  void TearDown() override {
-    for (pid_t* p : {&serve_, &prom_}) {
-      if (*p > 0) {
-        kill(*p, SIGKILL);
-        waitpid(*p, nullptr, 0);
-        *p = -1;
-      }
-    }
-    Csumfix({"-n", a_.name(), "policy", "flush"});
-    Csumfix({"-n", a_.name(), "detach", "--all"});
-    unlink(("/run/csumfix/serve-" + a_.name() + ".json").c_str());
-    a_.Destroy();
-    b_.Destroy();
-    csumfix::testing::Run({"rm", "-rf", tmp_});
-    EXPECT_FALSE(PathExists("/sys/fs/bpf/csumfix/v1")) << "pins left behind";
-  }
-
-  // Starts `csumfix -n A serve ARGS` with its output in tmp_/serve.log; waits for /metrics.
-  void StartServe(const std::vector<std::string>& args) {
-    ASSERT_LT(serve_, 0) << "serve already running";
-    log_ = tmp_ + "/serve.log";
-    serve_ = Spawn(std::vector<std::string>{CsumfixPath(), "-n", a_.name(), "serve"}, args, log_);
-    bool up = WaitFor(
-        [&] {
-          if (waitpid(serve_, nullptr, WNOHANG) == serve_) {
-            serve_ = -1;
-            return true;
-          }
-          return Http("http://127.0.0.1:9786/metrics").rc == 0;
-        },
-        30);
-    ASSERT_TRUE(up && serve_ > 0) << "serve did not come up:\n" << ReadFile(log_);
-  }
-  // Sends `sig` to serve; returns its exit status as a shell would print it.
-  int StopServe(int sig) {
-    kill(serve_, sig);
-    int st = 0;
-    waitpid(serve_, &st, 0);
-    serve_ = -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  }
-
-  static pid_t Spawn(std::vector<std::string> argv, const std::vector<std::string>& more,
-                     const std::string& log) {
-    argv.insert(argv.end(), more.begin(), more.end());
-    pid_t pid = fork();
-    if (pid == 0) {
-      FILE* f = fopen(log.c_str(), "a");
-      if (f) {
-        dup2(fileno(f), 1);
-        dup2(fileno(f), 2);
-      }
-      std::vector<char*> c;
-      for (auto& a : argv) c.push_back(a.data());
-      c.push_back(nullptr);
-      execvp(c[0], c.data());
-      _exit(127);
-    }
-    return pid;
-  }
-
-  // GET inside namespace A (where serve and Prometheus listen).
-  CmdResult Http(const std::string& url) {
-    return csumfix::testing::Run({"ip", "netns", "exec", a_.name(), "python3", "-c",
-                "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], "
-                "timeout=5).read().decode())",
-                url});
-  }
-  Scrape Metrics() {
-    CmdResult r = Http("http://127.0.0.1:9786/metrics");
-    EXPECT_EQ(r.rc, 0) << r.err;
-    Scrape s = ParseExposition(r.out);
-    EXPECT_EQ(s.error, "") << r.out;
-    return s;
-  }
-  json Status() {
-    CmdResult r = Csumfix({"-n", a_.name(), "status", "-j"});
-    EXPECT_EQ(r.rc, 0) << r.err;
-    return json::parse(r.out);
-  }
-  // Status for polling while serve changes things. An attach in progress has its directory
-  // before its state: status must not fail then, it reports the entry as "attaching".
-  std::optional<json> TryStatus() {
-    CmdResult r = Csumfix({"-n", a_.name(), "status", "-j"});
-    EXPECT_EQ(r.rc, 0) << "status failed while serve was changing attachments: " << r.err;
-    if (r.rc != 0) return std::nullopt;
-    json j = json::parse(r.out);
-    for (const auto& i : j)
-      EXPECT_TRUE(i["state"] == "ok" || i["state"] == "attaching") << i.dump();
-    return j;
-  }
-  json Rules() {
-    CmdResult r = Csumfix({"-n", a_.name(), "policy", "list", "-j"});
-    EXPECT_EQ(r.rc, 0) << r.err;
-    return json::parse(r.out);
-  }
-  void WriteConfig(const std::string& text) { std::ofstream(cfg_) << text; }
-
-  // n UDP datagrams from A to 10.67.0.2:port (locally generated over veth: CHECKSUM_PARTIAL).
-  void SendUdp(int n, int port) {
-    ASSERT_EQ(a_.Exec("python3 -c \"import socket,time; s=socket.socket(socket.AF_INET,"
-                      "socket.SOCK_DGRAM); [s.sendto(b'z'*200,('10.67.0.2'," +
-                      std::to_string(port) + ")) or time.sleep(0.001) for _ in range(" +
-                      std::to_string(n) + ")]\""),
-              0);
-  }
-  // As bounce_veth_test: n datagrams read raw on vb; "got CSUMNOTREADY valid".
-  std::string SendAndRead(int n, int port) {
-    return RawRead(b_, "vb", port, n, [&] { SendUdp(n, port); });
-  }
-
-  Netns a_, b_;
-  std::string tmp_, cfg_, log_;
-  pid_t serve_ = -1, prom_ = -1;
-};
 
 TEST_F(Serve, PromtoolAcceptsTheScrapeAndItMatchesStats) {
   ASSERT_EQ(Csumfix({"-n", a_.name(), "attach", "va", "--both", "--action", "fill"}).rc, 0);
@@ -422,7 +220,8 @@ action = "fill"
 )");
   CmdResult chk = Csumfix({"-n", a_.name(), "serve", "--config", cfg_, "--check-config"});
   EXPECT_EQ(chk.rc, 0) << chk.err;
-  EXPECT_EQ(chk.out, cfg_ + ": ok: 1 interfaces, 1 policy rules\n");
+  EXPECT_EQ(chk.out, cfg_ + ": ok: 1 interface blocks, 1 policy rules\n  [[interface]] name = \"va\" (" +
+                        cfg_ + ":1:1): va\n");
   EXPECT_EQ(Status().size(), 1u) << "--check-config applies nothing";
   StartServe({"--config", cfg_});
   json s = Status();
@@ -486,8 +285,11 @@ prefixes = ["10.9.0.0/16"]
        cfg_ + ":5:10: [[rule]] #1: action fixit"},
       {"bad prefix", "[[rule]]\naction = \"fill\"\ndst = \"10.1.2.0/40\"\n",
        cfg_ + ":3:7: [[rule]] #1: dst 10.1.2.0/40: prefix length must be 1-32"},
-      {"unknown interface", "[[interface]]\nname = \"va\"\n\n[[interface]]\nname = \"vz9\"\n",
-       cfg_ + ":5:8: unknown interface vz9"},
+      {"rule on an unknown interface",
+       "[[interface]]\nname = \"va\"\n\n[[rule]]\niface = \"vz9\"\naction = \"fill\"\n",
+       cfg_ + ":5:9: [[rule]] #1: iface vz9: no such interface"},
+      {"no selector", "[[interface]]\nname = \"va\"\n\n[[interface]]\naction = \"fill\"\n",
+       cfg_ + ":4:1: [[interface]] #2 selects nothing"},
   };
   int failures = 0;
   for (const Bad& b : bad) {

@@ -154,11 +154,50 @@ TEST_F(ConfigFile, BadPrefixAndPorts) {
   EXPECT_EQ(e.rfind(path_ + ":2:12: [[zone]] #1: prefix bogus", 0), 0u) << e;
 }
 
+TEST_F(ConfigFile, Selectors) {
+  auto c = Load(Write(R"([[interface]]
+master = "virbr0"
+match = "vnet*"
+kind = "tun"
+action = "observe"
+
+[[interface]]
+kind = "vif"
+hooks = ["egress"]
+)"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->interfaces.size(), 2u);
+  const InterfaceSpec& a = c->interfaces[0];
+  EXPECT_EQ(a.name, "");
+  EXPECT_EQ(a.match, "vnet*");
+  EXPECT_EQ(a.master, "virbr0");
+  EXPECT_EQ(a.kind, "tun");
+  EXPECT_TRUE(a.ingress && a.egress) << "the default hooks are both tc hooks";
+  EXPECT_EQ(a.Selectors(), "match = \"vnet*\", master = \"virbr0\", kind = \"tun\"");
+  EXPECT_FALSE(c->interfaces[1].ingress);
+  EXPECT_TRUE(c->interfaces[1].egress);
+
+  std::string e = Error("[[interface]]\nhooks = [\"egress\"]\n");
+  EXPECT_EQ(e.rfind(path_ + ":1:1: [[interface]] #1 selects nothing: give name", 0), 0u) << e;
+  e = Error("[[interface]]\nmaster = \"a/b\"\n");
+  EXPECT_EQ(e.rfind(path_ + ":2:10: \"a/b\" is not an interface name", 0), 0u) << e;
+  e = Error("[[interface]]\nkind = \"TUN\"\n");
+  EXPECT_EQ(e.rfind(path_ + ":2:8: kind must be a link kind", 0), 0u) << e;
+  e = Error("[[interface]]\nmatch = \"\"\n");
+  EXPECT_EQ(e.rfind(path_ + ":2:9: match must be a shell glob", 0), 0u) << e;
+  e = Error("[[interface]]\nmatch = \"v*\"\nkind = \"tun\"\n[[interface]]\nkind = \"tun\"\n"
+            "match = \"v*\"\n");
+  EXPECT_EQ(e.rfind(path_ + ":4:1: match = \"v*\", kind = \"tun\" is already listed at " + path_ +
+                    ":1:1", 0), 0u) << e;
+}
+
 TEST_F(ConfigFile, UnknownInterface) {
-  std::string e = Error("[[interface]]\nname = \"nosuch0\"\n");
-  EXPECT_EQ(e.rfind(path_ + ":2:8: unknown interface nosuch0 in this network namespace", 0), 0u)
-      << e;
-  e = Error("[[rule]]\niface = \"nosuch0\"\naction = \"fill\"\n");
+  // An [[interface]] that does not exist yet is no error: serve attaches it when it appears.
+  auto ok = Load(Write("[[interface]]\nname = \"nosuch0\"\n"));
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->interfaces[0].name, "nosuch0");
+  // What rules and redirect_to name must exist.
+  std::string e = Error("[[rule]]\niface = \"nosuch0\"\naction = \"fill\"\n");
   EXPECT_EQ(e.rfind(path_ + ":2:9: [[rule]] #1: iface nosuch0: no such interface", 0), 0u) << e;
   e = Error("[[interface]]\nname = \"lo\"\nhooks = [\"xdp\"]\nredirect_to = \"nosuch0\"\n");
   EXPECT_EQ(e.rfind(path_ + ":4:15: unknown interface nosuch0", 0), 0u) << e;
@@ -170,7 +209,7 @@ TEST_F(ConfigFile, OtherMistakes) {
   e = Error("[[interface]]\nname = \"lo\"\nredirect_to = \"lo\"\n");
   EXPECT_EQ(e.rfind(path_ + ":3:15: redirect_to needs \"xdp\" in hooks", 0), 0u) << e;
   e = Error("[[interface]]\nname = \"lo\"\n[[interface]]\nname = \"lo\"\n");
-  EXPECT_EQ(e.rfind(path_ + ":3:1: interface lo is already listed at " + path_ + ":1:1", 0), 0u)
+  EXPECT_EQ(e.rfind(path_ + ":3:1: name = \"lo\" is already listed at " + path_ + ":1:1", 0), 0u)
       << e;
   e = Error("[[interface]]\nname = 7\n");
   EXPECT_EQ(e.rfind(path_ + ":2:8: [[interface]] #1 name must be a string", 0), 0u) << e;

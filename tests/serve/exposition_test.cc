@@ -127,6 +127,10 @@ Snapshot MakeSnapshot() {
   s.daemon.config_last_ok_time = 1700000000.5;
   s.daemon.probe_mechanism = "bounce";
   s.daemon.kernel = "6.18.44";
+  s.daemon.follow_attached = 5;
+  s.daemon.follow_failed = 1;
+  s.daemon.link_resyncs = 2;
+  s.daemon.waiting = 1;
   return s;
 }
 
@@ -214,6 +218,18 @@ TEST(Exposition, FamiliesValuesAndLabels) {
   EXPECT_DOUBLE_EQ(std::stod(s->value), 1700000000.5);
   s = Find(p, "csumfix_fill_mechanism_info", {{"mechanism", "bounce"}, {"kernel", "6.18.44"}});
   ASSERT_NE(s, nullptr);
+  s = Find(p, "csumfix_follow_attaches_total", {{"result", "success"}});
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->value, "5");
+  s = Find(p, "csumfix_follow_attaches_total", {{"result", "failure"}});
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->value, "1");
+  s = Find(p, "csumfix_link_resyncs_total", {});
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->value, "2");
+  s = Find(p, "csumfix_config_waiting_interfaces", {});
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->value, "1");
 }
 
 // Every counter of the ABI (csf_counters.c[0..CSF_CTR_MAX)) reaches the exposition: a counter

@@ -3,6 +3,7 @@
 // as listed, attach what is not, re-attach what differs (hooks, mechanism, redirect target, an
 // interface deleted and made again), detach only what serve attached and the file dropped, set
 // the action where only it differs, replace the rule set only when it changed.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -72,7 +73,12 @@ class PlanTest : public ::testing::Test {
   void ListAndAttach(const InterfaceSpec& spec, const control::IfaceStatus& status) {
     cfg_.interfaces.push_back(spec);
     cur_.attached.push_back(status);
-    cur_.ifindex[spec.name] = status.ifindex;
+    SetLink(spec.name, status.ifindex);
+  }
+  // The namespace has a link `name` with index `ifindex` (replacing one of that name).
+  void SetLink(const std::string& name, uint32_t ifindex) {
+    std::erase_if(cur_.links, [&](const control::LinkInfo& l) { return l.name == name; });
+    cur_.links.push_back({ifindex, name, "tun", 0, 0});
   }
   Steps MustPlan() {
     auto s = Plan(cfg_, cur_);
@@ -100,7 +106,7 @@ TEST_F(PlanTest, AdoptsWhatIsAttachedAsListed) {
 TEST_F(PlanTest, AttachesWhatIsNotAttached) {
   cfg_.interfaces.push_back(Spec("tap1", {CSF_HOOK_TC_INGRESS, CSF_HOOK_XDP}, CSF_ACT_VERIFY));
   cfg_.interfaces.back().redirect_to = "vc";
-  cur_.ifindex["tap1"] = 9;
+  SetLink("tap1", 9);
   Steps s = MustPlan();
   ASSERT_EQ(s.interfaces.size(), 1u);
   const IfaceStep& st = s.interfaces[0];
@@ -144,12 +150,12 @@ TEST_F(PlanTest, ReattachesWhenTheMechanismDiffers) {
 
 TEST_F(PlanTest, ReattachesAnInterfaceDeletedAndMadeAgain) {
   ListAndAttach(Spec("tap0", {CSF_HOOK_TC_INGRESS}), Attached("tap0", 7, {CSF_HOOK_TC_INGRESS}));
-  cur_.ifindex["tap0"] = 12;  // the name has a new index now
+  SetLink("tap0", 12);  // the name has a new index now
   Steps s = MustPlan();
   ASSERT_EQ(s.interfaces.size(), 1u);
   EXPECT_EQ(s.interfaces[0].kind, Kind::kReattach);
 
-  cur_.ifindex["tap0"] = 7;
+  SetLink("tap0", 7);
   cur_.attached[0].present = false;  // the pins' ifindex is gone
   s = MustPlan();
   ASSERT_EQ(s.interfaces.size(), 1u);
@@ -225,6 +231,7 @@ TEST_F(PlanTest, ARulesOnlyChangeReplacesTheRuleSet) {
 
 TEST_F(PlanTest, AutoIsTheProbesMechanismAndRefusedWithoutIt) {
   cfg_.interfaces.push_back(Spec("tap0", {CSF_HOOK_TC_INGRESS}, CSF_ACT_FILL, "auto"));
+  SetLink("tap0", 7);
   cur_.probe_mechanism = CSF_MECH_ACT_CSUM;
   Steps s = MustPlan();
   ASSERT_EQ(s.interfaces.size(), 1u);
@@ -238,18 +245,58 @@ TEST_F(PlanTest, AutoIsTheProbesMechanismAndRefusedWithoutIt) {
       << failed.status();
 }
 
-TEST_F(PlanTest, KeepsTheFilesOrder) {
+TEST_F(PlanTest, StepsFollowTheLinksOrder) {
   cfg_.interfaces.push_back(Spec("b0", {CSF_HOOK_TC_INGRESS}));
+  SetLink("b0", 5);
   ListAndAttach(Spec("a0", {CSF_HOOK_TC_INGRESS}), Attached("a0", 3, {CSF_HOOK_TC_INGRESS}));
   cfg_.interfaces.push_back(Spec("c0", {CSF_HOOK_TC_EGRESS}));
+  SetLink("c0", 4);
+  std::sort(cur_.links.begin(), cur_.links.end(),
+            [](const auto& x, const auto& y) { return x.ifindex < y.ifindex; });  // as ListLinks
   Steps s = MustPlan();
   ASSERT_EQ(s.interfaces.size(), 3u);
-  EXPECT_EQ(s.interfaces[0].req.ifname, "b0");
-  EXPECT_EQ(s.interfaces[0].kind, Kind::kAttach);
-  EXPECT_EQ(s.interfaces[1].req.ifname, "a0");
-  EXPECT_EQ(s.interfaces[1].kind, Kind::kAdopt);
-  EXPECT_EQ(s.interfaces[2].req.ifname, "c0");
+  EXPECT_EQ(s.interfaces[0].req.ifname, "a0");
+  EXPECT_EQ(s.interfaces[0].kind, Kind::kAdopt);
+  EXPECT_EQ(s.interfaces[1].req.ifname, "c0");
+  EXPECT_EQ(s.interfaces[1].kind, Kind::kAttach);
+  EXPECT_EQ(s.interfaces[2].req.ifname, "b0");
   EXPECT_EQ(s.interfaces[2].kind, Kind::kAttach);
+}
+
+TEST_F(PlanTest, ANamedInterfaceThatDoesNotExistWaits) {
+  cfg_.interfaces.push_back(Spec("tap9", {CSF_HOOK_TC_INGRESS}));
+  Steps s = MustPlan();
+  EXPECT_THAT(s.interfaces, IsEmpty());
+  EXPECT_THAT(s.waiting, ElementsAre("tap9 (test.toml:1:1)"));
+  SetLink("tap9", 21);  // it appears
+  s = MustPlan();
+  ASSERT_EQ(s.interfaces.size(), 1u);
+  EXPECT_EQ(s.interfaces[0].kind, Kind::kAttach);
+  EXPECT_THAT(s.waiting, IsEmpty());
+}
+
+TEST_F(PlanTest, BridgePortsAreAttachedAsTheyJoinAndDetachedAsTheyLeave) {
+  InterfaceSpec ports = Spec("", {CSF_HOOK_TC_EGRESS});
+  ports.master = "br0";
+  cfg_.interfaces.push_back(ports);
+  cur_.links = {{2, "br0", "bridge", 0, 0}, {5, "vnet0", "tun", 2, 0}, {6, "vnet1", "tun", 0, 0}};
+  Steps s = MustPlan();
+  ASSERT_EQ(s.interfaces.size(), 1u);
+  EXPECT_EQ(s.interfaces[0].req.ifname, "vnet0");
+  EXPECT_EQ(s.interfaces[0].kind, Kind::kAttach);
+  EXPECT_TRUE(s.interfaces[0].req.egress);
+  EXPECT_FALSE(s.interfaces[0].req.ingress);
+
+  // vnet0 was attached by serve and leaves the bridge; vnet1 joins.
+  cur_.attached.push_back(Attached("vnet0", 5, {CSF_HOOK_TC_EGRESS}));
+  cur_.owned = {"vnet0"};
+  cur_.links[1].master = 0;
+  cur_.links[2].master = 2;
+  s = MustPlan();
+  ASSERT_EQ(s.interfaces.size(), 1u);
+  EXPECT_EQ(s.interfaces[0].req.ifname, "vnet1");
+  EXPECT_EQ(s.interfaces[0].kind, Kind::kAttach);
+  EXPECT_THAT(s.detach, ElementsAre("vnet0"));
 }
 
 }  // namespace

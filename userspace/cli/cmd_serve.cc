@@ -2,12 +2,16 @@
 #include "cli/cmd_serve.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <utility>
 
 #include "cli/common.h"
+#include "absl/strings/str_join.h"
 #include "config/config.h"
+#include "config/select.h"
+#include "control/netlink.h"
 #include "daemon/daemon.h"
 
 namespace csumfix::cli {
@@ -19,6 +23,29 @@ struct ServeOptions {
   std::string state;
   bool check_config = false;
 };
+
+// What each [[interface]] block selects on this host now (first block wins), and the named
+// interfaces that do not exist yet.
+void PrintSelection(const config::Config& cfg) {
+  auto links = control::ListLinks();
+  if (!links.ok()) {
+    std::printf("  (cannot list the links: %s)\n", std::string(links.status().message()).c_str());
+    return;
+  }
+  for (auto& l : *links)
+    if (l.kind.empty()) l.kind = control::Driver(l.name);
+  const std::vector<config::Selected> sel = config::Select(cfg, *links);
+  for (size_t b = 0; b < cfg.interfaces.size(); ++b) {
+    std::vector<std::string> now;
+    for (const auto& s : sel)
+      if (s.block == b) now.push_back(s.link.name);
+    std::printf("  [[interface]] %s (%s): %s\n", cfg.interfaces[b].Selectors().c_str(),
+                cfg.interfaces[b].where.c_str(),
+                now.empty() ? "selects nothing now" : absl::StrJoin(now, " ").c_str());
+  }
+  for (const auto& w : config::Waiting(cfg, *links))
+    std::printf("  note: %s does not exist now; serve attaches it when it appears\n", w.c_str());
+}
 
 }  // namespace
 
@@ -50,8 +77,9 @@ void AddServeCommand(CLI::App& app, Globals& g) {
         g.rc = Fail(cfg.status());
         return;
       }
-      std::printf("%s: ok: %zu interfaces, %zu policy rules\n", o->config.c_str(),
+      std::printf("%s: ok: %zu interface blocks, %zu policy rules\n", o->config.c_str(),
                   cfg->interfaces.size(), cfg->rules.size());
+      PrintSelection(*cfg);
       return;
     }
     daemon::Options d;
@@ -60,6 +88,8 @@ void AddServeCommand(CLI::App& app, Globals& g) {
     d.state = o->state;
     d.bpffs = g.bpffs;
     d.netns = g.netns;
+    // For the tests: a small link-event buffer provokes the overflow (ENOBUFS) resync.
+    if (const char* rb = std::getenv("CSUMFIX_NETLINK_RCVBUF")) d.netlink_rcvbuf = std::atoi(rb);
     absl::Status s = daemon::Daemon(std::move(d)).Run();
     g.rc = s.ok() ? kExitDone : Fail(s);
   });

@@ -13,6 +13,7 @@
 #include <optional>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/status.h"
@@ -109,24 +110,40 @@ class Fields {
   std::vector<std::string> known_;
 };
 
+bool IsInterfaceName(const std::string& n) {
+  return !n.empty() && n.size() < IFNAMSIZ && n.find('/') == std::string::npos &&
+         n.find_first_of(" \t\n:") == std::string::npos && n != CSF_PIN_MAPS && n != "." &&
+         n != "..";
+}
+
 absl::StatusOr<InterfaceSpec> ParseInterface(const std::string& path, const toml::table& t,
                                              size_t n) {
   Fields f(path, t, absl::StrCat("[[interface]] #", n),
-           {"name", "hooks", "action", "mechanism", "redirect_to"});
+           {"name", "match", "master", "kind", "hooks", "action", "mechanism", "redirect_to"});
   RETURN_IF_ERROR(f.CheckKeys());
   InterfaceSpec s;
   s.where = At(path, t.source());
-  if (f.Node("name") == nullptr)
-    return ErrorAt(path, t.source(), absl::StrCat("[[interface]] #", n, " needs name = \"...\""));
+  if (!f.Node("name") && !f.Node("match") && !f.Node("master") && !f.Node("kind"))
+    return ErrorAt(path, t.source(),
+                   absl::StrCat("[[interface]] #", n, " selects nothing: give name = \"tap0\", "
+                                "match = \"vnet*\", master = \"virbr0\" and/or kind = \"tun\""));
   RETURN_IF_ERROR(f.Str("name", &s.name));
-  if (s.name.empty() || s.name.size() >= IFNAMSIZ || s.name.find('/') != std::string::npos ||
-      s.name == CSF_PIN_MAPS || s.name == "." || s.name == "..")
-    return ErrorAt(path, f.Where("name"), absl::StrCat("\"", s.name, "\" is not an interface name"));
-  if (if_nametoindex(s.name.c_str()) == 0)
-    return ErrorAt(path, f.Where("name"),
-                   absl::StrCat("unknown interface ", s.name,
-                                " in this network namespace (see `ip link show`)"));
-  std::vector<std::string> hooks = {"ingress"};
+  RETURN_IF_ERROR(f.Str("match", &s.match));
+  RETURN_IF_ERROR(f.Str("master", &s.master));
+  RETURN_IF_ERROR(f.Str("kind", &s.kind));
+  for (auto [key, v] : {std::pair<const char*, const std::string*>{"name", &s.name},
+                        {"master", &s.master}})
+    if (f.Node(key) && !IsInterfaceName(*v))
+      return ErrorAt(path, f.Where(key), absl::StrCat("\"", *v, "\" is not an interface name"));
+  if (f.Node("match") && (s.match.empty() || s.match.size() > 64))
+    return ErrorAt(path, f.Where("match"),
+                   "match must be a shell glob of 1-64 characters, e.g. \"vnet*\"");
+  if (f.Node("kind") && (s.kind.empty() || s.kind.size() >= IFNAMSIZ * 2 ||
+                         s.kind != absl::AsciiStrToLower(s.kind)))
+    return ErrorAt(path, f.Where("kind"),
+                   "kind must be a link kind as `ip -d link` shows it (tun, veth, bridge, vxlan, "
+                   "...) or a driver as `ethtool -i` shows it (vif), in lowercase");
+  std::vector<std::string> hooks = {"ingress", "egress"};
   RETURN_IF_ERROR(f.StrList("hooks", &hooks));
   if (hooks.empty())
     return ErrorAt(path, f.Where("hooks"), "hooks is empty; list ingress, egress and/or xdp");
@@ -273,13 +290,14 @@ absl::StatusOr<Config> Load(const std::string& path) {
                                   "\"; a config has [[interface]], [[rule]] and [[zone]] tables"));
   }
   ASSIGN_OR_RETURN(auto ifs, Tables(path, root, "interface"));
-  std::map<std::string, std::string> seen;
+  std::map<std::string, std::string> seen;  // selectors -> where
   for (size_t i = 0; i < ifs.size(); ++i) {
     ASSIGN_OR_RETURN(InterfaceSpec s, ParseInterface(path, *ifs[i], i + 1));
-    if (auto it = seen.find(s.name); it != seen.end())
-      return absl::InvalidArgumentError(absl::StrCat(s.where, ": interface ", s.name,
+    // The second of two blocks with the same selectors could never apply: a mistake.
+    if (auto it = seen.find(s.Selectors()); it != seen.end())
+      return absl::InvalidArgumentError(absl::StrCat(s.where, ": ", s.Selectors(),
                                                      " is already listed at ", it->second));
-    seen[s.name] = s.where;
+    seen[s.Selectors()] = s.where;
     cfg.interfaces.push_back(std::move(s));
   }
   ASSIGN_OR_RETURN(auto rules, Tables(path, root, "rule"));
@@ -294,6 +312,14 @@ absl::StatusOr<Config> Load(const std::string& path) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", cfg.rules.size(),
                                                    " rules; at most ", CSF_POL_MAX_RULES));
   return cfg;
+}
+
+std::string InterfaceSpec::Selectors() const {
+  std::vector<std::string> parts;
+  for (auto [key, v] : {std::pair<const char*, const std::string*>{"name", &name},
+                        {"match", &match}, {"master", &master}, {"kind", &kind}})
+    if (!v->empty()) parts.push_back(absl::StrCat(key, " = \"", *v, "\""));
+  return absl::StrJoin(parts, ", ");
 }
 
 absl::Status Owned::Save(const std::string& path, const control::Controller& c) const {

@@ -2,14 +2,23 @@
 // per-flow policy rules. Load parses and validates everything (errors carry FILE:LINE:COLUMN);
 // Apply reconciles the running state with it: attach what is missing, adopt what already
 // matches, re-attach what differs, detach what the daemon attached earlier and the file no
-// longer lists, replace the rule set. An error undoes what Apply did.
+// longer selects, replace the rule set. An error undoes what Apply did.
 //
-//   [[interface]]
-//   name = "tap0"
-//   hooks = ["ingress", "egress"]   # ingress | egress | xdp; default ["ingress"]
+//   [[interface]]                   # selectors: every one given must hold, at least one given
+//   name = "tap0"                   #   the exact name
+//   match = "vnet*"                 #   a shell glob on the name (fnmatch)
+//   master = "virbr0"               #   a port of this bridge (or bond, VRF)
+//   kind = "tun"                    #   rtnetlink's link kind (IFLA_INFO_KIND: tun, veth,
+//                                   #   vxlan, ...), or the driver (`ethtool -i`) of a link
+//                                   #   without one (Xen's vif, a NIC)
+//   hooks = ["ingress", "egress"]   # ingress | egress | xdp; default both tc hooks
 //   action = "fill"                 # default "fill"
 //   mechanism = "auto"              # auto | bpf | act-csum | bounce | observe; default "auto"
 //   redirect_to = "vc"              # only with "xdp" in hooks
+//
+// An interface that several blocks select gets the first of them in the file's order. A name
+// that does not exist (yet) is not an error: serve attaches it when it appears. csumfix's own
+// helper links (bounce veths) are never selected.
 //
 //   [[rule]]                        # the fields of `csumfix policy add`
 //   iface = "tap0"  hook = "ingress"  ip = 4  proto = "udp"  src = "10.0.0.0/8"  dst = "..."
@@ -33,12 +42,19 @@
 namespace csumfix::config {
 
 struct InterfaceSpec {
-  std::string name;
+  // Selectors ("" not given): every one given must hold.
+  std::string name;    // exact name
+  std::string match;   // shell glob on the name
+  std::string master;  // name of the master device (bridge) the interface is a port of
+  std::string kind;    // link kind, or the driver of a link without one
   bool ingress = false, egress = false, xdp = false;
   uint32_t action = CSF_ACT_FILL;
   std::string mechanism = "auto";  // auto | bpf | act-csum | bounce | observe (auto: the probe's)
   std::string redirect_to;
   std::string where;  // "FILE:LINE:COL" of the [[interface]] table, for messages
+
+  // The selectors as written: `name = "tap0", master = "br0"`.
+  std::string Selectors() const;
 };
 
 struct Config {
@@ -47,8 +63,9 @@ struct Config {
   std::vector<csf_pol_rule> rules;  // [[rule]] then expanded [[zone]]s, in file order
 };
 
-// Parses and validates `path`. Interface names (of [[interface]] and of rules) must exist in the
-// current network namespace. Errors: InvalidArgument "FILE:LINE:COL: what is wrong".
+// Parses and validates `path`. Interfaces that rules and redirect_to name must exist in the
+// current network namespace ([[interface]] selectors need not select anything now).
+// Errors: InvalidArgument "FILE:LINE:COL: what is wrong".
 absl::StatusOr<Config> Load(const std::string& path);
 
 // Interfaces the daemon attached itself (and may therefore detach), kept across restarts in a
@@ -61,10 +78,19 @@ struct Owned {
 
 struct ApplyReport {
   std::vector<std::string> attached, adopted, reattached, detached, actions_changed;
+  std::vector<std::string> waiting;   // named interfaces that do not exist (yet)
+  std::vector<std::string> failed;    // Mode::kFollow: interfaces whose attach failed (and why)
   std::vector<std::string> warnings;  // e.g. a detach that left something behind
   bool rules_replaced = false;
   size_t rules = 0;
   std::string Summary() const;
+};
+
+// How Apply carries out its steps.
+enum class Mode {
+  kAllOrNothing,  // the config was (re)loaded: every attach and the rule set, or nothing
+  kFollow,        // links came, went or changed: each interface on its own (a failure is reported
+                  // in `failed` and leaves the others), the rule set untouched
 };
 
 // Reconciles the running state with `cfg` (see the file comment): GatherCurrent, Plan, Execute
@@ -72,7 +98,8 @@ struct ApplyReport {
 // `features` is the kernel probe's result (nullptr: the probe failed, so mechanism "auto" is
 // refused); it resolves mechanism "auto" and is what Attach checks mechanisms against.
 absl::StatusOr<ApplyReport> Apply(const Config& cfg, control::Controller& c,
-                                  const control::ProbeResult* features, Owned* owned);
+                                  const control::ProbeResult* features, Owned* owned,
+                                  Mode mode = Mode::kAllOrNothing);
 
 }  // namespace csumfix::config
 

@@ -16,6 +16,8 @@
 #include "control/names.h"
 #include "control/policy.h"
 #include "control/rollback.h"
+#include "config/select.h"
+#include "control/netlink.h"
 
 namespace csumfix::config {
 namespace {
@@ -66,11 +68,13 @@ control::AttachRequest RequestFromStatus(const control::IfaceStatus& s,
   return r;
 }
 
-// The attach request of an [[interface]]; "auto" is the probe's mechanism.
+// The attach request of an [[interface]] for the interface `ifname` it selects; "auto" is the
+// probe's mechanism.
 absl::StatusOr<control::AttachRequest> RequestFromSpec(const InterfaceSpec& i,
+                                                       const std::string& ifname,
                                                        uint32_t probe_mechanism) {
   control::AttachRequest r;
-  r.ifname = i.name;
+  r.ifname = ifname;
   r.ingress = i.ingress;
   r.egress = i.egress;
   r.xdp = i.xdp;
@@ -168,13 +172,38 @@ absl::Status ChangeAll(const Steps& steps, control::Controller& c,
   return absl::OkStatus();
 }
 
+// Mode::kFollow: each interface's step on its own; the rule set stays.
+void ChangeEach(const Steps& steps, control::Controller& c, const control::ProbeResult& features,
+                ApplyReport* rep) {
+  for (const auto& st : steps.interfaces) {
+    if (st.kind == IfaceStep::Kind::kAdopt && st.set_action.empty()) {
+      rep->adopted.push_back(st.req.ifname);  // nothing to do
+      continue;
+    }
+    ApplyReport one;
+    control::Rollback undo;
+    if (absl::Status s = Change(st, c, features, undo, &one); !s.ok()) {
+      rep->failed.push_back(absl::StrCat(st.req.ifname, ": ", s.message()));
+      continue;  // `undo` puts this interface back as it was
+    }
+    undo.Commit();
+    for (auto [from, to] : {std::pair{&one.attached, &rep->attached},
+                            {&one.reattached, &rep->reattached},
+                            {&one.adopted, &rep->adopted},
+                            {&one.actions_changed, &rep->actions_changed}})
+      to->insert(to->end(), from->begin(), from->end());
+  }
+}
+
 }  // namespace
 
-absl::StatusOr<Current> GatherCurrent(const Config& cfg, const control::Controller& c,
+absl::StatusOr<Current> GatherCurrent(const control::Controller& c,
                                       const control::ProbeResult* features, const Owned& owned) {
   Current cur;
   ASSIGN_OR_RETURN(cur.attached, c.Status());
-  for (const auto& i : cfg.interfaces) cur.ifindex[i.name] = if_nametoindex(i.name.c_str());
+  ASSIGN_OR_RETURN(cur.links, control::ListLinks());
+  for (auto& l : cur.links)
+    if (l.kind.empty()) l.kind = control::Driver(l.name);
   const bpf::Fd ifcfg(
       bpf_obj_get(absl::StrCat(c.root(), "/" CSF_PIN_MAPS "/" CSF_MAP_IFCFG).c_str()));
   for (const auto& s : cur.attached)
@@ -193,11 +222,12 @@ absl::StatusOr<Steps> Plan(const Config& desired, const Current& current) {
   std::map<std::string, const control::IfaceStatus*> attached;
   for (const auto& s : current.attached) attached[s.ifname] = &s;
   std::set<std::string> listed;
-  for (const auto& i : desired.interfaces) {
-    listed.insert(i.name);
+  for (const Selected& sel : Select(desired, current.links)) {
+    const InterfaceSpec& i = desired.interfaces[sel.block];
+    listed.insert(sel.link.name);
     IfaceStep st;
-    ASSIGN_OR_RETURN(st.req, RequestFromSpec(i, current.probe_mechanism));
-    auto it = attached.find(i.name);
+    ASSIGN_OR_RETURN(st.req, RequestFromSpec(i, sel.link.name, current.probe_mechanism));
+    auto it = attached.find(sel.link.name);
     if (it == attached.end()) {
       st.kind = IfaceStep::Kind::kAttach;
       out.interfaces.push_back(std::move(st));
@@ -206,7 +236,7 @@ absl::StatusOr<Steps> Plan(const Config& desired, const Current& current) {
     st.old = *it->second;
     const std::string redirect_to = Find(current.redirect_to, st.old.ifname);
     const control::AttachRequest& r = st.req;
-    const bool same = st.old.present && st.old.ifindex == Find(current.ifindex, i.name) &&
+    const bool same = st.old.present && st.old.ifindex == sel.link.ifindex &&
                       HasHook(st.old, CSF_HOOK_TC_INGRESS) == r.ingress &&
                       HasHook(st.old, CSF_HOOK_TC_EGRESS) == r.egress &&
                       HasHook(st.old, CSF_HOOK_XDP) == r.xdp && st.old.mechanism == r.mechanism &&
@@ -223,21 +253,27 @@ absl::StatusOr<Steps> Plan(const Config& desired, const Current& current) {
   }
   for (const auto& n : current.owned)
     if (!listed.count(n) && attached.count(n)) out.detach.push_back(n);
+  out.waiting = Waiting(desired, current.links);
   return out;
 }
 
 absl::StatusOr<ApplyReport> Execute(const Steps& steps, control::Controller& c,
-                                    const control::ProbeResult& features) {
+                                    const control::ProbeResult& features, Mode mode) {
   ApplyReport rep;
   rep.rules = steps.rules.size();
-  absl::Status changed;
-  {
-    control::Rollback undo;  // undoes, in reverse, unless committed
-    changed = ChangeAll(steps, c, features, undo, &rep);
-    if (changed.ok()) undo.Commit();
+  rep.waiting = steps.waiting;
+  if (mode == Mode::kFollow) {
+    ChangeEach(steps, c, features, &rep);
+  } else {
+    absl::Status changed;
+    {
+      control::Rollback undo;  // undoes, in reverse, unless committed
+      changed = ChangeAll(steps, c, features, undo, &rep);
+      if (changed.ok()) undo.Commit();
+    }
+    if (!changed.ok())
+      return Annotate(changed, absl::StrCat("apply ", steps.path, " (everything undone)"));
   }
-  if (!changed.ok())
-    return Annotate(changed, absl::StrCat("apply ", steps.path, " (everything undone)"));
 
   for (const auto& n : steps.detach) {
     Outcome d = c.Detach(n);
@@ -265,17 +301,20 @@ std::string ApplyReport::Summary() const {
   add("re-attached", reattached);
   add("action changed", actions_changed);
   add("detached", detached);
+  add("waiting for", waiting);
+  add("FAILED", failed);
   parts.push_back(rules_replaced ? absl::StrCat("rule set replaced (", rules, " rules)")
                                  : absl::StrCat("rule set unchanged (", rules, " rules)"));
   return absl::StrJoin(parts, "; ");
 }
 
 absl::StatusOr<ApplyReport> Apply(const Config& cfg, control::Controller& c,
-                                  const control::ProbeResult* features, Owned* owned) {
+                                  const control::ProbeResult* features, Owned* owned, Mode mode) {
   const control::ProbeResult none;  // the probe failed: only bounce and observe
-  ASSIGN_OR_RETURN(Current current, GatherCurrent(cfg, c, features, *owned));
+  ASSIGN_OR_RETURN(Current current, GatherCurrent(c, features, *owned));
   ASSIGN_OR_RETURN(Steps steps, Plan(cfg, current));
-  ASSIGN_OR_RETURN(ApplyReport rep, Execute(steps, c, features != nullptr ? *features : none));
+  ASSIGN_OR_RETURN(ApplyReport rep,
+                   Execute(steps, c, features != nullptr ? *features : none, mode));
   for (const auto& n : rep.detached) owned->names.erase(n);
   for (const auto* v : {&rep.attached, &rep.reattached, &rep.adopted})
     for (const auto& n : *v) owned->names.insert(n);

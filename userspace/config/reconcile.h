@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "config/config.h"
 #include "control/control.h"
+#include "control/netlink.h"
 #include "csumfix/abi.h"
 
 namespace csumfix::config {
@@ -24,8 +25,8 @@ namespace csumfix::config {
 // What the system looks like, as far as Plan is concerned.
 struct Current {
   std::vector<control::IfaceStatus> attached;      // Controller::Status()
-  std::map<std::string, uint32_t> ifindex;         // each interface the config lists: its index
-                                                   // now (0: there is none of that name)
+  std::vector<control::LinkInfo> links;            // every link of the namespace (ListLinks;
+                                                   // a link without a kind: its driver as kind)
   std::map<std::string, std::string> redirect_to;  // each attachment with an XDP hook: its
                                                    // redirect target ("" none)
   std::set<std::string> owned;                     // what serve attached (Owned::names)
@@ -34,8 +35,8 @@ struct Current {
                                                    // failed
 };
 
-// Reads Current for `cfg`. `features` nullptr: the kernel probe failed.
-absl::StatusOr<Current> GatherCurrent(const Config& cfg, const control::Controller& c,
+// Reads Current. `features` nullptr: the kernel probe failed.
+absl::StatusOr<Current> GatherCurrent(const control::Controller& c,
                                       const control::ProbeResult* features, const Owned& owned);
 
 // What to do about one [[interface]].
@@ -58,17 +59,21 @@ struct Steps {
   std::vector<IfaceStep> interfaces;   // in the file's order
   bool replace_rules = false;          // the stored rule set differs from `rules`
   std::vector<csf_pol_rule> rules;     // the config's rule set
-  std::vector<std::string> detach;     // attached by serve earlier, no longer listed
+  std::vector<std::string> detach;     // attached by serve earlier, no longer selected
+  std::vector<std::string> waiting;    // named interfaces that do not exist: "tap0 (WHERE)"
 };
 
-// Decides the steps; pure. FailedPrecondition when a mechanism is "auto" and the probe failed.
+// Decides the steps; pure. The interfaces are the links some [[interface]] selects (select.h).
+// FailedPrecondition when a selected block's mechanism is "auto" and the probe failed.
 absl::StatusOr<Steps> Plan(const Config& desired, const Current& current);
 
-// Carries the steps out. Attaches, re-attaches, action changes and the rule set are
-// all-or-nothing: a failure undoes them ("apply FILE (everything undone)"). Detaches come last;
-// one that fails is a warning.
+// Carries the steps out. Mode::kAllOrNothing: attaches, re-attaches, action changes and the rule
+// set succeed together or are undone ("apply FILE (everything undone)"). Mode::kFollow: each
+// interface on its own (one that fails is undone and reported in `failed`), the rule set is not
+// touched. Detaches come last; one that fails is a warning.
 absl::StatusOr<ApplyReport> Execute(const Steps& steps, control::Controller& c,
-                                    const control::ProbeResult& features);
+                                    const control::ProbeResult& features,
+                                    Mode mode = Mode::kAllOrNothing);
 
 }  // namespace csumfix::config
 

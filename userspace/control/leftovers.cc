@@ -2,10 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <linux/ethtool.h>
-#include <linux/sockios.h>
 #include <net/if.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -31,19 +28,6 @@ void DetachHook(const csf_attach_state& st, uint32_t hook, const std::string& di
   const csf_if_key key{st.ifindex, hook};
   if (maps.ifcfg.valid()) (void)maps.Ifcfg().Delete(key);
   if (maps.counters.valid()) (void)maps.Counters().Delete(key);
-}
-
-// The driver of a device, as `ethtool -i` shows it ("veth", "tun", ...; "" when unknown).
-std::string Driver(const std::string& ifname) {
-  bpf::Fd sock(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!sock.valid()) return "";
-  ethtool_drvinfo info{};
-  info.cmd = ETHTOOL_GDRVINFO;
-  ifreq ifr{};
-  std::strncpy(ifr.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
-  ifr.ifr_data = reinterpret_cast<char*>(&info);
-  if (ioctl(sock.get(), SIOCETHTOOL, &ifr) != 0) return "";
-  return info.driver;
 }
 
 }  // namespace

@@ -50,7 +50,7 @@ absl::Status Talk(nlmsghdr* nlh, absl::string_view what) {
   return absl::OkStatus();
 }
 
-absl::Status Ethtool(const std::string& ifname, ethtool_value* v, absl::string_view what) {
+absl::Status Ethtool(const std::string& ifname, void* v, absl::string_view what) {
   bpf::Fd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return ErrnoStatus(errno, "socket for ethtool");
   ifreq ifr{};
@@ -75,22 +75,63 @@ nlmsghdr* LinkMsg(std::vector<char>& buf, uint16_t type, uint16_t flags, uint32_
   return nlh;
 }
 
-// mnl_cb_run callback: one link message into the std::vector<LinkEvent> at `data`.
-int CollectLink(const nlmsghdr* nlh, void* data) {
-  if (nlh->nlmsg_type != RTM_NEWLINK && nlh->nlmsg_type != RTM_DELLINK) return MNL_CB_OK;
+// The attributes of one link message that LinkInfo holds.
+LinkInfo ParseLink(const nlmsghdr* nlh) {
   const auto* ifm = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
-  LinkEvent ev;
-  ev.kind = nlh->nlmsg_type == RTM_DELLINK ? LinkEvent::Kind::kDeleted : LinkEvent::Kind::kNew;
-  ev.ifindex = static_cast<uint32_t>(ifm->ifi_index);
+  LinkInfo l;
+  l.ifindex = static_cast<uint32_t>(ifm->ifi_index);
+  l.flags = ifm->ifi_flags;
   mnl_attr_parse(
       nlh, sizeof(*ifm),
       [](const nlattr* attr, void* d) -> int {
-        if (mnl_attr_get_type(attr) == IFLA_IFNAME && mnl_attr_validate(attr, MNL_TYPE_STRING) >= 0)
-          static_cast<LinkEvent*>(d)->name = mnl_attr_get_str(attr);
+        auto* l = static_cast<LinkInfo*>(d);
+        switch (mnl_attr_get_type(attr)) {
+          case IFLA_IFNAME:
+            if (mnl_attr_validate(attr, MNL_TYPE_STRING) >= 0) l->name = mnl_attr_get_str(attr);
+            break;
+          case IFLA_MASTER:
+            if (mnl_attr_validate(attr, MNL_TYPE_U32) >= 0) l->master = mnl_attr_get_u32(attr);
+            break;
+          case IFLA_LINKINFO:
+            mnl_attr_parse_nested(
+                attr,
+                [](const nlattr* a, void* d2) -> int {
+                  if (mnl_attr_get_type(a) == IFLA_INFO_KIND &&
+                      mnl_attr_validate(a, MNL_TYPE_STRING) >= 0)
+                    static_cast<LinkInfo*>(d2)->kind = mnl_attr_get_str(a);
+                  return MNL_CB_OK;
+                },
+                l);
+            break;
+          default:
+            break;
+        }
         return MNL_CB_OK;
       },
-      &ev);
+      &l);
+  return l;
+}
+
+// mnl_cb_run callback: one link message into the std::vector<LinkEvent> at `data`.
+int CollectLinkEvent(const nlmsghdr* nlh, void* data) {
+  if (nlh->nlmsg_type != RTM_NEWLINK && nlh->nlmsg_type != RTM_DELLINK) return MNL_CB_OK;
+  // The bridge reports its ports' own state as link messages of family AF_BRIDGE: an RTM_DELLINK
+  // of that family means "no longer a port", not "deleted". The device's messages are AF_UNSPEC.
+  if (static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh))->ifi_family == AF_BRIDGE)
+    return MNL_CB_OK;
+  LinkEvent ev;
+  ev.kind = nlh->nlmsg_type == RTM_DELLINK ? LinkEvent::Kind::kDeleted : LinkEvent::Kind::kNew;
+  ev.link = ParseLink(nlh);
+  ev.ifindex = ev.link.ifindex;
+  ev.name = ev.link.name;
   static_cast<std::vector<LinkEvent>*>(data)->push_back(std::move(ev));
+  return MNL_CB_OK;
+}
+
+// mnl_cb_run callback: one link of a dump into the std::vector<LinkInfo> at `data`.
+int CollectLinkInfo(const nlmsghdr* nlh, void* data) {
+  if (nlh->nlmsg_type == RTM_NEWLINK)
+    static_cast<std::vector<LinkInfo>*>(data)->push_back(ParseLink(nlh));
   return MNL_CB_OK;
 }
 
@@ -98,10 +139,13 @@ int CollectLink(const nlmsghdr* nlh, void* data) {
 
 void MnlSocketCloser::operator()(mnl_socket* s) const { mnl_socket_close(s); }
 
-absl::StatusOr<LinkMonitor> LinkMonitor::Open() {
+absl::StatusOr<LinkMonitor> LinkMonitor::Open(int rcvbuf) {
   LinkMonitor m;
-  m.nl_.reset(mnl_socket_open(NETLINK_ROUTE));
+  m.nl_.reset(mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC));
   if (!m.nl_) return ErrnoStatus(errno, "rtnetlink socket");
+  if (rcvbuf > 0 && setsockopt(mnl_socket_get_fd(m.nl_.get()), SOL_SOCKET, SO_RCVBUFFORCE,
+                               &rcvbuf, sizeof(rcvbuf)) != 0)
+    return ErrnoStatus(errno, absl::StrCat("rtnetlink socket: receive buffer of ", rcvbuf));
   if (mnl_socket_bind(m.nl_.get(), RTMGRP_LINK, MNL_SOCKET_AUTOPID) < 0)
     return ErrnoStatus(errno, "subscribe to rtnetlink link events");
   m.buf_.resize(MNL_SOCKET_BUFFER_SIZE);
@@ -112,10 +156,62 @@ int LinkMonitor::fd() const { return mnl_socket_get_fd(nl_.get()); }
 
 LinkMonitor::Batch LinkMonitor::Receive() {
   Batch b;
-  ssize_t n = mnl_socket_recvfrom(nl_.get(), buf_.data(), buf_.size());
-  if (n < 0 && errno == ENOBUFS) b.overflow = true;
-  else if (n > 0) mnl_cb_run(buf_.data(), n, 0, 0, CollectLink, &b.events);
+  for (;;) {
+    ssize_t n = mnl_socket_recvfrom(nl_.get(), buf_.data(), buf_.size());
+    if (n < 0 && errno == ENOBUFS) {
+      b.overflow = true;  // the queue is reset; later events arrive again
+      continue;
+    }
+    if (n <= 0) break;  // EAGAIN: nothing more pending now
+    mnl_cb_run(buf_.data(), n, 0, 0, CollectLinkEvent, &b.events);
+  }
   return b;
+}
+
+namespace {
+
+// One RTM_GETLINK dump; EINTR when the kernel says it was interrupted by a change
+// (NLM_F_DUMP_INTR, which libmnl reports as EINTR): `*interrupted` then says so.
+absl::StatusOr<std::vector<LinkInfo>> DumpLinks(bool* interrupted) {
+  *interrupted = false;
+  std::unique_ptr<mnl_socket, MnlSocketCloser> nl(mnl_socket_open(NETLINK_ROUTE));
+  if (!nl) return ErrnoStatus(errno, "list links: netlink socket");
+  if (mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
+    return ErrnoStatus(errno, "list links: netlink bind");
+  const uint32_t portid = mnl_socket_get_portid(nl.get());
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE, 0);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = RTM_GETLINK;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  nlh->nlmsg_seq = static_cast<uint32_t>(time(nullptr));
+  auto* ifm = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifm->ifi_family = AF_UNSPEC;
+  const uint32_t seq = nlh->nlmsg_seq;
+  if (mnl_socket_sendto(nl.get(), nlh, nlh->nlmsg_len) < 0)
+    return ErrnoStatus(errno, "list links: netlink send");
+  std::vector<LinkInfo> out;
+  for (;;) {
+    ssize_t n = mnl_socket_recvfrom(nl.get(), buf.data(), buf.size());
+    if (n < 0) return ErrnoStatus(errno, "list links: netlink receive");
+    int r = mnl_cb_run(buf.data(), n, seq, portid, CollectLinkInfo, &out);
+    if (r < 0) {
+      *interrupted = errno == EINTR;
+      return ErrnoStatus(errno, "list links");
+    }
+    if (r == MNL_CB_STOP) break;
+  }
+  std::sort(out.begin(), out.end(),
+            [](const LinkInfo& a, const LinkInfo& b) { return a.ifindex < b.ifindex; });
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<LinkInfo>> ListLinks() {
+  absl::StatusOr<std::vector<LinkInfo>> links;
+  bool interrupted = true;
+  for (int attempt = 0; attempt < 5 && interrupted; ++attempt) links = DumpLinks(&interrupted);
+  return links;
 }
 
 absl::Status CreateVethPair(const std::string& a, const std::string& b, uint32_t mtu) {
@@ -150,6 +246,13 @@ absl::Status DeleteLink(uint32_t ifindex) {
   std::vector<char> buf;
   nlmsghdr* nlh = LinkMsg(buf, RTM_DELLINK, 0, ifindex);
   return Talk(nlh, absl::StrCat("delete link ", ifindex));
+}
+
+std::string Driver(const std::string& ifname) {
+  ethtool_drvinfo info{};
+  info.cmd = ETHTOOL_GDRVINFO;
+  if (!Ethtool(ifname, &info, "ethtool -i").ok()) return "";
+  return info.driver;
 }
 
 absl::StatusOr<bool> TxChecksumOn(const std::string& ifname) {

@@ -1,5 +1,5 @@
 // Small rtnetlink (libmnl) and ethtool helpers for the links csumfix owns (bounce veths), and
-// the link monitor of `serve` (LinkMonitor: interfaces deleted while it runs).
+// the link list and monitor of `serve` (ListLinks, LinkMonitor: links as they come and go).
 #ifndef CSUMFIX_USERSPACE_CONTROL_NETLINK_H_
 #define CSUMFIX_USERSPACE_CONTROL_NETLINK_H_
 
@@ -54,8 +54,24 @@ absl::StatusOr<bool> ClsactHasFilters(uint32_t ifindex);
 // the program up by id.
 std::string FilterProgName(uint32_t ifindex, bool ingress, uint32_t handle, uint32_t priority);
 
+// The driver of a device, as `ethtool -i` shows it ("veth", "tun", "vif", ...; "" unknown).
+std::string Driver(const std::string& ifname);
+
 // Writes /proc/sys/net/ipv6/conf/<ifname>/disable_ipv6 = 1 (no-op without IPv6).
 absl::Status DisableIpv6(const std::string& ifname);
+
+// One network device of the current namespace, as rtnetlink describes it.
+struct LinkInfo {
+  uint32_t ifindex = 0;
+  std::string name;    // IFLA_IFNAME
+  std::string kind;    // IFLA_INFO_KIND ("tun", "veth", "bridge", "vxlan", ...); "" when the
+                       // device has none (a physical NIC, Xen's netback vif)
+  uint32_t master = 0; // IFLA_MASTER: the bridge (or bond, VRF) it is a port of; 0 none
+  uint32_t flags = 0;  // ifi_flags (IFF_UP, ...)
+};
+
+// Every link of the current network namespace (an RTM_GETLINK dump), in ifindex order.
+absl::StatusOr<std::vector<LinkInfo>> ListLinks();
 
 // A link that appeared or changed (RTM_NEWLINK) or went away (RTM_DELLINK).
 struct LinkEvent {
@@ -63,22 +79,25 @@ struct LinkEvent {
   Kind kind = Kind::kDeleted;
   uint32_t ifindex = 0;
   std::string name;  // IFLA_IFNAME ("" when the message has none)
+  LinkInfo link;     // all the message says about the link (kNew)
 };
 
 // The rtnetlink link events of the current network namespace (RTMGRP_LINK), for a poll loop:
-// poll fd() for POLLIN, then Receive().
+// poll fd() for POLLIN, then Receive(). The socket does not block.
 class LinkMonitor {
  public:
-  // Opens the socket and subscribes.
-  static absl::StatusOr<LinkMonitor> Open();
+  // Opens the socket and subscribes. `rcvbuf` > 0 sets its receive buffer (bytes; the tests make
+  // it small to provoke an overflow), 0 keeps the system's default.
+  static absl::StatusOr<LinkMonitor> Open(int rcvbuf = 0);
   int fd() const;
 
   struct Batch {
     std::vector<LinkEvent> events;
-    bool overflow = false;  // the kernel dropped events (ENOBUFS): whatever changed is unknown
+    bool overflow = false;  // the kernel dropped events (ENOBUFS): whatever changed is unknown,
+                            // resynchronise from a dump (ListLinks)
   };
-  // Reads one datagram of events (blocks when none is pending). Any other failed read is as if
-  // nothing had arrived.
+  // Reads every datagram pending now (none: an empty batch). A failed read other than ENOBUFS
+  // ends the batch.
   Batch Receive();
 
  private:

@@ -1,6 +1,7 @@
 #include "daemon/daemon.h"
 
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -21,6 +22,7 @@
 #include "base/status.h"
 #include "bpf/fd.h"
 #include "control/names.h"
+#include "config/select.h"
 #include "control/policy.h"
 #include "httplib.h"
 
@@ -93,14 +95,15 @@ absl::Status Daemon::Run() {
                      p.status().message()));
   }
 
+  // Subscribed before anything is read, so no link that appears from now on is missed.
+  absl::StatusOr<control::LinkMonitor> links = control::LinkMonitor::Open(o_.netlink_rcvbuf);
+  if (!links.ok()) return Annotate(links.status(), "serve");
+  ReadLinks();
   RETURN_IF_ERROR(AdoptPinned());
   if (!o_.config.empty()) {
     state_.has_config = true;
     RETURN_IF_ERROR(ApplyConfig());
   }
-
-  absl::StatusOr<control::LinkMonitor> links = control::LinkMonitor::Open();
-  if (!links.ok()) return Annotate(links.status(), "serve");
 
   httplib::Server svr;
   svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
@@ -179,24 +182,80 @@ absl::Status Daemon::AdoptPinned() {
   return absl::OkStatus();
 }
 
+void Daemon::ReadLinks() {
+  auto l = control::ListLinks();
+  if (!l.ok()) {
+    Log(absl::StrCat("warning: ", l.status().message()));
+    return;
+  }
+  links_.clear();
+  for (auto& link : *l) links_[link.ifindex] = std::move(link);
+}
+
 void Daemon::OnLinkEvents(const control::LinkMonitor::Batch& batch) {
   std::vector<control::LinkEvent> gone;
+  bool changed = false;  // a link appeared, or its name, master or kind is new
   if (batch.overflow) {
-    // Events were lost: check every interface this daemon attached.
-    Log("rtnetlink overflow: checking attached interfaces");
+    // Events were lost: read every link again, check every interface this daemon attached.
+    Log("rtnetlink overflow (link events lost): reading every link again");
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      ++state_.link_resyncs;
+    }
+    ReadLinks();
+    changed = true;
     if (auto st = c_.Status(); st.ok())
       for (const auto& i : *st)
         if (!i.present && owned_.names.count(i.ifname))
-          gone.push_back({control::LinkEvent::Kind::kDeleted, i.ifindex, i.ifname});
+          gone.push_back({control::LinkEvent::Kind::kDeleted, i.ifindex, i.ifname, {}});
     // ifindex 0: every rule whose interface is gone.
-    gone.push_back({control::LinkEvent::Kind::kDeleted, 0, ""});
+    gone.push_back({control::LinkEvent::Kind::kDeleted, 0, "", {}});
   }
-  for (const auto& ev : batch.events)
-    if (ev.kind == control::LinkEvent::Kind::kDeleted) gone.push_back(ev);
+  for (const auto& ev : batch.events) {
+    if (config::IsHelperLink(ev.link)) continue;  // csumfix's own bounce veths
+    if (ev.kind == control::LinkEvent::Kind::kDeleted) {
+      gone.push_back(ev);
+      changed |= links_.erase(ev.ifindex) > 0;
+      continue;
+    }
+    auto [it, fresh] = links_.try_emplace(ev.ifindex, ev.link);
+    const control::LinkInfo& was = it->second;
+    if (fresh || was.name != ev.link.name || was.master != ev.link.master ||
+        was.kind != ev.link.kind) {
+      changed = true;
+      it->second = ev.link;
+    }
+  }
   for (const auto& ev : gone) {
     if (ev.ifindex != 0) Forget(ev);
     DropRules(ev.ifindex);
   }
+  if (changed && cfg_) Follow();
+}
+
+void Daemon::Follow() {
+  std::lock_guard<std::mutex> apply(apply_mu_);
+  auto rep = config::Apply(*cfg_, c_, features_ ? &*features_ : nullptr, &owned_,
+                           config::Mode::kFollow);
+  if (!rep.ok()) {
+    Log(absl::StrCat("following the links: ", rep.status().message()));
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    state_.follow_attached += rep->attached.size() + rep->reattached.size();
+    state_.follow_failed += rep->failed.size();
+    state_.waiting = rep->waiting.size();
+  }
+  for (const auto& n : rep->attached) Log("attached " + n + " (selected by the config)");
+  for (const auto& n : rep->reattached) Log("re-attached " + n + " (changed)");
+  for (const auto& n : rep->detached) Log("detached " + n + " (no longer selected)");
+  for (const auto& f : rep->failed) Log("attach failed: " + f);
+  for (const auto& w : rep->warnings) Log("warning: " + w);
+  if (rep->attached.empty() && rep->reattached.empty() && rep->detached.empty() &&
+      rep->actions_changed.empty())
+    return;
+  if (auto s = owned_.Save(state_path_, c_); !s.ok()) Log("warning: " + std::string(s.message()));
 }
 
 absl::Status Daemon::ApplyConfig() {
@@ -212,6 +271,11 @@ absl::Status Daemon::ApplyConfig() {
     } else {
       Log(absl::StrCat("applied ", o_.config, ": ", rep->Summary()));
       for (const auto& w : rep->warnings) Log("warning: " + w);
+      for (const auto& w : rep->waiting)
+        Log("waiting for " + w + ": not present; attached when it appears");
+      cfg_ = *std::move(cfg);
+      std::lock_guard<std::mutex> l(mu_);
+      state_.waiting = rep->waiting.size();
     }
     if (auto s = owned_.Save(state_path_, c_); !s.ok()) Log("warning: " + std::string(s.message()));
   }
@@ -229,6 +293,9 @@ absl::Status Daemon::ApplyConfig() {
 }
 
 void Daemon::Forget(const control::LinkEvent& ev) {
+  // Only what is really gone: the index names no device, or another one now.
+  char now[IF_NAMESIZE] = {};
+  if (ev.ifindex != 0 && if_indextoname(ev.ifindex, now) != nullptr && ev.name == now) return;
   auto st = c_.Status();
   if (!st.ok()) {
     Log(absl::StrCat("interface ", ev.name, " deleted; status: ", st.status().message()));

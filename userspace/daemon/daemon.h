@@ -1,12 +1,16 @@
 // The `csumfix serve` daemon: Prometheus metrics over HTTP (cpp-httplib; loopback unless told
 // otherwise), the config file applied at start and on SIGHUP, attachments adopted from the pins
-// at start and left in place at exit, interfaces deleted while attached cleaned up (rtnetlink
-// RTM_DELLINK, control::LinkMonitor). Signals arrive through a signalfd; no work happens in a
-// handler. cli/cmd_serve.cc holds the command's options and runs it.
+// at start and left in place at exit. It follows the links of its namespace on one rtnetlink
+// socket (control::LinkMonitor, no polling): a link the config selects that appears, joins a
+// bridge or is renamed is attached, one that stops being selected is detached (only what serve
+// attached), one deleted is cleaned up; after an overflow (ENOBUFS) it reads every link again.
+// Signals arrive through a signalfd; no work happens in a handler. cli/cmd_serve.cc holds the
+// command's options and runs it.
 #ifndef CSUMFIX_USERSPACE_DAEMON_DAEMON_H_
 #define CSUMFIX_USERSPACE_DAEMON_DAEMON_H_
 
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -27,6 +31,7 @@ struct Options {
                                           // /run/csumfix/serve[-NETNS].json)
   std::string bpffs = "/sys/fs/bpf";
   std::string netns;                      // the namespace it runs in ("" the current one)
+  int netlink_rcvbuf = 0;                 // receive buffer of the link socket (0: the system's)
 };
 
 // "HOST:PORT" or "[V6]:PORT", the host an IP address.
@@ -48,8 +53,13 @@ class Daemon {
   // Rules bound to an interface that went away (ifindex; 0: any that is gone) match nothing
   // any more: remove them, in one switch, and say so.
   void DropRules(uint32_t ifindex);
-  // Link events: deleted interfaces (all that serve attached and that are gone, on overflow).
+  // Link events: deleted interfaces are cleaned up (all that serve attached and that are gone,
+  // on overflow); when a link appeared or its name, master or kind changed, Follow().
   void OnLinkEvents(const control::LinkMonitor::Batch& batch);
+  // Applies the loaded config to the links as they are now, each interface on its own.
+  void Follow();
+  // Re-reads every link into links_ (after an overflow, and at start).
+  void ReadLinks();
   std::string Scrape();
 
   const Options o_;
@@ -57,6 +67,8 @@ class Daemon {
   std::string state_path_;
   std::optional<control::ProbeResult> features_;  // the kernel probe (nullopt: it failed)
   config::Owned owned_;
+  std::optional<config::Config> cfg_;          // the config last applied (nullopt: none)
+  std::map<uint32_t, control::LinkInfo> links_;  // what the link events said, by ifindex
   std::mutex apply_mu_;  // config applies and interface clean-ups, one at a time
   std::mutex mu_;        // state_
   metrics::DaemonState state_;

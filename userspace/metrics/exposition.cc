@@ -176,7 +176,21 @@ std::string Render(const Snapshot& s) {
                 "Unix time of the last successful apply of the config file.");
     when.Add({}, FormatDouble(d.config_last_ok_time));
     when.AppendTo(&out);
+    Family follow("csumfix_follow_attaches_total", "counter",
+                  "Interfaces the config selects that serve attached as they appeared, joined a "
+                  "bridge or were renamed, by result (success or failure).");
+    follow.Add({{"result", "success"}}, d.follow_attached);
+    follow.Add({{"result", "failure"}}, d.follow_failed);
+    follow.AppendTo(&out);
+    Family waiting("csumfix_config_waiting_interfaces", "gauge",
+                   "Interfaces the config names that do not exist now (attached when they appear).");
+    waiting.Add({}, d.waiting);
+    waiting.AppendTo(&out);
   }
+  Family resyncs("csumfix_link_resyncs_total", "counter",
+                 "Full re-reads of the links after the kernel dropped link events (ENOBUFS).");
+  resyncs.Add({}, d.link_resyncs);
+  resyncs.AppendTo(&out);
   return out;
 }
 

@@ -23,6 +23,10 @@ struct DaemonState {
   uint64_t config_reloads_failed = 0;
   bool config_last_ok = false;
   double config_last_ok_time = 0;    // unix seconds of the last successful apply
+  uint64_t follow_attached = 0;      // interfaces attached because they appeared or changed
+  uint64_t follow_failed = 0;        // ... whose attach failed
+  uint64_t link_resyncs = 0;         // full link dumps after an rtnetlink overflow (ENOBUFS)
+  uint64_t waiting = 0;              // named interfaces of the config that do not exist now
   std::string probe_mechanism;       // what `csumfix probe` chose on this kernel ("" unknown)
   std::string kernel;                // uname -r
 };
