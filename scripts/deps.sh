@@ -39,6 +39,7 @@ apt-get install -y --no-install-recommends \
   libcap-dev libcap2-bin \
   systemd python3-yaml dpkg-dev \
   iproute2 iputils-ping util-linux ethtool tcpdump tshark iperf3 iptables python3 \
+  dnsmasq-base busybox-static \
   gnuplot-nox linux-perf
 # serve's tests: promtool checks the exposition, a real Prometheus scrapes it. The tests start
 # their own server on a free port; the packaged service is not wanted.

@@ -4,7 +4,9 @@
 // counters match what was sent.
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "netns/lab.h"
@@ -191,12 +193,131 @@ TEST_F(BounceVeth, ZoneLeavesPartialInsideAndFillsWhatLeaves) {
   ASSERT_EQ(z.rc, 0) << z.err;
   EXPECT_EQ(SendAndRead(10, 7200), "10 10 0") << "member to member: left partial";
   // Shrink the zone to the sender alone: the peer is outside, so its packets get filled. The
-  // interface itself now only verifies, so the fill can come from the zone's rule alone.
+  // interface itself now only verifies, so the fill can come from the zone's rule alone: the
+  // mechanism is named (auto would be observe for verify, with no bounce veth to fill with).
   ASSERT_EQ(Csumfix({"-n", a_.name(), "policy", "flush"}).rc, 0);
   ASSERT_EQ(Csumfix({"-n", a_.name(), "detach", "va"}).rc, 0);
-  ASSERT_EQ(Csumfix({"-n", a_.name(), "attach", "va", "--egress", "--action", "verify"}).rc, 0);
-  ASSERT_EQ(Csumfix({"-n", a_.name(), "policy", "zone", "--prefix", "10.66.0.1/32"}).rc, 0);
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "attach", "va", "--egress", "--action", "verify",
+                     "--mechanism", "bounce"}).rc, 0);
+  CmdResult z2 = Csumfix({"-n", a_.name(), "policy", "zone", "--prefix", "10.66.0.1/32"});
+  ASSERT_EQ(z2.rc, 0) << z2.err;
+  EXPECT_EQ(z2.err, "") << "va has a mechanism: nothing to warn about";
   EXPECT_EQ(SendAndRead(10, 7201), "10 0 10") << "leaving the zone: filled";
+}
+
+// What csumfix may have made for va in `ns`, sorted: its links (the bounce veths are
+// csf<hex ifindex><i|e><a|b>) and "act_csum-filter" for an act_csum selector filter on va.
+std::string Helpers(const Netns& ns) {
+  const std::string links = ns.Capture("ip -o link show");
+  std::vector<std::string> found;
+  for (size_t pos = 0; (pos = links.find(": csf", pos)) != std::string::npos; ++pos)
+    found.push_back(links.substr(pos + 2, links.find_first_of(":@", pos + 2) - pos - 2));
+  const std::string filters =
+      ns.Capture("tc filter show dev va ingress; tc filter show dev va egress");
+  if (filters.find("csf_act_select") != std::string::npos) found.push_back("act_csum-filter");
+  std::sort(found.begin(), found.end());
+  std::string out;
+  for (const std::string& f : found) out += (out.empty() ? "" : " ") + f;
+  return out;
+}
+
+json StatusOf(const Netns& ns) {
+  CmdResult s = Csumfix({"-n", ns.name(), "status", "va", "-j"});
+  EXPECT_EQ(s.rc, 0) << s.err;
+  json j = json::parse(s.out, nullptr, false);
+  return j.is_array() && j.size() == 1 ? j[0] : json();
+}
+
+// Issue 14 item 6: helpers only where the action can fill. With mechanism auto, an action that
+// never fills gets mechanism observe: no bounce veth pair, no act_csum filter.
+TEST_F(BounceVeth, ActionsThatNeverFillGetNoHelpers) {
+  for (const char* action : {"observe", "verify", "pass", "drop-bad"}) {
+    SCOPED_TRACE(action);
+    CmdResult a = Csumfix({"-n", a_.name(), "attach", "va", "--action", action});
+    ASSERT_EQ(a.rc, 0) << a.err;
+    EXPECT_NE(a.out.find("fill mechanism observe (action " + std::string(action) +
+                         " never fills"),
+              std::string::npos)
+        << a.out;
+    EXPECT_EQ(Helpers(a_), "") << "helpers made for an action that never fills";
+    json st = StatusOf(a_);
+    EXPECT_EQ(st["mechanism"], "observe") << st.dump();
+    ASSERT_EQ(st["hooks"].size(), 2u) << st.dump();
+    for (const json& h : st["hooks"]) {
+      EXPECT_EQ(h["action"], action) << h.dump();
+      EXPECT_EQ(h["act_csum_prog_id"], 0) << h.dump();
+    }
+    ASSERT_EQ(Csumfix({"-n", a_.name(), "detach", "va"}).rc, 0);
+  }
+  // A filling action still gets the probe's mechanism and its helpers (bounce here: one pair per
+  // hook; act-csum: its filters; bpf: none).
+  CmdResult f = Csumfix({"-n", a_.name(), "attach", "va", "--action", "fill"});
+  ASSERT_EQ(f.rc, 0) << f.err;
+  EXPECT_EQ(f.out.find("fill mechanism observe"), std::string::npos) << f.out;
+  const std::string mech = StatusOf(a_)["mechanism"];
+  EXPECT_NE(mech, "observe");
+  const std::string want = mech == "bounce"     ? "csf2ea csf2eb csf2ia csf2ib"
+                           : mech == "act-csum" ? "act_csum-filter"
+                                                : "";
+  EXPECT_EQ(Helpers(a_), want) << mech;
+}
+
+// A named mechanism is kept whatever the action: the pair is made for observe too.
+TEST_F(BounceVeth, ANamedMechanismKeepsItsHelpersForAnyAction) {
+  CmdResult a = Csumfix({"-n", a_.name(), "attach", "va", "--action", "observe", "--mechanism",
+                         "bounce"});
+  ASSERT_EQ(a.rc, 0) << a.err;
+  EXPECT_NE(a.out.find("action observe, fill mechanism bounce\n"), std::string::npos) << a.out;
+  EXPECT_EQ(Helpers(a_), "csf2ea csf2eb csf2ia csf2ib");
+  EXPECT_EQ(StatusOf(a_)["mechanism"], "bounce");
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "detach", "va"}).rc, 0);
+  EXPECT_EQ(Helpers(a_), "") << "the pair goes with detach";
+}
+
+// A fill rule on an interface whose mechanism is observe: `policy add` warns (exit 0), naming the
+// interface and the re-attach that gives it a mechanism; the rule fills nothing kernel-PARTIAL
+// there until that is done.
+TEST_F(BounceVeth, FillRuleOnAnObserveInterfaceWarnsWithTheFix) {
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "attach", "va", "--egress", "--action", "verify"}).rc, 0);
+  CmdResult v = Csumfix({"-n", a_.name(), "policy", "add", "--proto", "udp", "--dport", "7300",
+                         "--action", "verify"});
+  ASSERT_EQ(v.rc, 0) << v.err;
+  EXPECT_EQ(v.err, "") << "a rule that does not fill: no warning";
+  CmdResult ing = Csumfix({"-n", a_.name(), "policy", "add", "--hook", "ingress", "--action",
+                           "fill", "--priority", "200"});
+  ASSERT_EQ(ing.rc, 0) << ing.err;
+  EXPECT_EQ(ing.err, "") << "va has no ingress hook: the rule cannot fill there";
+
+  CmdResult f = Csumfix({"-n", a_.name(), "policy", "add", "--proto", "udp", "--dport", "7301",
+                         "--action", "fill"});
+  ASSERT_EQ(f.rc, 0) << f.err;
+  EXPECT_NE(f.err.find("csumfix: warning: va has fill mechanism observe"), std::string::npos)
+      << f.err;
+  const std::string fix = "`csumfix -n " + a_.name() + " detach va && csumfix -n " + a_.name() +
+                          " attach va --egress --action verify --mechanism bounce`";
+  EXPECT_NE(f.err.find(fix), std::string::npos) << f.err;
+  CmdResult z = Csumfix({"-n", a_.name(), "policy", "zone", "--prefix", "10.66.0.1/32"});
+  ASSERT_EQ(z.rc, 0) << z.err;
+  EXPECT_NE(z.err.find("va has fill mechanism observe"), std::string::npos) << z.err;
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "policy", "flush"}).rc, 0);
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "policy", "add", "--proto", "udp", "--dport", "7301",
+                     "--action", "fill"}).rc, 0);
+  // As warned: the rule's packets stay partial, counted only.
+  EXPECT_EQ(SendAndRead(10, 7301), "10 10 0");
+  json r = Stats()[0];
+  EXPECT_EQ(r["class"]["partial"], 10) << r.dump();
+  EXPECT_EQ(r["action"]["fill"], 10) << r.dump();
+  EXPECT_EQ(r["filled"], 0) << r.dump();
+  EXPECT_EQ(r["fill_error"], 0) << r.dump();
+  // The fix it names: now the rule fills, and adding another warns no more.
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "detach", "va"}).rc, 0);
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "attach", "va", "--egress", "--action", "verify",
+                     "--mechanism", "bounce"}).rc, 0);
+  EXPECT_EQ(SendAndRead(10, 7301), "10 0 10");
+  CmdResult again = Csumfix({"-n", a_.name(), "policy", "add", "--proto", "udp", "--dport",
+                             "7302", "--action", "zero-udp4"});
+  ASSERT_EQ(again.rc, 0) << again.err;
+  EXPECT_EQ(again.err, "") << again.err;
 }
 
 }  // namespace

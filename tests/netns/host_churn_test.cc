@@ -130,5 +130,23 @@ TEST_F(HostChurn, IpNetnsExecIsRefusedBeforeAnythingChanges) {
   EXPECT_EQ(ok.rc, 0) << ok.err;
 }
 
+// Names with a dot (a VLAN's eth0.100, Xen's vif1.0) attach, show, detach and clean like any
+// other: bpffs refuses '.' in pin names, so csumfix writes the pin directory as vif1:0.
+TEST_F(HostChurn, ANameWithADotAttachesAndDetaches) {
+  ASSERT_EQ(ns_.Ip("tuntap add dev vif1.0 mode tap"), 0);
+  CmdResult a = Csumfix({"-n", ns_.name(), "attach", "vif1.0", "--action", "observe"});
+  ASSERT_EQ(a.rc, 0) << a.err;
+  json s = Status();
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0]["ifname"], "vif1.0");
+  EXPECT_EQ(s[0]["state"], "ok") << s.dump();
+  EXPECT_TRUE(PathExists("/sys/fs/bpf/csumfix/v1/vif1:0"));
+  CmdResult again = Csumfix({"-n", ns_.name(), "attach", "vif1.0"});
+  EXPECT_EQ(again.rc, 1);
+  EXPECT_NE(again.err.find("already attached"), std::string::npos) << again.err;
+  ASSERT_EQ(Csumfix({"-n", ns_.name(), "detach", "vif1.0"}).rc, 0);
+  EXPECT_EQ(Status().size(), 0u);
+}
+
 }  // namespace
 }  // namespace csumfix::testing

@@ -47,7 +47,7 @@ class PartialFill : public ::testing::Test {
     ASSERT_TRUE(lab_.Setup(o)) << "lab setup failed: " << lab_.error();
   }
   // Attaches with `mech` ("auto": the probe's choice, which must follow from its own facts and,
-  // in the VM matrix, equal CSUMFIX_EXPECT_MECHANISM).
+  // in the VM matrix, equal CSUMFIX_EXPECT_MECHANISM; observe for an action that never fills).
   void Attach(const Where& w, const std::string& action, const std::string& mech = "auto") {
     const ProbeFacts& p = Probe();
     ASSERT_TRUE(p.ok) << p.error;
@@ -59,7 +59,8 @@ class PartialFill : public ::testing::Test {
     CmdResult r = Csumfix({"-n", lab_.ns().name(), "attach", w.ifname, w.hook, "--action", action,
                            "--mechanism", mech});
     ASSERT_EQ(r.rc, 0) << r.err;
-    const std::string got = mech == "auto" ? p.chosen : mech;
+    const bool fills = action == "fill" || action == "zero-udp4";
+    const std::string got = mech != "auto" ? mech : fills ? p.chosen : "observe";
     ASSERT_NE(r.out.find("fill mechanism " + got), std::string::npos) << r.out;
     mech_ = got;
   }

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <set>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -19,6 +20,7 @@
 namespace csumfix::testing {
 namespace {
 
+using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 class ServeFollow : public Serve {
@@ -91,6 +93,8 @@ TEST_F(ServeFollow, BridgePortsAreAttachedAsTheyJoinAndDetachedAsTheyLeave) {
               [&] { return Attached("va"); }, Deadline(30));
   ASSERT_GE(t, 0) << ReadFile(log_);
   Report("va_attached", t);
+  EXPECT_EQ(Status()[0]["hooks"][0]["prog_id"], Status()[1]["hooks"][0]["prog_id"])
+      << "serve attaches the programs it verified once: " << Status().dump();
   ASSERT_EQ(a_.Ip("addr add 10.67.0.1/24 dev br0"), 0);
   EXPECT_EQ(SendAndRead(10, 7301), "10 0 10") << "a port of br0: filled\n" << ReadFile(log_);
 
@@ -181,6 +185,90 @@ TEST_F(ServeFollow, AnOverflowIsFollowedByAFullResync) {
       << ReadFile(log_);
   EXPECT_NE(ReadFile(log_).find("rtnetlink overflow"), std::string::npos) << ReadFile(log_);
   EXPECT_GE(Metrics().Get("csumfix_link_resyncs_total", {}).value_or(0), 1);
+}
+
+// serve verifies the programs once and attaches the same ones to every interface while the shared
+// maps stay; when the last interface goes and the maps with it, the next attach loads afresh for
+// the new maps (an attach with stale programs would configure maps nobody reads).
+TEST_F(ServeFollow, ProgramsAreLoadedOnceAndAgainWhenTheSharedMapsAreNew) {
+  WriteConfig("[[interface]]\nmatch = \"p*\"\naction = \"observe\"\nmechanism = \"observe\"\n");
+  StartServe({"--config", cfg_});
+  for (const char* n : {"p1", "p2", "p3"}) ASSERT_EQ(a_.Ip(std::string("tuntap add dev ") + n + " mode tap"), 0);
+  ASSERT_TRUE(WaitFor([&] { return Attached("p1") && Attached("p2") && Attached("p3"); },
+                      Deadline(30)))
+      << ReadFile(log_);
+  std::set<uint32_t> ids;
+  for (const auto& i : Status())
+    for (const auto& h : i["hooks"]) ids.insert(h["prog_id"].get<uint32_t>());
+  EXPECT_EQ(ids.size(), 2u) << "one tc ingress and one tc egress program for all three: "
+                            << Status().dump();
+  // All gone: serve forgets them, the shared maps go with the last.
+  ASSERT_EQ(a_.Exec("ip link del p1 && ip link del p2 && ip link del p3"), 0);
+  ASSERT_TRUE(WaitFor([&] { return Status().empty(); }, Deadline(30))) << ReadFile(log_);
+  ASSERT_TRUE(WaitFor([&] { return !PathExists("/sys/fs/bpf/csumfix/v1/maps"); }, Deadline(10)))
+      << "the shared maps stay after the last interface went\n" << ReadFile(log_);
+  ASSERT_EQ(a_.Ip("tuntap add dev p4 mode tap"), 0);
+  ASSERT_TRUE(WaitFor([&] { return Attached("p4"); }, Deadline(30))) << ReadFile(log_);
+  json st = Status();
+  ASSERT_EQ(st.size(), 1u);
+  for (const auto& h : st[0]["hooks"]) {
+    EXPECT_EQ(h["action"], "observe") << "configured in the pinned maps: " << st.dump();
+    EXPECT_EQ(ids.count(h["prog_id"].get<uint32_t>()), 0u) << "loaded again for the new maps";
+  }
+}
+
+// The Xen recipe (packaging/recipes/xen.toml) as written: a vif appearing (here a veth named as
+// netback names them) is attached; inbound traffic is filled, outbound only DHCP answers.
+TEST_F(ServeFollow, XenRecipeFillsInboundAndOutboundDhcp) {
+  const std::string recipe = ReadFile(std::string(CSUMFIX_SOURCE_DIR) + "/packaging/recipes/xen.toml");
+  ASSERT_FALSE(recipe.empty());
+  WriteConfig(recipe);
+  StartServe({"--config", cfg_});
+  ASSERT_TRUE(VethPair({&a_, "vif3.0", "10.69.0.1/24"}, {&b_, "domU", "10.69.0.2/24"}));
+  ASSERT_TRUE(WaitFor([&] { return Attached("vif3.0"); }, Deadline(30))) << ReadFile(log_);
+  auto send = [&](const Netns& from, const std::string& to, int n, int port) {
+    return [&from, to, n, port] {
+      ASSERT_EQ(from.Exec("python3 -c \"import socket,time; s=socket.socket(socket.AF_INET,"
+                          "socket.SOCK_DGRAM); [s.sendto(b'x'*100,('" + to + "'," +
+                          std::to_string(port) + ")) or time.sleep(0.001) for _ in range(" +
+                          std::to_string(n) + ")]\""),
+                0);
+    };
+  };
+  // Outbound (dom0 -> guest, egress of the vif): DHCP answers filled, the rest left as it is.
+  EXPECT_EQ(RawRead(b_, "domU", 68, 10, send(a_, "10.69.0.2", 10, 68)), "10 0 10") << ReadFile(log_);
+  EXPECT_EQ(RawRead(b_, "domU", 7400, 10, send(a_, "10.69.0.2", 10, 7400)), "10 10 0");
+  // Inbound (guest -> dom0, ingress of the vif): everything filled. An AF_PACKET reader on the
+  // vif itself sees packets before tc ingress, so the counters of the ingress hook say it.
+  send(b_, "10.69.0.1", 10, 7401)();
+  CmdResult st = Csumfix({"-n", a_.name(), "stats", "vif3.0", "-j"});
+  ASSERT_EQ(st.rc, 0) << st.err;
+  bool seen = false;
+  for (const auto& row : json::parse(st.out)) {
+    if (row["hook"] != "ingress") continue;
+    seen = true;
+    EXPECT_GE(row["action"]["fill"].get<int>(), 10) << row.dump();
+    EXPECT_GE(row["policy_hit"].get<int>(), 10) << row.dump();
+    EXPECT_EQ(row["fill_error"], 0) << row.dump();
+  }
+  EXPECT_TRUE(seen) << st.out;
+}
+
+// The Kubernetes recipe is the DaemonSet's default config (tests/packaging/k8s_test.py checks
+// that they are the same text): a pod's veth appears and is observed, with counters.
+TEST_F(ServeFollow, KubernetesRecipeObservesEveryPodVeth) {
+  WriteConfig(ReadFile(std::string(CSUMFIX_SOURCE_DIR) + "/packaging/recipes/kubernetes.toml"));
+  StartServe({"--config", cfg_});
+  ASSERT_TRUE(WaitFor([&] { return Attached("va"); }, Deadline(30))) << ReadFile(log_);
+  ASSERT_TRUE(VethPair({&a_, "vethpod1", "10.70.0.1/24"}, {&b_, "eth0", "10.70.0.2/24"}));
+  ASSERT_TRUE(WaitFor([&] { return Attached("vethpod1"); }, Deadline(30))) << ReadFile(log_);
+  EXPECT_EQ(SendAndRead(10, 7402), "10 10 0") << "observe never changes a packet";
+  Scrape m = Metrics();
+  EXPECT_EQ(m.Get("csumfix_class_packets_total", {{"iface", "va"}, {"hook", "egress"},
+                                                  {"class", "partial"}}),
+            10);
+  EXPECT_EQ(a_.Capture("ip -o link show | grep -c ': csf' || true"), "0\n")
+      << "observe makes no helper link";
 }
 
 TEST_F(ServeFollow, TheShippedExampleConfigChecksOnAHostWithoutItsInterfaces) {

@@ -5,6 +5,7 @@ usage: k8s_test.py DAEMONSET_YAML [CSUMFIX_BINARY]
 With CSUMFIX_BINARY, the ConfigMap's csumfix.toml is also validated by
 `csumfix serve --check-config` (it names no interface, so any namespace will do).
 """
+import os
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,9 @@ check(volumes.get("run", {}).get("hostPath", {}).get("path") == "/run/csumfix",
 cfg_vol = volumes.get("config", {}).get("configMap", {}).get("name")
 check(cfg_vol == cm["metadata"]["name"], "config volume is the ConfigMap")
 check("csumfix.toml" in cm["data"], "ConfigMap holds csumfix.toml")
+recipe = os.path.join(os.path.dirname(os.path.abspath(sys.argv[1])), "..", "recipes", "kubernetes.toml")
+check(cm["data"].get("csumfix.toml") == open(recipe).read(),
+      "ConfigMap csumfix.toml is packaging/recipes/kubernetes.toml (the netns tests run that file)")
 
 containers = {c["name"]: c for c in pod["containers"]}
 main = containers.get("csumfix")

@@ -79,3 +79,18 @@ TEST(ValidateAttach, MalformedRequestsAreRefused) {
 
 }  // namespace
 }  // namespace csumfix::control
+
+namespace csumfix::control {
+namespace {
+
+// bpffs refuses '.' in names; interface names never hold ':' (the kernel refuses it there).
+TEST(PinName, DotsBecomeColonsAndBack) {
+  EXPECT_EQ(PinName("vif1.0"), "vif1:0");
+  EXPECT_EQ(PinName("eth0.100"), "eth0:100");
+  EXPECT_EQ(PinName("tap0"), "tap0");
+  EXPECT_EQ(IfnameOfPin("vif1:0"), "vif1.0");
+  for (const char* n : {"a.b.c", "x", "vnet12", "br-lan.7"}) EXPECT_EQ(IfnameOfPin(PinName(n)), n);
+}
+
+}  // namespace
+}  // namespace csumfix::control

@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "base/status.h"
+#include "bpf/fd.h"
 #include "csumfix.skel.h"
 
 namespace csumfix::bpf {
@@ -150,6 +151,28 @@ absl::StatusOr<TestRunResult> TestRun(int prog_fd, std::span<const uint8_t> fram
   r.data_out.resize(opts.data_size_out);
   r.duration_ns = opts.duration;
   return r;
+}
+
+namespace {
+
+// The id of the map behind `fd` (0 when it cannot be read).
+uint32_t MapId(int fd) {
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  return fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
+}
+
+}  // namespace
+
+bool Programs::UsesMapsPinnedAt(const std::string& dir) const {
+  for (const char* name : CSF_PINNED_MAPS) {
+    const bpf_map* m = bpf_object__find_map_by_name(skel_->obj, name);
+    if (m == nullptr) return false;
+    const Fd pinned(bpf_obj_get(absl::StrCat(dir, "/", name).c_str()));
+    const uint32_t id = MapId(pinned.get());
+    if (id == 0 || id != MapId(bpf_map__fd(m))) return false;
+  }
+  return true;
 }
 
 }  // namespace csumfix::bpf

@@ -48,6 +48,11 @@ class Programs {
 
   csumfix_bpf* skel() const { return skel_; }
 
+  // Whether the maps pinned in `dir` (CSF_PINNED_MAPS) are this object's own maps, so that its
+  // programs may be attached again for them: false when a pin is missing or holds another map
+  // (the shared maps were removed and made again since this object was loaded).
+  bool UsesMapsPinnedAt(const std::string& dir) const;
+
  private:
   explicit Programs(csumfix_bpf* skel) : skel_(skel) {}
   csumfix_bpf* skel_;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/status.h"
 #include "cli/commands.h"
@@ -31,6 +32,9 @@ constexpr Help kHelp{
     "every checksum), drop-bad (drop bad L4/IPv4-header checksums, never a partial packet),\n"
     "fill (complete partial checksums), zero-udp4 (partial UDP over IPv4 gets checksum 0).\n"
     "A valid packet leaves byte-identical under every action (docs/SEMANTICS.md).\n"
+    "Mechanism auto: the probe's choice for fill and zero-udp4; observe (no helper veths or\n"
+    "filters) for the other actions, which never fill. Name a mechanism (--mechanism bounce)\n"
+    "when policy rules are to fill on an interface whose own action does not.\n"
     "Attach is all-or-nothing; the attachment is pinned and outlives this command.\n"
     "Examples:\n"
     "  csumfix attach tap0                          # both tc hooks (guest->host and host->guest),\n"
@@ -52,21 +56,27 @@ Outcome Attach(AttachOpts& o, const Globals& g) {
   if (!req.ingress && !req.egress && !req.xdp) req.ingress = req.egress = true;
   req.action = o.action.value();
   ASSIGN_OR_RETURN(const control::ProbeResult p, control::Probe());
-  std::string& mech = o.mechanism;
-  if (mech == "auto") {
-    mech = std::string(names::MechanismName(p.mechanism));
-    if (!p.complete)
-      std::fprintf(stderr, "csumfix: warning: --mechanism auto: %s\n", p.reason.c_str());
-  }
-  req.mechanism = *names::MechanismFromName(mech);
+  const bool automatic = o.mechanism == "auto";
+  req.mechanism = control::ResolveMechanism(o.mechanism, req.action, p.mechanism);
+  // Only a filling action takes the probe's choice; the others get observe and need no probe.
+  const bool probed = automatic && control::ActionCanFill(req.action);
+  if (probed && !p.complete)
+    std::fprintf(stderr, "csumfix: warning: --mechanism auto: %s\n", p.reason.c_str());
   req.tc_api = TcApiFromName(o.tc_api);
   RETURN_IF_ERROR(control::Controller(g.bpffs).Attach(req, p));
   std::vector<std::string> hooks;
   if (req.ingress) hooks.emplace_back(names::HookName(CSF_HOOK_TC_INGRESS));
   if (req.egress) hooks.emplace_back(names::HookName(CSF_HOOK_TC_EGRESS));
   if (req.xdp) hooks.emplace_back(names::HookName(CSF_HOOK_XDP));
-  std::printf("attached %s (%s): action %s, fill mechanism %s\n", req.ifname.c_str(),
-              absl::StrJoin(hooks, ", ").c_str(), o.action.name.c_str(), mech.c_str());
+  const std::string why =
+      automatic && !probed
+          ? absl::StrCat(" (action ", o.action.name,
+                         " never fills; for policy rules that fill here, name one: "
+                         "--mechanism bounce)")
+          : "";
+  std::printf("attached %s (%s): action %s, fill mechanism %s%s\n", req.ifname.c_str(),
+              absl::StrJoin(hooks, ", ").c_str(), o.action.name.c_str(),
+              std::string(names::MechanismName(req.mechanism)).c_str(), why.c_str());
   return Done{};
 }
 
@@ -88,7 +98,8 @@ void AddAttachCommand(CLI::App& app, Globals& g) {
       ->capture_default_str();
   cmd->add_option("--mechanism", o->mechanism,
                   "how packets the kernel holds as CHECKSUM_PARTIAL are filled: auto (what "
-                  "`csumfix probe` chooses) | bpf (trim below the field and regrow; needs the "
+                  "`csumfix probe` chooses for fill and zero-udp4, observe for the actions "
+                  "that never fill) | bpf (trim below the field and regrow; needs the "
                   "bpf_skb_change_tail fix) | act-csum (classic act_csum behind a csumfix "
                   "selector; needs CONFIG_NET_ACT_CSUM) | bounce (out of a tx-csum-off veth "
                   "and back; any kernel) | observe (never fill them)")

@@ -2,13 +2,16 @@
 // give a flow its action instead of its hook's.
 #include <net/if.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
 #include "base/status.h"
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -28,12 +31,47 @@ constexpr Help kHelp{
     "A packet gets the action of the matching rule with the lowest --priority (then the\n"
     "oldest); with no match, its hook's action. Changes switch atomically. A rule with --iface\n"
     "is bound to that interface's index: if the interface is deleted the rule matches nothing,\n"
-    "is flagged by `policy list` and `status`, and `serve` removes it. docs/POLICY.md.\n"
+    "is flagged by `policy list` and `status`, and `serve` removes it. A fill rule warns about\n"
+    "attached interfaces with fill mechanism observe (mechanism auto with an action that never\n"
+    "fills): there it cannot fill partial packets. docs/POLICY.md.\n"
     "Examples:\n"
     "  csumfix policy add --proto udp --dport 67-68 --action fill --priority 10\n"
     "  csumfix policy add --iface tap3 --src 192.0.2.0/24 --action drop-bad\n"
     "  csumfix policy zone --prefix 10.1.0.0/16\n"
     "  csumfix policy list -j; csumfix policy del 3; csumfix policy flush"};
+
+// Warns on stderr (the exit status stays 0) about each attached interface where one of `rules`
+// fills but the mechanism is observe (attached with an action that never fills and mechanism
+// auto, or --mechanism observe): there kernel-PARTIAL packets are counted and left partial. Says
+// how to re-attach it with a mechanism.
+void WarnFillWithoutMechanism(const std::vector<csf_pol_rule>& rules, const Globals& g) {
+  if (std::none_of(rules.begin(), rules.end(),
+                   [](const csf_pol_rule& r) { return control::ActionCanFill(r.action); }))
+    return;
+  auto attached = control::Controller(g.bpffs).Status();
+  if (!attached.ok()) return;
+  std::set<std::string> warned;
+  for (const csf_pol_rule& r : rules) {
+    for (const control::IfaceStatus* s : control::FillRuleWithoutMechanism(r, *attached)) {
+      if (!warned.insert(s->ifname).second) continue;
+      std::string hooks, action = "fill", xdp_note;
+      for (const control::HookStatus& h : s->hooks) {
+        absl::StrAppend(&hooks, " --", names::HookName(h.hook));
+        if (h.hook != CSF_HOOK_XDP) action = std::string(names::ActionName(h.action));
+        if (h.hook == CSF_HOOK_XDP) xdp_note = " (with its --redirect-to, if it had one)";
+      }
+      const std::string ns = g.netns.empty() ? "" : absl::StrCat("-n ", g.netns, " ");
+      std::fprintf(stderr,
+                   "csumfix: warning: %s has fill mechanism observe (no fill helpers): rule %u "
+                   "(%s) leaves the packets the kernel holds as partial there unfilled, only "
+                   "counted. To fill them, re-attach it with a mechanism: `csumfix %sdetach %s "
+                   "&& csumfix %sattach %s%s --action %s --mechanism bounce`%s\n",
+                   s->ifname.c_str(), r.id, std::string(names::ActionName(r.action)).c_str(),
+                   ns.c_str(), s->ifname.c_str(), ns.c_str(), s->ifname.c_str(), hooks.c_str(),
+                   action.c_str(), xdp_note.c_str());
+    }
+  }
+}
 
 void AddRuleCommand(CLI::App& policy, Globals& g) {
   auto [cmd, spec] = NewCommand<control::RuleSpec>(
@@ -53,10 +91,13 @@ void AddRuleCommand(CLI::App& policy, Globals& g) {
       ->check(ActionValidator());
   cmd->add_option("--priority", spec->priority, "lower wins")->capture_default_str();
   OnRun(cmd, g, [spec, &g]() -> Outcome {
-    ASSIGN_OR_RETURN(const csf_pol_rule rule, control::ParseRule(*spec));
-    ASSIGN_OR_RETURN(control::Policy p, control::Policy::Open(g.bpffs));
-    ASSIGN_OR_RETURN(const uint32_t id, p.Add(rule));
-    std::printf("rule %u added\n", id);
+    ASSIGN_OR_RETURN(csf_pol_rule rule, control::ParseRule(*spec));
+    {
+      ASSIGN_OR_RETURN(control::Policy p, control::Policy::Open(g.bpffs));
+      ASSIGN_OR_RETURN(rule.id, p.Add(rule));
+    }
+    std::printf("rule %u added\n", rule.id);
+    WarnFillWithoutMechanism({rule}, g);
     return Done{};
   });
 }
@@ -77,11 +118,16 @@ void AddZoneCommand(CLI::App& policy, Globals& g) {
   cmd->add_option("--priority", o->priority, "priority of the pass rules (fill: +1)")
       ->capture_default_str();
   OnRun(cmd, g, [o, &g]() -> Outcome {
-    ASSIGN_OR_RETURN(const std::vector<csf_pol_rule> rules,
+    ASSIGN_OR_RETURN(std::vector<csf_pol_rule> rules,
                      control::ZoneRules(o->prefixes, o->ifname, o->priority));
-    ASSIGN_OR_RETURN(control::Policy p, control::Policy::Open(g.bpffs));
-    ASSIGN_OR_RETURN(const std::vector<uint32_t> ids, p.AddAll(rules));
-    std::printf("zone: %zu rules added (ids %u-%u)\n", ids.size(), ids.front(), ids.back());
+    {
+      ASSIGN_OR_RETURN(control::Policy p, control::Policy::Open(g.bpffs));
+      ASSIGN_OR_RETURN(const std::vector<uint32_t> ids, p.AddAll(rules));
+      for (size_t i = 0; i < rules.size(); ++i) rules[i].id = ids[i];
+    }
+    std::printf("zone: %zu rules added (ids %u-%u)\n", rules.size(), rules.front().id,
+                rules.back().id);
+    WarnFillWithoutMechanism(rules, g);
     return Done{};
   });
 }

@@ -68,32 +68,36 @@ control::AttachRequest RequestFromStatus(const control::IfaceStatus& s,
   return r;
 }
 
-// The attach request of an [[interface]] for the interface `ifname` it selects; "auto" is the
-// probe's mechanism.
+// The attach request of an [[interface]] for the link `link` it selects. Its mechanism as
+// control::ResolveMechanism says ("auto": the probe's for fill and zero-udp4, observe for the
+// actions that never fill), except that "auto" also means the probe's mechanism when one of the
+// config's own rules can fill on this interface (`rules_fill`): the file says the fill is wanted.
 absl::StatusOr<control::AttachRequest> RequestFromSpec(const InterfaceSpec& i,
-                                                       const std::string& ifname,
+                                                       const control::LinkInfo& link,
+                                                       const std::vector<csf_pol_rule>& rules,
                                                        uint32_t probe_mechanism) {
   control::AttachRequest r;
-  r.ifname = ifname;
+  r.ifname = link.name;
   r.ingress = i.ingress;
   r.egress = i.egress;
   r.xdp = i.xdp;
   r.action = i.action;
   r.xdp_redirect_to = i.redirect_to;
-  if (i.mechanism == "auto") {
-    r.mechanism = probe_mechanism;
-    if (r.mechanism >= CSF_MECH_MAX)
-      return absl::FailedPreconditionError(absl::StrCat(
-          i.where, ": mechanism \"auto\" but the kernel probe failed (see `csumfix probe`); "
-          "write mechanism = \"bounce\" or \"observe\""));
-  } else {
-    std::optional<uint32_t> m = names::MechanismFromName(i.mechanism);
-    if (!m)  // Load refuses it already
-      return absl::InvalidArgumentError(absl::StrCat(i.where, ": unknown mechanism \"",
-                                                     i.mechanism, "\""));
-    r.mechanism = *m;
-  }
-  return r;
+  const bool rules_fill = std::any_of(rules.begin(), rules.end(), [&](const csf_pol_rule& rule) {
+    return control::ActionCanFill(rule.action) &&
+           (!(rule.flags & CSF_POL_F_IFINDEX) || rule.ifindex == link.ifindex) &&
+           (!(rule.flags & CSF_POL_F_HOOK) || (rule.hook == CSF_HOOK_TC_INGRESS && i.ingress) ||
+            (rule.hook == CSF_HOOK_TC_EGRESS && i.egress));
+  });
+  r.mechanism = control::ResolveMechanism(i.mechanism, rules_fill ? CSF_ACT_FILL : i.action,
+                                          probe_mechanism);
+  if (r.mechanism < CSF_MECH_MAX) return r;
+  if (i.mechanism == "auto")
+    return absl::FailedPreconditionError(absl::StrCat(
+        i.where, ": mechanism \"auto\" but the kernel probe failed (see `csumfix probe`); "
+        "write mechanism = \"bounce\" or \"observe\""));
+  return absl::InvalidArgumentError(  // Load refuses it already
+      absl::StrCat(i.where, ": unknown mechanism \"", i.mechanism, "\""));
 }
 
 bool SameRules(std::vector<csf_pol_rule> a, std::vector<csf_pol_rule> b) {
@@ -226,7 +230,8 @@ absl::StatusOr<Steps> Plan(const Config& desired, const Current& current) {
     const InterfaceSpec& i = desired.interfaces[sel.block];
     listed.insert(sel.link.name);
     IfaceStep st;
-    ASSIGN_OR_RETURN(st.req, RequestFromSpec(i, sel.link.name, current.probe_mechanism));
+    ASSIGN_OR_RETURN(st.req,
+                     RequestFromSpec(i, sel.link, desired.rules, current.probe_mechanism));
     auto it = attached.find(sel.link.name);
     if (it == attached.end()) {
       st.kind = IfaceStep::Kind::kAttach;

@@ -6,6 +6,7 @@
 #include <net/if.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <memory>
@@ -161,6 +162,32 @@ absl::Status ClearStale(const PinPaths& paths, const std::string& ifname, uint32
 
 }  // namespace
 
+bool ActionCanFill(uint32_t action) {
+  return action == CSF_ACT_FILL || action == CSF_ACT_ZERO_UDP4;
+}
+
+uint32_t ResolveMechanism(absl::string_view requested, uint32_t action, uint32_t probed) {
+  if (requested != "auto") return names::MechanismFromName(requested).value_or(CSF_MECH_MAX);
+  if (!ActionCanFill(action)) return CSF_MECH_OBSERVE;
+  return probed < CSF_MECH_MAX ? probed : CSF_MECH_MAX;
+}
+
+std::vector<const IfaceStatus*> FillRuleWithoutMechanism(const csf_pol_rule& rule,
+                                                         const std::vector<IfaceStatus>& attached) {
+  std::vector<const IfaceStatus*> out;
+  if (!ActionCanFill(rule.action)) return out;
+  for (const IfaceStatus& s : attached) {
+    if (s.state != "ok" || !s.present || s.mechanism != CSF_MECH_OBSERVE) continue;
+    if ((rule.flags & CSF_POL_F_IFINDEX) && rule.ifindex != s.ifindex) continue;
+    // Only tc hooks hand kernel-PARTIAL packets to a mechanism (XDP never sees that state).
+    const bool matches = std::any_of(s.hooks.begin(), s.hooks.end(), [&](const HookStatus& h) {
+      return h.hook != CSF_HOOK_XDP && (!(rule.flags & CSF_POL_F_HOOK) || rule.hook == h.hook);
+    });
+    if (matches) out.push_back(&s);
+  }
+  return out;
+}
+
 absl::Status ValidateAttach(const AttachRequest& req, const ProbeResult& pr) {
   if (!req.ingress && !req.egress && !req.xdp)
     return absl::InvalidArgumentError(
@@ -193,6 +220,17 @@ absl::Status ValidateAttach(const AttachRequest& req, const ProbeResult& pr) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::shared_ptr<bpf::Programs>> Controller::LoadedPrograms() {
+  if (programs_ != nullptr && programs_->UsesMapsPinnedAt(paths_.maps())) return programs_;
+  programs_.reset();  // the shared maps were made again since: load for the new ones
+  bpf::LoadOptions lo;
+  lo.pin_maps_dir = paths_.maps();
+  ASSIGN_OR_RETURN(std::unique_ptr<bpf::Programs> loaded, bpf::Programs::Load(lo));
+  std::shared_ptr<bpf::Programs> p = std::move(loaded);
+  if (keep_programs_) programs_ = p;
+  return p;
+}
+
 absl::Status Controller::Attach(const AttachRequest& req, const ProbeResult& features) {
   FaultInjector fi;
   RETURN_IF_ERROR(fi.Check());
@@ -206,12 +244,10 @@ absl::Status Controller::Attach(const AttachRequest& req, const ProbeResult& fea
   // pins vanished with a private bpffs), and would block ours.
   (void)RemoveStrayFilters(t.ifindex, {});
   const std::string dir = paths_.iface(req.ifname);
-  Rollback dirs;  // declared before `progs`: undone after its map fds are closed
+  Rollback dirs;  // declared before `progs`: undone after the map fds of a fresh load are closed
   RETURN_IF_ERROR(MakePinDirs(paths_, &dirs));
   RETURN_IF_ERROR(fi.At(Step::kPinDirs));
-  bpf::LoadOptions lo;
-  lo.pin_maps_dir = paths_.maps();
-  ASSIGN_OR_RETURN(std::unique_ptr<bpf::Programs> progs, bpf::Programs::Load(lo));
+  ASSIGN_OR_RETURN(std::shared_ptr<bpf::Programs> progs, LoadedPrograms());
   Rollback rb;  // declared after `progs`: runs while its map fds are still open
   RETURN_IF_ERROR(fi.At(Step::kLoad));
   RETURN_IF_ERROR(MakeDir(dir));

@@ -88,12 +88,9 @@ absl::StatusOr<CleanReport> Controller::Clean(absl::string_view ifname) {
   RETURN_IF_ERROR(EnsureBpffs(paths_.bpffs()));
   ASSIGN_OR_RETURN(DirLock lock, DirLock::Acquire(paths_.top()));
   InUse in;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(paths_.root(), ec)) {
-    const std::string name = e.path().filename();
-    if (name == CSF_PIN_MAPS) continue;
+  for (const std::string& name : paths_.Interfaces()) {
     if (ifname.empty() || name == ifname) CleanRecord(paths_, name, &in, &rep);
-    else if (auto st = ReadState(e.path()); st.ok() && InThisNetns(*st)) NoteInUse(*st, &in);
+    else if (auto st = ReadState(paths_.iface(name)); st.ok() && InThisNetns(*st)) NoteInUse(*st, &in);
   }
   uint32_t only = 0;
   if (!ifname.empty()) {

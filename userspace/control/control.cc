@@ -73,10 +73,7 @@ void Controller::Tidy() const {
 }
 
 Outcome Controller::DetachAll() {
-  std::error_code ec;
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(paths_.root(), ec))
-    if (e.path().filename() != CSF_PIN_MAPS) names.push_back(e.path().filename());
+  const std::vector<std::string> names = paths_.Interfaces();
   Done all;
   absl::Status first = absl::OkStatus();
   for (const auto& n : names) {

@@ -12,12 +12,13 @@
 #include <optional>
 #include <span>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "base/outcome.h"
+#include "bpf/loader.h"
 #include "control/fault.h"
 #include "control/hooks.h"
 #include "control/pins.h"
@@ -89,6 +90,31 @@ struct CleanReport {
 // are well formed, --redirect-to comes with --xdp. InvalidArgument / FailedPrecondition.
 absl::Status ValidateAttach(const AttachRequest& req, const ProbeResult& features);
 
+// The actions that can fill (fill and zero-udp4): only they hand kernel-PARTIAL packets to a fill
+// mechanism (bpf/lib/pipeline.h, csf_fill). The others (pass, observe, verify, drop-bad) never
+// change a checksum, so they need no mechanism and none of its helpers.
+bool ActionCanFill(uint32_t action);
+
+// The mechanism (CSF_MECH_*) an attach gets. `requested` is what the user wrote: "auto" (the
+// default of `attach --mechanism` and of the config's `mechanism`) or a mechanism's name;
+// `probed` is `csumfix probe`'s choice (CSF_MECH_MAX: the probe failed).
+//   - A named mechanism is kept, whatever the action: a verify interface whose fills come from
+//     policy rules gets its helpers when the user names a mechanism.
+//   - "auto" with an action that cannot fill is observe: no bounce veths, no act_csum filter. A
+//     policy rule that fills there then only completes seeds the kernel does not hold as partial;
+//     kernel-PARTIAL packets are counted (class partial, that rule's action) and left alone.
+//   - "auto" with fill or zero-udp4 is `probed`.
+// CSF_MECH_MAX when there is no answer: an unknown name, or "auto" for a filling action when the
+// probe failed. Pure: no probe, no syscall.
+uint32_t ResolveMechanism(absl::string_view requested, uint32_t action, uint32_t probed);
+
+// The attached interfaces of `attached` on which `rule` (a policy rule whose action fills) could
+// fill a kernel-PARTIAL packet but whose mechanism is observe, so it cannot: state "ok", the
+// device present here, a tc hook the rule can match, the rule bound to the interface or to none.
+// Empty for a rule that does not fill. (`csumfix policy add` and `policy zone` warn about them.)
+std::vector<const IfaceStatus*> FillRuleWithoutMechanism(const csf_pol_rule& rule,
+                                                         const std::vector<IfaceStatus>& attached);
+
 class Controller {
  public:
   // `bpffs` is the bpf filesystem mount point; it is mounted there when it is not yet.
@@ -120,11 +146,22 @@ class Controller {
   void Tidy() const;
   // Mounts bpffs when needed and creates <bpffs>/csumfix/v1/maps.
   absl::Status EnsurePinDirs() const;
+  // Keeps the loaded (verified) programs after an attach and uses them for the next ones while
+  // the pinned shared maps are still theirs: an attach then costs a few syscalls instead of a
+  // load through the verifier. For a long-running process (serve); the CLI attaches once.
+  void KeepProgramsLoaded(bool keep) {
+    keep_programs_ = keep;
+    if (!keep) programs_.reset();
+  }
 
  private:
   // Status(): the record of one pin directory, and its hooks.
   IfaceStatus StatusOf(const std::string& name, const bpf::Fd& ifcfg) const;
+  // The programs for an attach: the kept ones when they still fit the pinned maps, else loaded.
+  absl::StatusOr<std::shared_ptr<bpf::Programs>> LoadedPrograms();
   PinPaths paths_;
+  bool keep_programs_ = false;
+  std::shared_ptr<bpf::Programs> programs_;  // KeepProgramsLoaded: the last loaded
 };
 
 }  // namespace csumfix::control

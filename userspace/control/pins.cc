@@ -1,5 +1,7 @@
 #include "control/pins.h"
 
+#include <algorithm>
+
 #include <bpf/bpf.h>
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -23,8 +25,30 @@ std::string PinPaths::top() const { return absl::StrCat(bpffs_, "/csumfix"); }
 std::string PinPaths::root() const { return absl::StrCat(bpffs_, "/", CSF_PIN_ROOT); }
 std::string PinPaths::maps() const { return absl::StrCat(root(), "/", CSF_PIN_MAPS); }
 std::string PinPaths::map(absl::string_view name) const { return absl::StrCat(maps(), "/", name); }
+std::string PinName(absl::string_view ifname) {
+  std::string out(ifname);
+  std::replace(out.begin(), out.end(), '.', ':');
+  return out;
+}
+
+std::string IfnameOfPin(absl::string_view pin) {
+  std::string out(pin);
+  std::replace(out.begin(), out.end(), ':', '.');
+  return out;
+}
+
 std::string PinPaths::iface(absl::string_view ifname) const {
-  return absl::StrCat(root(), "/", ifname);
+  return absl::StrCat(root(), "/", PinName(ifname));
+}
+
+std::vector<std::string> PinPaths::Interfaces() const {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(root(), ec)) {
+    const std::string name = e.path().filename();
+    if (name != CSF_PIN_MAPS) out.push_back(IfnameOfPin(name));
+  }
+  return out;
 }
 
 namespace {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -21,6 +22,11 @@
 namespace csumfix::control {
 
 // The paths of csumfix's pins under one bpffs mount.
+// bpffs refuses '.' in a name (a VLAN's eth0.100, Xen's vif1.0), and ':' is never part of an
+// interface name (the kernel's dev_valid_name refuses it): a pin directory writes '.' as ':'.
+std::string PinName(absl::string_view ifname);
+std::string IfnameOfPin(absl::string_view pin);
+
 class PinPaths {
  public:
   explicit PinPaths(std::string bpffs) : bpffs_(std::move(bpffs)) {}
@@ -29,7 +35,9 @@ class PinPaths {
   std::string root() const;                          // <bpffs>/csumfix/v1
   std::string maps() const;                          // <bpffs>/csumfix/v1/maps
   std::string map(absl::string_view name) const;     // .../maps/<name>
-  std::string iface(absl::string_view ifname) const; // .../v1/<ifname>
+  std::string iface(absl::string_view ifname) const; // .../v1/<PinName(ifname)>
+  // The interfaces that have a pin directory (decoded names), in directory order.
+  std::vector<std::string> Interfaces() const;
 
  private:
   std::string bpffs_;

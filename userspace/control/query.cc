@@ -112,11 +112,7 @@ absl::StatusOr<std::vector<IfaceStatus>> Controller::Status() const {
   std::vector<IfaceStatus> out;
   if (access(paths_.root().c_str(), F_OK) != 0) return out;
   const bpf::Fd ifcfg(bpf_obj_get(paths_.map(CSF_MAP_IFCFG).c_str()));
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(paths_.root(), ec)) {
-    const std::string name = e.path().filename();
-    if (name != CSF_PIN_MAPS) out.push_back(StatusOf(name, ifcfg));
-  }
+  for (const std::string& name : paths_.Interfaces()) out.push_back(StatusOf(name, ifcfg));
   std::sort(out.begin(), out.end(),
             [](const IfaceStatus& a, const IfaceStatus& b) { return a.ifname < b.ifname; });
   return out;

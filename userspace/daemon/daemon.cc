@@ -61,6 +61,7 @@ absl::Status ParseListen(const std::string& s, std::string* host, int* port) {
 }
 
 Daemon::Daemon(Options o) : o_(std::move(o)), c_(o_.bpffs) {
+  c_.KeepProgramsLoaded(true);  // interfaces come and go: verify the programs once
   state_path_ = o_.state.empty()
                     ? absl::StrCat("/run/csumfix/serve", o_.netns.empty() ? "" : "-", o_.netns,
                                    ".json")
