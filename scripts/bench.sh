@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up, build and run every csumfix benchmark, as root:  scripts/bench.sh
 # Prints one table, writes build/bench/results/{results.json,results.csv,results.txt,plot.svg}
-# and, with --publish, copies them to bench/results/ (latest.svg, latest.json, latest.txt).
+# and build/bench/results/{churn.txt,churn.json,churn-serve.log}; with --publish copies them to
+# bench/results/ (latest.svg, latest.json, latest.txt, latest-churn.txt).
 #   --runs N       micro-benchmark runs per figure (median; default 7)
 #   --rounds N     throughput rounds per configuration (median; default 3, at least 3 advised)
 #   --seconds N    iperf3 duration per run (default 5)
@@ -9,15 +10,19 @@
 #   --profile      also sample csumfix pass/verify with `perf record -e cpu-clock` and print
 #                  where the time goes (this kernel's KVM guest has no PMU: no hardware events)
 #   --publish      copy the results to bench/results/ (for BENCHMARKS.md)
-#   --skip-lab     micro-benchmarks only (no namespaces)
-# The lab part (namespaces, csumfix attachments, iptables) holds /tmp/csumfix-netns.lock, like
-# the tests, so it never overlaps them. Targets are reported, never asserted.
+#   --skip-lab     micro-benchmarks only (no namespaces: no lab, no churn)
+#   --skip-churn   leave out serve following a bridge (bench/churn_bench.py: attach latency of a
+#                  burst of TAPs, leaks over create/delete churn, RSS with many interfaces)
+# The lab and churn parts (namespaces, csumfix attachments, iptables) hold
+# /tmp/csumfix-netns.lock, like the tests, so they never overlap them. Targets are reported,
+# never asserted.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 source "$top/scripts/lib.sh"
 csf_need_root
 
-runs=7 rounds=3 seconds=5 quick=0 profile=0 publish=0 skip_lab=0 packets=20000 reps=3
+runs=7 rounds=3 seconds=5 quick=0 profile=0 publish=0 skip_lab=0 skip_churn=0
+packets=20000 reps=3
 while [[ $# -gt 0 ]]; do
   case $1 in
     --runs) runs=$2; shift ;;
@@ -27,7 +32,8 @@ while [[ $# -gt 0 ]]; do
     --profile) profile=1 ;;
     --publish) publish=1 ;;
     --skip-lab) skip_lab=1 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --skip-churn) skip_churn=1 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -47,9 +53,11 @@ mkdir -p "$out"
 
 micro_args=(--runs "$runs" --json "$out/micro.json")
 lab_args=(--rounds "$rounds" --seconds "$seconds" --packets "$packets" --reps "$reps")
+churn_args=()  # 200 TAPs in the burst, 1000 churn cycles, 1000 interfaces at once
 if [[ $quick == 1 ]]; then
   micro_args+=(--quick)
   lab_args=(--rounds 1 --seconds 2 --packets 3000 --reps 1)
+  churn_args=(--quick)  # 20 TAPs, 50 cycles, 50 at once
 fi
 
 # Machine description for the report.
@@ -89,6 +97,15 @@ else
   rm -f "$out/lab.json"
 fi
 
+rm -f "$out/churn.json" "$out/churn.txt" "$out/churn-serve.log"
+if [[ $skip_lab == 0 && $skip_churn == 0 ]]; then
+  echo "== churn (serve following a bridge: burst, churn, many); waiting for" \
+    "/tmp/csumfix-netns.lock" >&2
+  flock /tmp/csumfix-netns.lock \
+    python3 "$top/bench/churn_bench.py" --csumfix "$work/csumfix" "${churn_args[@]}" \
+      --json "$out/churn.json" --serve-log "$out/churn-serve.log" > "$out/churn.txt"
+fi
+
 if [[ $profile == 1 ]]; then
   echo "== profile: perf record -e cpu-clock on csf_tc_ingress test runs" >&2
   rm -f "$out/profile.txt"
@@ -106,6 +123,11 @@ python3 "$top/bench/report.py" --micro "$out/micro.json" --lab "$out/lab.json" \
 python3 -c "import json,sys; m=json.load(open(sys.argv[1])); m['loadavg_end']=open('/proc/loadavg').read().split()[:3]; json.dump(m,open(sys.argv[1],'w'),indent=1)" "$out/meta.json"
 echo "machine: $(nproc) vCPU, $(uname -r); load average at start $(python3 -c "import json; print(' '.join(json.load(open('$out/meta.json'))['loadavg_start']))"), at end $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "written: $out/{results.txt,results.json,results.csv,plot.svg}"
+if [[ -f $out/churn.txt ]]; then
+  echo
+  cat "$out/churn.txt"
+  echo "written: $out/{churn.txt,churn.json,churn-serve.log}"
+fi
 
 if [[ $publish == 1 ]]; then
   mkdir -p "$top/bench/results"
@@ -114,5 +136,6 @@ if [[ $publish == 1 ]]; then
   cp "$out/results.txt" "$top/bench/results/latest.txt"
   cp "$out/results.csv" "$top/bench/results/latest.csv"
   [[ -f $out/profile.txt ]] && cp "$out/profile.txt" "$top/bench/results/latest-profile.txt"
+  [[ -f $out/churn.txt ]] && cp "$out/churn.txt" "$top/bench/results/latest-churn.txt"
   echo "published to bench/results/latest.*"
 fi
