@@ -210,7 +210,7 @@ absl::StatusOr<std::vector<LinkInfo>> DumpLinks(bool* interrupted) {
 absl::StatusOr<std::vector<LinkInfo>> ListLinks() {
   absl::StatusOr<std::vector<LinkInfo>> links;
   bool interrupted = true;
-  for (int attempt = 0; attempt < 5 && interrupted; ++attempt) links = DumpLinks(&interrupted);
+  for (int attempt = 0; attempt < 20 && interrupted; ++attempt) links = DumpLinks(&interrupted);
   return links;
 }
 

@@ -127,11 +127,13 @@ absl::Status Daemon::Run() {
   absl::Status result;
   for (bool run = true; run;) {
     pollfd fds[2] = {{sfd.get(), POLLIN, 0}, {links->fd(), POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) {
+    const int n = poll(fds, 2, follow_again_ ? 200 : -1);
+    if (n < 0) {
       if (errno == EINTR) continue;
       result = ErrnoStatus(errno, "serve: poll");
       break;
     }
+    if (n == 0 && follow_again_ && cfg_) follow_again_ = !Follow();
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo si;
       while (read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
@@ -231,16 +233,17 @@ void Daemon::OnLinkEvents(const control::LinkMonitor::Batch& batch) {
     if (ev.ifindex != 0) Forget(ev);
     DropRules(ev.ifindex);
   }
-  if (changed && cfg_) Follow();
+  if ((changed || follow_again_) && cfg_) follow_again_ = !Follow();
 }
 
-void Daemon::Follow() {
+bool Daemon::Follow() {
   std::lock_guard<std::mutex> apply(apply_mu_);
   auto rep = config::Apply(*cfg_, c_, features_ ? &*features_ : nullptr, &owned_,
                            config::Mode::kFollow);
   if (!rep.ok()) {
-    Log(absl::StrCat("following the links: ", rep.status().message()));
-    return;
+    if (!follow_again_)  // once per spell of failures, not every 200 ms
+      Log(absl::StrCat("following the links: ", rep.status().message(), "; trying again"));
+    return false;
   }
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -255,8 +258,9 @@ void Daemon::Follow() {
   for (const auto& w : rep->warnings) Log("warning: " + w);
   if (rep->attached.empty() && rep->reattached.empty() && rep->detached.empty() &&
       rep->actions_changed.empty())
-    return;
+    return true;
   if (auto s = owned_.Save(state_path_, c_); !s.ok()) Log("warning: " + std::string(s.message()));
+  return true;
 }
 
 absl::Status Daemon::ApplyConfig() {

@@ -56,8 +56,10 @@ class Daemon {
   // Link events: deleted interfaces are cleaned up (all that serve attached and that are gone,
   // on overflow); when a link appeared or its name, master or kind changed, Follow().
   void OnLinkEvents(const control::LinkMonitor::Batch& batch);
-  // Applies the loaded config to the links as they are now, each interface on its own.
-  void Follow();
+  // Applies the loaded config to the links as they are now, each interface on its own. False
+  // when it could not read them (a link dump interrupted again and again by a burst of
+  // changes): Run() then tries again shortly, so no link is left unattached for want of an event.
+  bool Follow();
   // Re-reads every link into links_ (after an overflow, and at start).
   void ReadLinks();
   std::string Scrape();
@@ -69,6 +71,7 @@ class Daemon {
   config::Owned owned_;
   std::optional<config::Config> cfg_;          // the config last applied (nullopt: none)
   std::map<uint32_t, control::LinkInfo> links_;  // what the link events said, by ifindex
+  bool follow_again_ = false;                    // the last Follow() could not read the links
   std::mutex apply_mu_;  // config applies and interface clean-ups, one at a time
   std::mutex mu_;        // state_
   metrics::DaemonState state_;
