@@ -27,13 +27,11 @@ struct ServeOptions {
 // What each [[interface]] block selects on this host now (first block wins), and the named
 // interfaces that do not exist yet.
 void PrintSelection(const config::Config& cfg) {
-  auto links = control::ListLinks();
+  auto links = config::LinksToSelect();
   if (!links.ok()) {
     std::printf("  (cannot list the links: %s)\n", std::string(links.status().message()).c_str());
     return;
   }
-  for (auto& l : *links)
-    if (l.kind.empty()) l.kind = control::Driver(l.name);
   const std::vector<config::Selected> sel = config::Select(cfg, *links);
   for (size_t b = 0; b < cfg.interfaces.size(); ++b) {
     std::vector<std::string> now;

@@ -205,9 +205,7 @@ absl::StatusOr<Current> GatherCurrent(const control::Controller& c,
                                       const control::ProbeResult* features, const Owned& owned) {
   Current cur;
   ASSIGN_OR_RETURN(cur.attached, c.Status());
-  ASSIGN_OR_RETURN(cur.links, control::ListLinks());
-  for (auto& l : cur.links)
-    if (l.kind.empty()) l.kind = control::Driver(l.name);
+  ASSIGN_OR_RETURN(cur.links, LinksToSelect());
   const bpf::Fd ifcfg(
       bpf_obj_get(absl::StrCat(c.root(), "/" CSF_PIN_MAPS "/" CSF_MAP_IFCFG).c_str()));
   for (const auto& s : cur.attached)

@@ -10,6 +10,14 @@
 
 namespace csumfix::config {
 
+absl::StatusOr<std::vector<control::LinkInfo>> LinksToSelect() {
+  absl::StatusOr<std::vector<control::LinkInfo>> links = control::ListLinks();
+  if (links.ok())
+    for (auto& l : *links)
+      if (l.kind.empty()) l.kind = control::Driver(l.name);
+  return links;
+}
+
 bool IsHelperLink(const control::LinkInfo& link) {
   // csf + lowercase hex ifindex + i|e + a|b (control/bounce.h BounceName), always a veth.
   const std::string& n = link.name;

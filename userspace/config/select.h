@@ -8,10 +8,15 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "config/config.h"
 #include "control/netlink.h"
 
 namespace csumfix::config {
+
+// Every link of the namespace (control::ListLinks), a link without a kind given its driver as
+// kind (Xen's vif, a NIC), as the `kind` selector matches it.
+absl::StatusOr<std::vector<control::LinkInfo>> LinksToSelect();
 
 // Whether `link` is one of csumfix's own helper links (a bounce veth csf<hex><i|e><a|b>): never
 // selected, whatever the selectors say.
