@@ -16,7 +16,7 @@ map entry cannot vanish with them. TAPs are created with /dev/net/tun (TUNSETIFF
 and enslaved and deleted with rtnetlink (RTM_SETLINK IFLA_MASTER + IFF_UP, RTM_DELLINK), from
 this process, so no fork sits between two of them.
 
-"Attached" means the attachment's state pin <bpffs>/csumfix/v1/<ifname>/state exists (Attach
+"Attached" means the attachment's state pin <bpffs>/csumfix/v1/netns/<ino>/<ifname>/state exists (Attach
 writes it last, include/csumfix/abi.h CSF_PIN_STATE); "detached" that <ifname>/ is gone. Both
 are polled every --poll-ms (5 ms). An attach latency runs from the moment the kernel
 acknowledged the RTM_SETLINK of that TAP (it has sent its RTM_NEWLINK to serve by then) to the
@@ -248,7 +248,8 @@ class Bench:
     def __init__(self, a):
         self.a = a
         self.csumfix = os.path.abspath(a.csumfix)
-        self.root = os.path.join(a.bpffs, "csumfix/v1")
+        # The pins of the benchmark's namespace (csumfix/v1/netns/<inode>/), known once it exists.
+        self.root = os.path.join(a.bpffs, "csumfix/v1/netns/none")
         self.tmp = tempfile.mkdtemp(prefix="csfchurn.")
         self.state_file = os.path.join(self.tmp, "serve.json")
         self.serve = None
@@ -267,6 +268,7 @@ class Bench:
                 f"(an interrupted run?) `csumfix detach NAME` (or `csumfix clean --all`) first")
         sh(f"ip netns add {NS}")
         self.ns_made = True
+        self.root = os.path.join(self.a.bpffs, "csumfix/v1/netns", str(os.stat(f"/run/netns/{NS}").st_ino))
         sh(f"ip -n {NS} link set lo up")
         sh(f"ip -n {NS} link add {BRIDGE} type bridge")
         sh(f"ip -n {NS} link set {BRIDGE} up")
@@ -308,7 +310,7 @@ class Bench:
                 self.serve.wait()
         if self.rtnl is not None:
             self.rtnl.close()
-        # Attachments stay pinned when serve exits; the pins are per name, outside the namespace.
+        # Attachments stay pinned when serve exits (bpffs is not part of the namespace).
         left = sorted(n for n in self.pin_dirs() if OUR_NAME.match(n))
         if left and self.ns_made:
             for n in left:

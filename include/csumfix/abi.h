@@ -200,12 +200,22 @@ struct csf_flow_val {
 };
 
 /* ---- Pins (relative to the bpffs mount, normally /sys/fs/bpf) ----
- * csumfix/v1/maps/<map name>        the shared maps below, one set for every attachment
- * csumfix/v1/<ifname>/state         1-entry array of struct csf_attach_state
- * csumfix/v1/<ifname>/<hook>_prog   the program attached at that hook
- * csumfix/v1/<ifname>/<hook>_link   its bpf_link (tcx, XDP); absent for clsact + cls_bpf
+ * One directory per network namespace, named by the inode of its nsfs file (/proc/PID/ns/net):
+ * csumfix/v1/netns/<ino>/maps/<map name>      the shared maps below, one set per namespace
+ * csumfix/v1/netns/<ino>/<ifname>/state       1-entry array of struct csf_attach_state
+ * csumfix/v1/netns/<ino>/<ifname>/<hook>_prog the program attached at that hook
+ * csumfix/v1/netns/<ino>/<ifname>/<hook>_link its bpf_link (tcx, XDP); absent for clsact
+ * (csumfix 0.1 kept maps/ and <ifname>/ right under csumfix/v1/; csumfix moves them.)
  * Only userspace reads these; they live here so that every tool agrees on them. */
 #define CSF_PIN_ROOT "csumfix/v1"
+#define CSF_PIN_NETNS "netns"
+/* maps/csf_pol_ifnames: rule id -> struct csf_pol_ifname, the name a rule bound to an interface
+ * (--iface) was given; userspace only (the programs match the ifindex), made by csumfix on first
+ * use, so that the rule follows that name when the interface is made again. */
+#define CSF_PIN_POL_IFNAMES "csf_pol_ifnames"
+struct csf_pol_ifname {
+	char ifname[16]; /* IFNAMSIZ, NUL-padded */
+};
 #define CSF_PIN_MAPS "maps"
 #define CSF_PIN_STATE "state"
 

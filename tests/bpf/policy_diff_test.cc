@@ -24,6 +24,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bpf/loader.h"
+#include "control/pins.h"
 #include "control/policy.h"
 #include "csumfix/abi.h"
 #include "gtest/gtest.h"
@@ -148,7 +149,7 @@ class PolicyDiff : public ::testing::Test {
     ASSERT_EQ(geteuid(), 0) << "the BPF policy test needs root: run scripts/test.sh as root";
     // Its own bpffs directory, so the real /sys/fs/bpf/csumfix is never touched.
     root_ = absl::StrCat("/sys/fs/bpf/csf-policy-test-", getpid());
-    maps_ = root_ + "/csumfix/v1/maps";
+    maps_ = control::PinPaths(root_).maps();  // where Policy::Open(root_) looks
     std::filesystem::create_directories(maps_);
     bpf::LoadOptions lo;
     lo.pin_maps_dir = maps_;

@@ -166,16 +166,18 @@ TEST_F(CapsCli, AttachStatusStatsDetachWithOnlyThreeCaps) {
   EXPECT_GE(egress, 5u) << t.out;
 
   // Pin directories: root's alone.
-  for (const char* d : {"/sys/fs/bpf/csumfix", "/sys/fs/bpf/csumfix/v1",
-                        "/sys/fs/bpf/csumfix/v1/maps", "/sys/fs/bpf/csumfix/v1/ca"}) {
+  for (const std::string& d :
+       {std::string("/sys/fs/bpf/csumfix"), std::string("/sys/fs/bpf/csumfix/v1"),
+        std::string("/sys/fs/bpf/csumfix/v1/netns"), ns_.PinRoot(), ns_.PinRoot() + "/maps",
+        ns_.PinDir("ca")}) {
     struct stat sb {};
-    ASSERT_EQ(stat(d, &sb), 0) << d;
+    ASSERT_EQ(stat(d.c_str(), &sb), 0) << d;
     EXPECT_EQ(sb.st_mode & 07777, 0700u) << d;
   }
 
   CmdResult d = Limited(three, {"detach", "ca"});
   ASSERT_EQ(d.rc, 0) << d.err;
-  EXPECT_FALSE(PathExists("/sys/fs/bpf/csumfix/v1/ca")) << "pins left behind";
+  EXPECT_FALSE(PathExists(ns_.PinDir("ca"))) << "pins left behind";
 }
 
 // `probe` without CAP_SYS_ADMIN (no throwaway namespace) and CAP_SYS_MODULE (no modprobe)
@@ -251,7 +253,7 @@ TEST_F(CapsCli, WithoutCapBpfFailsClearly) {
     EXPECT_NE(r.err.find("needs cap_bpf"), std::string::npos) << cmd << ": " << r.err;
     EXPECT_NE(r.err.find("setpriv"), std::string::npos) << cmd << ": " << r.err;
   }
-  EXPECT_FALSE(PathExists("/sys/fs/bpf/csumfix/v1/ca"));
+  EXPECT_FALSE(PathExists(ns_.PinDir("ca")));
 }
 
 TEST_F(CapsCli, PinDirModeRepairedTo0700) {

@@ -75,7 +75,7 @@ TEST_F(CliCommands, StatusReportsAnAttachInProgressAndAnInterruptedOne) {
   ASSERT_EQ(Csumfix({"-n", ns_.name(), "attach", "va", "--egress", "--mechanism", "observe"}).rc,
             0);
   const std::string name = "csft" + std::to_string(getpid() % 100000);
-  const std::string dir = std::string(kRoot) + "/" + name;
+  const std::string dir = ns_.PinDir(name);
   ASSERT_EQ(mkdir(dir.c_str(), 0700), 0) << dir;
   {
     // What an attach holds while it works.
@@ -248,22 +248,25 @@ TEST_F(CliCommands, RulesPerInterfaceAndRulesOfADeletedInterface) {
   EXPECT_EQ((*any)["iface"], "");
   const uint32_t vz_id = (*vz)["id"], vz_index = (*vz)["ifindex"];
 
+  // vz deleted: the rule keeps its name and waits for an interface of that name to be attached.
   ASSERT_EQ(ns_.Ip("link del vz"), 0);
   rules = Json({"policy", "list", "-j"});
   vz = Find(rules, "id", vz_id);
   ASSERT_NE(vz, nullptr) << rules.dump();
   EXPECT_EQ((*vz)["iface_gone"], true) << vz->dump();
-  EXPECT_EQ((*vz)["iface"], "");
+  EXPECT_EQ((*vz)["iface"], "vz");
   EXPECT_EQ((*vz)["ifindex"], vz_index);
-  EXPECT_NE((*vz)["rule"].get<std::string>().find("(gone)"), std::string::npos) << vz->dump();
-  EXPECT_NE(last_err_.find("`csumfix policy del " + std::to_string(vz_id) + "`"),
+  EXPECT_NE((*vz)["rule"].get<std::string>().find("iface vz (gone, waits for it)"),
+            std::string::npos)
+      << vz->dump();
+  EXPECT_NE(last_err_.find("rule " + std::to_string(vz_id) + " is bound to vz, which is gone"),
             std::string::npos)
       << last_err_;
   EXPECT_EQ(Find(rules, "action", "verify")->at("iface_gone"), false);
   st = Json({"status", "-j"});
-  EXPECT_NE(last_err_.find("policy rule " + std::to_string(vz_id) + " names interface index"),
+  EXPECT_NE(last_err_.find("policy rule " + std::to_string(vz_id) + " is bound to vz"),
             std::string::npos)
-      << "status warns: " << last_err_;
+      << "status notes it: " << last_err_;
   ASSERT_EQ(Csumfix({"-n", ns_.name(), "policy", "del", std::to_string(vz_id)}).rc, 0);
   rules = Json({"policy", "list", "-j"});
   EXPECT_EQ(rules.size(), 2u);

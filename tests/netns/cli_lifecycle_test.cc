@@ -54,10 +54,10 @@ TEST_F(CliLifecycle, AttachStatusStatsDetach) {
   EXPECT_TRUE(st[0]["offloads"]["tx-checksumming"].get<bool>()) << s.out;
   EXPECT_TRUE(st[0]["offloads"].contains("generic-receive-offload")) << s.out;
   for (const char* f : {"state", "tc_ingress_prog", "tc_egress_prog"})
-    EXPECT_TRUE(PathExists(std::string("/sys/fs/bpf/csumfix/v1/va/") + f)) << f;
+    EXPECT_TRUE(PathExists(ns_.PinDir("va") + "/" + f)) << f;
   // A tcx link is pinned; a clsact filter lives in the qdisc, with no link to pin.
   for (const char* f : {"tc_ingress_link", "tc_egress_link"})
-    EXPECT_EQ(PathExists(std::string("/sys/fs/bpf/csumfix/v1/va/") + f), Probe().tcx) << f;
+    EXPECT_EQ(PathExists(ns_.PinDir("va") + "/" + f), Probe().tcx) << f;
 
   // Known traffic: 5 UDP datagrams out of va (to an address beyond vb: ARP first, then UDP).
   ASSERT_EQ(ns_.Ip("neigh add 10.77.0.2 lladdr 02:00:00:00:00:02 dev va"), 0);
@@ -83,7 +83,7 @@ TEST_F(CliLifecycle, AttachStatusStatsDetach) {
 
   CmdResult d = Csumfix({"-n", ns_.name(), "detach", "va"});
   EXPECT_EQ(d.rc, 0) << d.err;
-  EXPECT_FALSE(PathExists("/sys/fs/bpf/csumfix/v1/va"));
+  EXPECT_FALSE(PathExists(ns_.PinDir("va")));
   EXPECT_FALSE(PathExists("/sys/fs/bpf/csumfix/v1"));
   EXPECT_EQ(ns_.Capture("bpftool net show dev va").find("csf_"), std::string::npos)
       << "a csumfix program is still attached";
@@ -110,7 +110,7 @@ TEST_F(CliLifecycle, AttachIsAllOrNothing) {
   CmdResult a = Csumfix({"-n", ns_.name(), "attach", "va", "--both", "--xdp"});
   EXPECT_EQ(a.rc, 1);
   EXPECT_NE(a.err.find("attach XDP to va"), std::string::npos) << a.err;
-  EXPECT_FALSE(PathExists("/sys/fs/bpf/csumfix/v1/va"));
+  EXPECT_FALSE(PathExists(ns_.PinDir("va")));
   EXPECT_FALSE(PathExists("/sys/fs/bpf/csumfix/v1"));
   std::string net = ns_.Capture("bpftool net show dev va");
   EXPECT_EQ(net.find("csf_tc_"), std::string::npos) << "tc hook left behind:\n" << net;

@@ -211,10 +211,10 @@ struct Snapshot {
 
 // The keys in csumfix's shared maps keyed by interface (per-CPU counters change with traffic, so
 // only keys are compared).
-json SharedMapKeys() {
+json SharedMapKeys(const Netns& ns) {
   json out = json::object();
   for (const char* m : {"csf_ifcfg", "csf_counters", "csf_bounce"}) {
-    const std::string pin = std::string(kPinTop) + "/v1/maps/" + m;
+    const std::string pin = ns.PinRoot() + "/maps/" + m;
     if (!PathExists(pin)) continue;
     CmdResult r = testing::Run({"bpftool", "-j", "map", "dump", "pinned", pin});
     EXPECT_EQ(r.rc, 0) << r.err;
@@ -247,6 +247,7 @@ class FaultInjection : public ::testing::Test {
   }
   void TearDown() override {
     Csumfix({"policy", "flush"});
+    if (!ns_.name().empty()) Csumfix({"-n", ns_.name(), "policy", "flush"});
     if (!ns_.name().empty()) Csumfix({"-n", ns_.name(), "detach", "--all"});
     if (!peer_.name().empty()) Csumfix({"-n", peer_.name(), "detach", "--all"});
     ns_.Destroy();
@@ -302,10 +303,10 @@ class FaultInjection : public ::testing::Test {
     CmdResult st = Csumfix({"-n", ns_.name(), "status", "-j"});
     EXPECT_EQ(st.rc, 0) << st.err;
     s.status = ParseJson(st.out, "csumfix status -j");
-    CmdResult pl = Csumfix({"policy", "list", "-j"});
+    CmdResult pl = Csumfix({"-n", ns_.name(), "policy", "list", "-j"});
     EXPECT_EQ(pl.rc, 0) << pl.err;
     s.rules = ParseJson(pl.out, "csumfix policy list -j");
-    s.keys = SharedMapKeys();
+    s.keys = SharedMapKeys(ns_);
     s.orphans = CsfOrphans();
     return s;
   }
@@ -342,7 +343,7 @@ class FaultInjection : public ::testing::Test {
       CmdResult a = Csumfix({"-n", ns_.name(), "attach", "vb", "--egress", "--mechanism",
                              "bounce", "--action", "verify"});
       EXPECT_EQ(a.rc, 0) << a.err;
-      CmdResult p = Csumfix({"policy", "add", "--proto", "udp", "--dport", "7777", "--action",
+      CmdResult p = Csumfix({"-n", ns_.name(), "policy", "add", "--proto", "udp", "--dport", "7777", "--action",
                              "pass", "--priority", "5"});
       EXPECT_EQ(p.rc, 0) << p.err;
     }
@@ -790,8 +791,8 @@ std::string FirstDiff(const json& a, const json& b) {
 }
 
 // `csumfix policy list -j`, each rule cut to the fields compared here.
-json PolicyList() {
-  CmdResult l = Csumfix({"policy", "list", "-j"});
+json PolicyList(const Netns& ns) {
+  CmdResult l = Csumfix({"-n", ns.name(), "policy", "list", "-j"});
   EXPECT_EQ(l.rc, 0) << l.err;
   json out = json::array();
   for (const json& r : ParseJson(l.out, "policy list -j"))
@@ -814,28 +815,32 @@ TEST_F(FaultInjection, FullPolicyStoreRefusesOneMoreRuleAndKeepsEveryRule) {
     rules.push_back(Rule("udp", "", std::to_string(port), port == 7401 ? "verify" : "fill"));
   const uint32_t last_udp = CSF_POL_MAX_RULES - 65535;
   ASSERT_LT(last_udp, 40000u);
-  rules = AddInProcess(rules);
+  {
+    InNetns in(ns_.name());  // the rules of ns_, where va is attached
+    ASSERT_TRUE(in.ok());
+    rules = AddInProcess(rules);
+  }
   ASSERT_EQ(rules.size(), size_t{CSF_POL_MAX_RULES});
   const json expected = ExpectedList(rules);
 
   // The store really is the kernel map at its capacity.
   CmdResult m = testing::Run({"bpftool", "-j", "map", "show", "pinned",
-                     std::string(kPinTop) + "/v1/maps/csf_pol_store"});
+                     ns_.PinRoot() + "/maps/csf_pol_store"});
   ASSERT_EQ(m.rc, 0) << m.err;
   EXPECT_EQ(ParseJson(m.out, "bpftool map show")["max_entries"], CSF_POL_MAX_RULES);
-  json before = PolicyList();
+  json before = PolicyList(ns_);
   ASSERT_EQ(before.size(), size_t{CSF_POL_MAX_RULES});
   EXPECT_TRUE(before == expected) << "the listed rules differ from those added: "
                                   << FirstDiff(before, expected);
 
-  CmdResult add = Csumfix({"policy", "add", "--proto", "udp", "--dport", "50000", "--action",
+  CmdResult add = Csumfix({"-n", ns_.name(), "policy", "add", "--proto", "udp", "--dport", "50000", "--action",
                            "pass"});
   EXPECT_EQ(add.rc, 1) << add.out;
   EXPECT_NE(add.err.find("policy: at most " + std::to_string(CSF_POL_MAX_RULES) +
                          " rules; existing rules are unchanged"),
             std::string::npos)
       << add.err;
-  json after = PolicyList();
+  json after = PolicyList(ns_);
   EXPECT_EQ(after.size(), size_t{CSF_POL_MAX_RULES});
   EXPECT_TRUE(after == expected) << "the rules changed after the refused add: "
                                  << FirstDiff(after, expected);
@@ -860,13 +865,17 @@ TEST_F(FaultInjection, FullPolicyTableRefusesMoreEntriesAndKeepsEveryRule) {
     rules.push_back(Rule("udp", "1-64", std::to_string(64 * i + 1) + "-" +
                                             std::to_string(64 * i + 64), "fill"));
   ASSERT_EQ(rules.size() * 4096, size_t{CSF_POL_MAX_ENTRIES});
-  rules = AddInProcess(rules);
+  {
+    InNetns in(ns_.name());  // the rules of ns_, where va is attached
+    ASSERT_TRUE(in.ok());
+    rules = AddInProcess(rules);
+  }
   ASSERT_FALSE(rules.empty());
   const json expected = ExpectedList(rules);
-  ASSERT_TRUE(PolicyList() == expected) << FirstDiff(PolicyList(), expected);
+  ASSERT_TRUE(PolicyList(ns_) == expected) << FirstDiff(PolicyList(ns_), expected);
 
   // One more entry does not fit.
-  CmdResult add = Csumfix({"policy", "add", "--proto", "udp", "--dport", "60000", "--action",
+  CmdResult add = Csumfix({"-n", ns_.name(), "policy", "add", "--proto", "udp", "--dport", "60000", "--action",
                            "pass"});
   EXPECT_EQ(add.rc, 1) << add.out;
   EXPECT_NE(add.err.find(std::to_string(CSF_POL_MAX_ENTRIES + 1) +
@@ -874,11 +883,11 @@ TEST_F(FaultInjection, FullPolicyTableRefusesMoreEntriesAndKeepsEveryRule) {
                          std::to_string(CSF_POL_MAX_ENTRIES) + " fit"),
             std::string::npos)
       << add.err;
-  EXPECT_TRUE(PolicyList() == expected) << "the rules changed after the refused add: "
-                                        << FirstDiff(PolicyList(), expected);
+  EXPECT_TRUE(PolicyList(ns_) == expected) << "the rules changed after the refused add: "
+                                        << FirstDiff(PolicyList(ns_), expected);
 
   // Fewer entries that still cannot sit beside the rules in force until the switch: a delete.
-  CmdResult del = Csumfix({"policy", "del", std::to_string(rules[0].id)});
+  CmdResult del = Csumfix({"-n", ns_.name(), "policy", "del", std::to_string(rules[0].id)});
   EXPECT_EQ(del.rc, 1) << del.out;
   EXPECT_NE(del.err.find("policy: the new rules need " +
                          std::to_string(CSF_POL_MAX_ENTRIES - 4096) +
@@ -887,15 +896,15 @@ TEST_F(FaultInjection, FullPolicyTableRefusesMoreEntriesAndKeepsEveryRule) {
             std::string::npos)
       << del.err;
   EXPECT_NE(del.err.find("csumfix policy flush"), std::string::npos) << del.err;
-  EXPECT_TRUE(PolicyList() == expected) << "the rules changed after the refused delete: "
-                                        << FirstDiff(PolicyList(), expected);
+  EXPECT_TRUE(PolicyList(ns_) == expected) << "the rules changed after the refused delete: "
+                                        << FirstDiff(PolicyList(ns_), expected);
   CmdResult t = testing::Run({"bpftool", "-j", "map", "show", "pinned",
-                     std::string(kPinTop) + "/v1/maps/csf_pol_rules"});
+                     ns_.PinRoot() + "/maps/csf_pol_rules"});
   EXPECT_EQ(ParseJson(t.out, "bpftool map show")["max_entries"], CSF_POL_MAX_ENTRIES);
   // flush still works (TearDown checks the pins go).
-  CmdResult f = Csumfix({"policy", "flush"});
+  CmdResult f = Csumfix({"-n", ns_.name(), "policy", "flush"});
   EXPECT_EQ(f.rc, 0) << f.err;
-  EXPECT_EQ(PolicyList(), json::array());
+  EXPECT_EQ(PolicyList(ns_), json::array());
 }
 
 }  // namespace

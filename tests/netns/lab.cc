@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -71,6 +72,23 @@ CmdResult Csumfix(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {CsumfixPath()};
   argv.insert(argv.end(), args.begin(), args.end());
   return Run(argv);
+}
+
+namespace {
+std::string PinRootOf(const std::string& nsfs) {
+  struct stat st {};
+  const unsigned long long ino = stat(nsfs.c_str(), &st) == 0 ? st.st_ino : 0;
+  return "/sys/fs/bpf/csumfix/v1/netns/" + std::to_string(ino);
+}
+}  // namespace
+
+std::string SelfPinRoot() { return PinRootOf("/proc/self/ns/net"); }
+std::string Netns::PinRoot() const { return PinRootOf("/run/netns/" + name_); }
+
+std::string Netns::PinDir(const std::string& ifname) const {
+  std::string pin = ifname;
+  std::replace(pin.begin(), pin.end(), '.', ':');
+  return PinRoot() + "/" + pin;
 }
 
 bool PathExists(const std::string& path) {

@@ -25,6 +25,8 @@ CmdResult Csumfix(const std::vector<std::string>& args);
 std::string CsumfixPath();
 std::string BpfObjPath();  // the built csumfix.bpf.o
 bool PathExists(const std::string& path);
+// csumfix's pin directory of this process's network namespace (as Netns::PinRoot).
+std::string SelfPinRoot();
 // How much slower than this 2-core host the machine is: CSUMFIX_TIME_SCALE (default 1; the VM
 // guests under TCG set it). Deadlines the tests wait for are multiplied by it.
 double TimeScale();
@@ -50,6 +52,10 @@ class Netns {
   const std::string& name() const { return name_; }
 
   int Ip(const std::string& args) const;           // `ip -n NAME args`
+  // csumfix's pin directory of this namespace, /sys/fs/bpf/csumfix/v1/netns/<inode>, and of one
+  // interface's attachment in it (a '.' in the name written as ':').
+  std::string PinRoot() const;
+  std::string PinDir(const std::string& ifname) const;
   int Exec(const std::string& sh) const;           // `ip netns exec NAME sh -c ...`
   std::string Capture(const std::string& sh) const;  // same, stdout+stderr
 

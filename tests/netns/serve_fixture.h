@@ -32,10 +32,19 @@ struct Scrape {
   std::map<std::pair<std::string, Labels>, double> values;
   std::string error;
 
+  // The sample with exactly labels `l`; the namespace labels every per-interface sample carries
+  // (netns, netns_name) are compared only when `l` names netns.
   std::optional<double> Get(const std::string& name, const Labels& l) const {
-    auto it = values.find({name, l});
-    if (it == values.end()) return std::nullopt;
-    return it->second;
+    for (const auto& [k, v] : values) {
+      if (k.first != name) continue;
+      Labels got = k.second;
+      if (!l.count("netns")) {
+        got.erase("netns");
+        got.erase("netns_name");
+      }
+      if (got == l) return v;
+    }
+    return std::nullopt;
   }
   // Samples of `name` whose labels include `sub`.
   std::vector<std::pair<Labels, double>> All(const std::string& name, const Labels& sub) const {

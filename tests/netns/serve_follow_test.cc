@@ -205,7 +205,7 @@ TEST_F(ServeFollow, ProgramsAreLoadedOnceAndAgainWhenTheSharedMapsAreNew) {
   // All gone: serve forgets them, the shared maps go with the last.
   ASSERT_EQ(a_.Exec("ip link del p1 && ip link del p2 && ip link del p3"), 0);
   ASSERT_TRUE(WaitFor([&] { return Status().empty(); }, Deadline(30))) << ReadFile(log_);
-  ASSERT_TRUE(WaitFor([&] { return !PathExists("/sys/fs/bpf/csumfix/v1/maps"); }, Deadline(10)))
+  ASSERT_TRUE(WaitFor([&] { return !PathExists(a_.PinRoot() + "/maps"); }, Deadline(10)))
       << "the shared maps stay after the last interface went\n" << ReadFile(log_);
   ASSERT_EQ(a_.Ip("tuntap add dev p4 mode tap"), 0);
   ASSERT_TRUE(WaitFor([&] { return Attached("p4"); }, Deadline(30))) << ReadFile(log_);

@@ -105,7 +105,7 @@ Snapshot MakeSnapshot() {
   s.ifaces.push_back(a);
   control::CounterRow r;
   r.ifindex = 7;
-  r.ifname = "renamed";  // the pin directory's name wins
+  r.ifname = "tap0";  // as Controller::Counters names it: from the attachment's record
   r.hook = CSF_HOOK_TC_INGRESS;
   r.counters.c[CSF_CTR_PACKETS] = 1000;
   r.counters.c[CSF_CTR_BYTES] = 123456789012345ull;
@@ -134,10 +134,18 @@ Snapshot MakeSnapshot() {
   return s;
 }
 
+// The sample `name` with exactly `labels`; the namespace labels (netns, netns_name) every
+// per-interface sample carries are compared only when `labels` names netns.
 const Sample* Find(const Parsed& p, const std::string& name,
                    const std::map<std::string, std::string>& labels) {
-  for (const auto& s : p.samples)
-    if (s.name == name && s.labels == labels) return &s;
+  for (const auto& s : p.samples) {
+    std::map<std::string, std::string> got = s.labels;
+    if (!labels.count("netns")) {
+      got.erase("netns");
+      got.erase("netns_name");
+    }
+    if (s.name == name && got == labels) return &s;
+  }
   return nullptr;
 }
 
@@ -232,6 +240,54 @@ TEST(Exposition, FamiliesValuesAndLabels) {
   EXPECT_EQ(s->value, "1");
 }
 
+// The same interface name in two network namespaces is two series, told apart by netns (the
+// inode) and netns_name (the /run/netns name, "" where there is none); a row's ifindex without a
+// record is "ifindex:N".
+TEST(Exposition, NamespacesAreLabelled) {
+  Snapshot s;
+  control::CounterRow a;
+  a.netns_ino = 4026532100;
+  a.ifindex = 2;
+  a.ifname = "eth0";
+  a.hook = CSF_HOOK_TC_INGRESS;
+  a.counters.c[CSF_CTR_PACKETS] = 11;
+  control::CounterRow b = a;
+  b.netns_ino = 4026532200;
+  b.counters.c[CSF_CTR_PACKETS] = 22;
+  control::CounterRow c = a;
+  c.ifindex = 5;
+  c.ifname = "";
+  c.counters.c[CSF_CTR_PACKETS] = 33;
+  s.counters = {a, b, c};
+  s.netns_names = {{4026532100, "pod-a"}, {4026532200, ""}};
+  control::IfaceStatus i;
+  i.ifname = "eth0";
+  i.netns_ino = 4026532100;
+  i.present = true;
+  s.ifaces.push_back(i);
+  const std::string text = Render(s);
+  Parsed p = Parse(text);
+  ASSERT_EQ(p.error, "") << text;
+  const Sample* x = Find(p, "csumfix_packets_total",
+                         {{"iface", "eth0"}, {"hook", "ingress"}, {"netns", "4026532100"},
+                          {"netns_name", "pod-a"}});
+  ASSERT_NE(x, nullptr) << text;
+  EXPECT_EQ(x->value, "11");
+  x = Find(p, "csumfix_packets_total",
+           {{"iface", "eth0"}, {"hook", "ingress"}, {"netns", "4026532200"}, {"netns_name", ""}});
+  ASSERT_NE(x, nullptr) << text;
+  EXPECT_EQ(x->value, "22");
+  x = Find(p, "csumfix_packets_total",
+           {{"iface", "ifindex:5"}, {"hook", "ingress"}, {"netns", "4026532100"},
+            {"netns_name", "pod-a"}});
+  ASSERT_NE(x, nullptr) << text;
+  EXPECT_EQ(x->value, "33");
+  x = Find(p, "csumfix_interface_present",
+           {{"iface", "eth0"}, {"netns", "4026532100"}, {"netns_name", "pod-a"}});
+  ASSERT_NE(x, nullptr) << text;
+  EXPECT_EQ(x->value, "1");
+}
+
 // Every counter of the ABI (csf_counters.c[0..CSF_CTR_MAX)) reaches the exposition: a counter
 // added to abi.h and not exported fails here. Each gets a value no other counter has.
 TEST(Exposition, EveryAbiCounterIsExported) {
@@ -276,6 +332,7 @@ Snapshot ActCsumSnapshot() {
   s.ifaces.push_back(a);
   control::CounterRow r;
   r.ifindex = 12;
+  r.ifname = "vnet4";  // Controller::Counters names it from the record
   r.hook = CSF_HOOK_TC_INGRESS;
   r.counters.c[CSF_CTR_ACT_SELECTED] = 77;
   r.counters.c[CSF_CTR_FILLED] = 77;

@@ -30,6 +30,8 @@ void AddCleanCommand(CLI::App& app, Globals& g) {
       "cls_bpf filters (handle 0xc5f, a csf_* program) that no attachment uses any more — e.g.\n"
       "after `ip netns exec NS csumfix attach` on an older csumfix. Live attachments, and\n"
       "anything csumfix did not create, are left alone. `attach` replaces such leftovers itself.\n"
+      "--all also removes the pins other network namespaces left when their interfaces went with\n"
+      "them (a deleted pod's or VM's namespace; provable where the hooks were tcx or XDP links).\n"
       "Examples:\n"
       "  csumfix clean --all\n"
       "  csumfix -n labns clean va");

@@ -22,16 +22,19 @@ namespace {
 struct FlowsOpts {
   size_t top = 20;  // 0: all
   bool json = false;
+  bool all_namespaces = false;
 };
 
 constexpr Help kHelp{
     "flows", "The flows seen with partial or bad checksums (LRU, most affected first).",
     "Per flow (interface, hook, protocol, addresses, ports): packets seen partial, with a bad\n"
-    "checksum, and filled. The table is an LRU of 65536 flows shared by all interfaces.\n"
+    "checksum, and filled. The table is an LRU of 65536 flows shared by the interfaces of one\n"
+    "network namespace: this one's (see -n), or with -A every namespace's (--top then counts\n"
+    "per namespace; JSON rows carry netns, the inode, and netns_name).\n"
     "Example: csumfix flows --top 5 -j"};
 
 nlohmann::json FlowJson(const control::FlowRow& r) {
-  return {{"ifname", r.ifname},
+  nlohmann::json j = {{"ifname", r.ifname},
           {"ifindex", r.key.ifindex},
           {"hook", std::string(names::HookName(r.key.hook))},
           {"ipver", r.key.ipver},
@@ -43,11 +46,16 @@ nlohmann::json FlowJson(const control::FlowRow& r) {
           {"partial", r.val.partial},
           {"bad", r.val.bad},
           {"filled", r.val.filled}};
+  AddNetnsJson(j, r.netns_ino);
+  return j;
 }
 
 void PrintFlow(const control::FlowRow& r) {
+  const std::string iface = r.netns_ino == control::CurrentNetnsIno()
+                                ? r.ifname
+                                : absl::StrCat(NetnsText(r.netns_ino), "/", r.ifname);
   std::printf(
-      "%-10s %-7s %-7s %-40s %-40s %9llu %9llu %9llu\n", r.ifname.c_str(),
+      "%-10s %-7s %-7s %-40s %-40s %9llu %9llu %9llu\n", iface.c_str(),
       std::string(names::HookName(r.key.hook)).c_str(), control::ProtoName(r.key.proto).c_str(),
       absl::StrCat(r.src, " ", r.key.sport).c_str(), absl::StrCat(r.dst, " ", r.key.dport).c_str(),
       static_cast<unsigned long long>(r.val.partial), static_cast<unsigned long long>(r.val.bad),
@@ -55,8 +63,12 @@ void PrintFlow(const control::FlowRow& r) {
 }
 
 Outcome Flows(const FlowsOpts& o, const Globals& g) {
-  ASSIGN_OR_RETURN(const std::vector<control::FlowRow> rows,
-                   control::Controller(g.bpffs).Flows(o.top));
+  std::vector<control::FlowRow> rows;
+  for (uint64_t ino : ViewNamespaces(g.bpffs, o.all_namespaces)) {
+    ASSIGN_OR_RETURN(const std::vector<control::FlowRow> some,
+                     control::Controller(g.bpffs, ino).Flows(o.top));
+    rows.insert(rows.end(), some.begin(), some.end());
+  }
   if (!o.json)
     std::printf("%-10s %-7s %-7s %-40s %-40s %9s %9s %9s\n", "iface", "hook", "proto", "source",
                 "destination", "partial", "bad", "filled");
@@ -70,6 +82,7 @@ void AddFlowsCommand(CLI::App& app, Globals& g) {
   auto [cmd, o] = NewCommand<FlowsOpts>(app, kHelp);
   cmd->add_option("--top", o->top, "show at most N flows (0: all)")->capture_default_str();
   AddJsonFlag(cmd, o->json);
+  AddAllNamespacesFlag(cmd, o->all_namespaces);
   OnRun(cmd, g, [o, &g] { return Flows(*o, g); });
 }
 

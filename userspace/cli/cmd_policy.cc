@@ -153,11 +153,18 @@ void AddFlushCommand(CLI::App& policy, Globals& g) {
 }
 
 // One rule as `policy list -j` prints it; warns on stderr when its interface is gone.
-json RuleJson(const csf_pol_rule& r) {
+json RuleJson(const csf_pol_rule& r, const control::RuleIfnames& ifnames) {
   const bool bound = r.flags & CSF_POL_F_IFINDEX;
   char name[IF_NAMESIZE] = {};
   const bool gone = control::RuleInterfaceGone(r);
-  if (gone)
+  const auto recorded = ifnames.find(r.id);
+  const bool follows = bound && recorded != ifnames.end();
+  if (gone && follows)
+    std::fprintf(stderr,
+                 "csumfix: note: rule %u is bound to %s, which is gone: it applies again when "
+                 "an interface of that name is attached\n",
+                 r.id, recorded->second.c_str());
+  else if (gone)
     std::fprintf(stderr,
                  "csumfix: warning: rule %u is bound to interface index %u, which no longer "
                  "exists (deleted): it matches nothing, also not a new interface of the same "
@@ -168,9 +175,11 @@ json RuleJson(const csf_pol_rule& r) {
           {"action", std::string(names::ActionName(r.action))},
           // the interface it is bound to: index 0 / "" = any interface
           {"ifindex", bound ? r.ifindex : 0},
-          {"iface", bound && !gone && if_indextoname(r.ifindex, name) ? name : ""},
+          // the name it follows (recorded at `policy add`), else the index's name now
+          {"iface", follows ? recorded->second
+                    : bound && !gone && if_indextoname(r.ifindex, name) ? name : ""},
           {"iface_gone", gone},
-          {"rule", control::DescribeRule(r)}};
+          {"rule", control::DescribeRule(r, &ifnames)}};
 }
 
 void AddListCommand(CLI::App& policy, Globals& g) {
@@ -180,12 +189,14 @@ void AddListCommand(CLI::App& policy, Globals& g) {
     // Under the pin lock (a consistent set), read as stored: nothing is loaded or created.
     ASSIGN_OR_RETURN(const auto lock, control::LockPins(g.bpffs));
     ASSIGN_OR_RETURN(const std::vector<csf_pol_rule> rules, control::ReadRules(g.bpffs));
+    ASSIGN_OR_RETURN(const control::RuleIfnames ifnames, control::ReadRuleIfnames(g.bpffs));
     json out = json::array();
-    for (const csf_pol_rule& r : rules) out.push_back(RuleJson(r));
+    for (const csf_pol_rule& r : rules) out.push_back(RuleJson(r, ifnames));
     if (*as_json) {
       std::cout << out.dump() << "\n";
     } else {
-      for (const csf_pol_rule& r : rules) std::printf("%s\n", control::DescribeRule(r).c_str());
+      for (const csf_pol_rule& r : rules)
+        std::printf("%s\n", control::DescribeRule(r, &ifnames).c_str());
     }
     control::Controller(g.bpffs).Tidy();
     return Done{};

@@ -27,7 +27,9 @@ constexpr Help kHelp{
     "zero, na, unparsable, gso, unverified) and per action applied, filled, zeroed, dropped,\n"
     "ip4_hdr_bad, fill_error, bounced / bounce_returned (mechanism bounce), act_selected\n"
     "(mechanism act-csum), policy_hit. Counters start at zero with each attach.\n"
-    "Example: csumfix stats tap0 -j"};
+    "Each network namespace has its own: this one's (see -n), or with -A every namespace's,\n"
+    "each row naming its namespace (JSON: netns, the inode, and netns_name).\n"
+    "Example: csumfix stats tap0 -j; csumfix stats -A"};
 
 // Counters start at the first packet: an attached interface may have none yet, so whether
 // IFACE is attached is asked of the attachments, not of the counters.
@@ -55,12 +57,16 @@ nlohmann::json RowJson(const control::CounterRow& r) {
   j["ifname"] = r.ifname;
   j["ifindex"] = r.ifindex;
   j["hook"] = std::string(names::HookName(r.hook));
+  AddNetnsJson(j, r.netns_ino);
   return j;
 }
 
 void PrintText(const control::CounterRow& r) {
   auto n = [&r](uint32_t id) { return static_cast<unsigned long long>(r.counters.c[id]); };
-  std::printf("%s %s: %llu packets, %llu bytes\n", r.ifname.c_str(),
+  const std::string ns = r.netns_ino == control::CurrentNetnsIno()
+                             ? ""
+                             : absl::StrCat(" (", NetnsText(r.netns_ino), ")");
+  std::printf("%s%s %s: %llu packets, %llu bytes\n", r.ifname.c_str(), ns.c_str(),
               std::string(names::HookName(r.hook)).c_str(), n(CSF_CTR_PACKETS), n(CSF_CTR_BYTES));
   std::string cls;
   for (const auto& [name, id] : ClassesByName())
@@ -77,11 +83,14 @@ void PrintText(const control::CounterRow& r) {
 
 Outcome Stats(const ShowOpts& o, const Globals& g) {
   control::Controller c(g.bpffs);
-  ASSIGN_OR_RETURN(const std::vector<control::CounterRow> all, c.Counters());
-  if (!o.ifname.empty()) RETURN_IF_ERROR(CheckAttached(c, o.ifname));
+  if (!o.ifname.empty() && !o.all_namespaces) RETURN_IF_ERROR(CheckAttached(c, o.ifname));
   std::vector<control::CounterRow> rows;
-  for (const control::CounterRow& r : all)
-    if (o.ifname.empty() || r.ifname == o.ifname) rows.push_back(r);
+  for (uint64_t ino : ViewNamespaces(g.bpffs, o.all_namespaces)) {
+    ASSIGN_OR_RETURN(const std::vector<control::CounterRow> all,
+                     control::Controller(g.bpffs, ino).Counters());
+    for (const control::CounterRow& r : all)
+      if (o.ifname.empty() || r.ifname == o.ifname) rows.push_back(r);
+  }
   PrintRows(rows, o.json, RowJson, PrintText,
             "no counters (nothing attached, or no packet seen yet)");
   return Done{};
@@ -89,6 +98,8 @@ Outcome Stats(const ShowOpts& o, const Globals& g) {
 
 }  // namespace
 
-void AddStatsCommand(CLI::App& app, Globals& g) { AddShowCommand(app, g, kHelp, Stats); }
+void AddStatsCommand(CLI::App& app, Globals& g) {
+  AddShowCommand(app, g, kHelp, Stats, /*all_namespaces=*/true);
+}
 
 }  // namespace csumfix::cli

@@ -16,6 +16,7 @@
 #include "cli/common.h"
 #include "control/control.h"
 #include "control/names.h"
+#include "control/pins.h"
 #include "control/policy.h"
 #include "csumfix/abi.h"
 #include "nlohmann/json.hpp"
@@ -33,7 +34,9 @@ constexpr Help kHelp{
     "(rules; rules_iface: bound to it alone), the device's offload switches (tx/rx checksumming,\n"
     "TSO, GSO, GRO as `ethtool -k` shows them) and per hook: mode (tcx, clsact, xdp), program\n"
     "id, act_csum selector program id (mechanism act-csum), attached, default action.\n"
-    "Warnings (stderr) name policy rules whose interface is gone.\n"
+    "Warnings (stderr) name policy rules whose interface is gone. Attachments are per network\n"
+    "namespace: this one's (-n NS for another; JSON: netns, the inode, and netns_name); a note\n"
+    "(stderr) names the other namespaces that have attachments.\n"
     "Example: csumfix status tap0 -j"};
 
 // One interface as status shows it.
@@ -59,6 +62,7 @@ json ToJson(const IfaceView& v) {
          {"mechanism", std::string(names::MechanismName(s.mechanism))},
          {"rules", v.rules},
          {"rules_iface", v.rules_iface}};
+  AddNetnsJson(j, s.netns_ino);
   if (!s.problem.empty()) j["problem"] = s.problem;
   json hooks = json::array();
   for (const control::HookStatus& h : s.hooks)
@@ -79,8 +83,9 @@ void PrintText(const IfaceView& v) {
     std::printf("%s %s\n", s.ifname.c_str(), absl::AsciiStrToUpper(s.state).c_str());
     return;
   }
-  std::printf("%s (ifindex %u) fill mechanism %s, policy rules %d (%d for it alone)%s\n",
-              s.ifname.c_str(), s.ifindex, std::string(names::MechanismName(s.mechanism)).c_str(),
+  std::printf("%s (ifindex %u, %s) fill mechanism %s, policy rules %d (%d for it alone)%s\n",
+              s.ifname.c_str(), s.ifindex, NetnsText(s.netns_ino).c_str(),
+              std::string(names::MechanismName(s.mechanism)).c_str(),
               v.rules, v.rules_iface, s.present ? "" : " GONE");
   std::string off;
   for (const auto& [k, on] : SortedOffloads(s))
@@ -101,6 +106,8 @@ void PrintText(const IfaceView& v) {
 // change.
 void CountRules(std::vector<IfaceView>& views, const std::string& bpffs) {
   auto rules = control::ReadRules(bpffs);
+  const control::RuleIfnames ifnames =
+      control::ReadRuleIfnames(bpffs).value_or(control::RuleIfnames{});
   if (!rules.ok()) {
     std::fprintf(stderr, "csumfix: warning: policy rules not read: %s\n",
                  std::string(rules.status().message()).c_str());
@@ -114,7 +121,13 @@ void CountRules(std::vector<IfaceView>& views, const std::string& bpffs) {
       if (!bound || here) ++v.rules;
       if (here) ++v.rules_iface;
     }
-    if (control::RuleInterfaceGone(r))
+    if (!control::RuleInterfaceGone(r)) continue;
+    if (auto it = ifnames.find(r.id); it != ifnames.end())
+      std::fprintf(stderr,
+                   "csumfix: note: policy rule %u is bound to %s, which is gone: it applies "
+                   "again when an interface of that name is attached\n",
+                   r.id, it->second.c_str());
+    else
       std::fprintf(stderr,
                    "csumfix: warning: policy rule %u names interface index %u, which no "
                    "longer exists: it matches nothing; remove it with `csumfix policy del "
@@ -137,6 +150,20 @@ Outcome Status(const ShowOpts& o, const Globals& g) {
       std::fprintf(stderr, "csumfix: %s %s: %s\n", v.s.ifname.c_str(), v.s.state.c_str(),
                    v.s.problem.c_str());
   PrintRows(views, o.json, ToJson, PrintText, "nothing attached");
+  // Attachments of other namespaces are theirs to show (`-n NS`); say that they exist.
+  if (o.ifname.empty()) {
+    const uint64_t here = control::CurrentNetnsIno();
+    for (uint64_t ino : control::PinPaths(g.bpffs).Namespaces()) {
+      if (ino == here) continue;
+      const size_t n = control::PinPaths(g.bpffs, ino).Interfaces().size();
+      if (n == 0) continue;
+      const std::string name = control::NetnsName(ino);
+      const std::string see = name.empty() ? "`csumfix stats -A` shows its counters"
+                                           : absl::StrCat("`csumfix -n ", name, " status`");
+      std::fprintf(stderr, "csumfix: note: network namespace %s has %zu attachment%s: %s\n",
+                   NetnsText(ino).c_str(), n, n == 1 ? "" : "s", see.c_str());
+    }
+  }
   return Done{};
 }
 

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "control/names.h"
+#include "control/pins.h"
 #include "csumfix/abi.h"
 
 namespace csumfix::cli {
@@ -25,11 +26,38 @@ void AddJsonFlag(CLI::App* cmd, bool& json, const std::string& what) {
   cmd->add_flag("-j,--json", json, what);
 }
 
-void AddShowCommand(CLI::App& app, Globals& g, const Help& help, ShowFn show) {
+void AddShowCommand(CLI::App& app, Globals& g, const Help& help, ShowFn show,
+                    bool all_namespaces) {
   auto [cmd, o] = NewCommand<ShowOpts>(app, help);
   cmd->add_option("iface", o->ifname, "only this interface");
   AddJsonFlag(cmd, o->json);
+  if (all_namespaces) AddAllNamespacesFlag(cmd, o->all_namespaces);
   OnRun(cmd, g, [o, &g, show] { return show(*o, g); });
+}
+
+void AddAllNamespacesFlag(CLI::App* cmd, bool& all) {
+  cmd->add_flag("-A,--all-namespaces", all,
+                "every network namespace with csumfix pins, not only this one (-n)");
+}
+
+std::vector<uint64_t> ViewNamespaces(const std::string& bpffs, bool all) {
+  const uint64_t here = control::CurrentNetnsIno();
+  std::vector<uint64_t> out{here};
+  if (!all) return out;
+  for (uint64_t ino : control::PinPaths(bpffs).Namespaces())
+    if (ino != here) out.push_back(ino);
+  return out;
+}
+
+std::string NetnsText(uint64_t ino) {
+  const std::string name = control::NetnsName(ino);
+  return name.empty() ? absl::StrCat("netns:", ino) : name;
+}
+
+void AddNetnsJson(nlohmann::json& j, uint64_t ino) {
+  j["netns"] = ino;
+  const std::string name = control::NetnsName(ino);
+  j["netns_name"] = name.empty() ? nlohmann::json() : nlohmann::json(name);
 }
 
 std::string ActionList() { return names::Choices(names::kActions); }

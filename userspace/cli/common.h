@@ -52,14 +52,27 @@ void OnRun(CLI::App* cmd, Globals& g, std::function<Outcome()> body);
 // -j/--json.
 void AddJsonFlag(CLI::App* cmd, bool& json, const std::string& what = "JSON output");
 
-// The options of a command that shows per-interface records (status, stats): [IFACE] and -j.
+// The options of a command that shows per-interface records (status, stats): [IFACE], -j and,
+// where the command reads other namespaces' pins (stats), -A.
 struct ShowOpts {
   std::string ifname;  // "" = every interface
   bool json = false;
+  bool all_namespaces = false;
 };
 using ShowFn = Outcome (*)(const ShowOpts&, const Globals&);
-// Adds such a command: `show` runs with what was parsed.
-void AddShowCommand(CLI::App& app, Globals& g, const Help& help, ShowFn show);
+// Adds such a command: `show` runs with what was parsed; `all_namespaces`: it takes -A.
+void AddShowCommand(CLI::App& app, Globals& g, const Help& help, ShowFn show,
+                    bool all_namespaces = false);
+// -A/--all-namespaces.
+void AddAllNamespacesFlag(CLI::App* cmd, bool& all);
+
+// The network namespaces a view reads: this process's, or with -A every one with csumfix pins
+// (this one first).
+std::vector<uint64_t> ViewNamespaces(const std::string& bpffs, bool all);
+// How output names a network namespace: its /run/netns name, else "netns:<inode>".
+std::string NetnsText(uint64_t ino);
+// Adds "netns" (the inode) and "netns_name" (the /run/netns name, null where there is none).
+void AddNetnsJson(nlohmann::json& j, uint64_t ino);
 
 // Prints `rows`: with -j one JSON array of to_json(row); else to_text(row) for each, or `none`
 // (if not null) when there are none.

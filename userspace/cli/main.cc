@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,14 @@ void AddGlobalOptions(CLI::App& app, cli::Globals& g) {
       if (auto s = EnterNetns(g.netns); !s.ok()) throw CLI::RuntimeError(Fail(s));
     const std::string cmd =
         app.get_subcommands().empty() ? "" : app.get_subcommands()[0]->get_name();
+    if (cmd != "diagnose" && cmd != "probe" && cmd != "check") {
+      // csumfix 0.1 kept one pin set for every namespace: move it into per-namespace form once.
+      auto moved = control::MigrateLegacyPins(g.bpffs);
+      if (!moved.ok())
+        throw CLI::RuntimeError(Fail(Annotate(
+            moved.status(), "moving csumfix 0.1's pins into one directory per network namespace")));
+      for (const std::string& m : *moved) std::cerr << "csumfix: 0.1 pins: " << m << "\n";
+    }
     // Least privilege (SECURITY.md): keep only what this command needs, for good.
     if (auto s = base::ApplyPlan(cmd, base::PlanFor(cmd, g.bpffs)); !s.ok())
       throw CLI::RuntimeError(Fail(s));
@@ -128,8 +137,9 @@ int Main(int argc, char** argv) {
       "warnings (e.g. detach left a filter that is not csumfix's, probe could not find out\n"
       "everything, diagnose found bad checksums).\n"
       "\n"
-      "Files: /sys/fs/bpf/csumfix/v1/IFACE/ (state, programs and links of an attachment),\n"
-      "/sys/fs/bpf/csumfix/v1/maps/ (counters, actions, policy, flows), /run/csumfix/probe.json\n"
+      "Files: /sys/fs/bpf/csumfix/v1/netns/INODE/ (one per network namespace, INODE from\n"
+      "`stat -Lc %i /proc/self/ns/net`): IFACE/ (state, programs and links of an attachment) and\n"
+      "maps/ (counters, actions, policy, flows), /run/csumfix/probe.json\n"
       "(this boot's probe result), /run/csumfix/serve.json (interfaces serve attached).\n"
       "\n"
       "Examples (as root):\n"

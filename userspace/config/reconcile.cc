@@ -22,11 +22,8 @@
 namespace csumfix::config {
 namespace {
 
-// The bpffs mount point the controller works on (root() is <bpffs>/csumfix/v1).
-std::string BpffsOf(const control::Controller& c) {
-  std::string r = c.root();
-  return r.substr(0, r.size() - std::strlen("/" CSF_PIN_ROOT));
-}
+// The bpffs mount point the controller works on.
+const std::string& BpffsOf(const control::Controller& c) { return c.paths().bpffs(); }
 
 bool HasHook(const control::IfaceStatus& s, uint32_t hook) {
   return std::any_of(s.hooks.begin(), s.hooks.end(),
@@ -207,7 +204,7 @@ absl::StatusOr<Current> GatherCurrent(const control::Controller& c,
   ASSIGN_OR_RETURN(cur.attached, c.Status());
   ASSIGN_OR_RETURN(cur.links, LinksToSelect());
   const bpf::Fd ifcfg(
-      bpf_obj_get(absl::StrCat(c.root(), "/" CSF_PIN_MAPS "/" CSF_MAP_IFCFG).c_str()));
+      bpf_obj_get(c.paths().map(CSF_MAP_IFCFG).c_str()));
   for (const auto& s : cur.attached)
     if (HasHook(s, CSF_HOOK_XDP)) cur.redirect_to[s.ifname] = RedirectTarget(ifcfg, s.ifindex);
   cur.owned = owned.names;

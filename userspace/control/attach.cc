@@ -20,6 +20,7 @@
 #include "control/fault.h"
 #include "control/hooks.h"
 #include "control/leftovers.h"
+#include "control/policy.h"
 #include "control/names.h"
 #include "control/pins.h"
 #include "control/rollback.h"
@@ -57,19 +58,19 @@ std::vector<uint32_t> Hooks(const AttachRequest& req) {
   return hooks;
 }
 
-// v1/ and v1/maps/. Their undo goes in `dirs`, which runs last, after the programs' fds are
-// closed; the map pins stay when they were there before.
+// The namespace's directory and its maps/. Their undo goes in `dirs`, which runs last, after the
+// programs' fds are closed; the map pins stay when they were there before.
 absl::Status MakePinDirs(const PinPaths& paths, Rollback* dirs) {
   const bool maps_existed = access(paths.maps().c_str(), F_OK) == 0;
   dirs->Add([paths, maps_existed] {
     if (maps_existed) return;
     std::error_code ec;
     std::filesystem::remove_all(paths.maps(), ec);
-    rmdir(paths.root().c_str());
-    rmdir(paths.top().c_str());  // as Tidy(): only when empty; lock waiters notice
+    RemoveEmptyPinDirs(paths);  // as Tidy()
   });
-  RETURN_IF_ERROR(MakeDir(paths.root()));
-  return MakeDir(paths.maps());
+  for (const std::string& d : {paths.base(), paths.namespaces(), paths.root(), paths.maps()})
+    RETURN_IF_ERROR(MakeDir(d));
+  return absl::OkStatus();
 }
 
 bpf_program* ProgramFor(const bpf::Programs& progs, uint32_t hook) {
@@ -135,11 +136,6 @@ absl::Status ClearStale(const PinPaths& paths, const std::string& ifname, uint32
   if (access(dir.c_str(), F_OK) != 0) return absl::OkStatus();
   auto st = ReadState(dir);
   if (st.ok() && !InterfaceGone(*st)) {
-    if (!InThisNetns(*st))
-      return absl::AlreadyExistsError(absl::StrCat(
-          "attach: ", ifname, " is already attached in another network namespace (pins are kept "
-          "by interface name, one per name for now); detach it there first (`csumfix -n NS "
-          "detach ", ifname, "`)"));
     if (st->ifindex == ifindex)
       return absl::AlreadyExistsError(
           absl::StrCat("attach: ", ifname, " is already attached; run `csumfix detach ", ifname,
@@ -232,6 +228,30 @@ absl::StatusOr<std::shared_ptr<bpf::Programs>> Controller::LoadedPrograms() {
 }
 
 absl::Status Controller::Attach(const AttachRequest& req, const ProbeResult& features) {
+  RETURN_IF_ERROR(AttachLocked(req, features));
+  // A policy rule bound to this name follows it to the new interface (a VM restart made a new
+  // tap0): looked up without the lock, rebound under Policy's own.
+  auto names = ReadRuleIfnames(paths_.bpffs());
+  auto rules = ReadRules(paths_.bpffs());
+  const uint32_t ifindex = if_nametoindex(req.ifname.c_str());
+  bool stale = false;
+  if (names.ok() && rules.ok())
+    for (const csf_pol_rule& r : *rules)
+      if (auto it = names->find(r.id); it != names->end() && it->second == req.ifname)
+        stale |= r.ifindex != ifindex;
+  if (!stale || ifindex == 0) return absl::OkStatus();
+  auto moved = [&]() -> absl::StatusOr<std::vector<csf_pol_rule>> {
+    ASSIGN_OR_RETURN(Policy p, Policy::Open(paths_.bpffs()));
+    return p.Rebind(req.ifname, ifindex);
+  }();
+  if (!moved.ok())
+    return Annotate(moved.status(),
+                    absl::StrCat(req.ifname, " is attached, but the policy rules bound to it "
+                                 "still name its old ifindex (`csumfix policy list`)"));
+  return absl::OkStatus();
+}
+
+absl::Status Controller::AttachLocked(const AttachRequest& req, const ProbeResult& features) {
   FaultInjector fi;
   RETURN_IF_ERROR(fi.Check());
   RETURN_IF_ERROR(ValidateAttach(req, features));
@@ -260,7 +280,7 @@ absl::Status Controller::Attach(const AttachRequest& req, const ProbeResult& fea
   st.tc_handle = kTcHandle;
   st.tc_priority = kTcPriority;
   st.mechanism = req.mechanism;
-  st.netns_ino = CurrentNetnsIno();
+  st.netns_ino = paths_.netns_ino();
   bool made_clsact = false;  // this attach created the interface's clsact qdisc
   for (uint32_t hook : Hooks(req))
     RETURN_IF_ERROR(AttachHook(*progs, req, t, dir, StepCtx{&rb, &fi, hook}, &st, &made_clsact));

@@ -2,6 +2,9 @@
 #include <net/if.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
+#include <cctype>
 #include <filesystem>
 #include <set>
 
@@ -9,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
 #include "control/bounce.h"
+#include "control/hooks.h"
 #include "control/control.h"
 #include "control/leftovers.h"
 #include "control/netlink.h"
@@ -81,6 +85,75 @@ void CleanBounces(uint32_t only_owner, const InUse& in, CleanReport* rep) {
   if_freenameindex(all);
 }
 
+// Whether a record's hooks are all tcx or XDP links that report no device: the interface was
+// deleted, in whatever namespace it lived. (A clsact filter carries no such proof.)
+bool LinksDefunct(const std::string& dir, const csf_attach_state& st) {
+  bool any = false;
+  for (uint32_t hook = 0; hook < CSF_HOOK_MAX; ++hook) {
+    if (st.mode[hook] == CSF_TC_MODE_NONE) continue;
+    const bool link = hook == CSF_HOOK_XDP || st.mode[hook] == CSF_TC_MODE_TCX;
+    if (!link || LinkIfindex(dir, hook) != std::optional<uint32_t>(0)) return false;
+    any = true;
+  }
+  return any;
+}
+
+// Whether network namespace `ino` is held by a /run/netns name or by a process this /proc shows.
+bool NetnsVisible(uint64_t ino) {
+  if (!NetnsName(ino).empty()) return true;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    const std::string pid = e.path().filename();
+    if (pid.empty() || !std::isdigit(static_cast<unsigned char>(pid[0]))) continue;
+    struct stat st {};
+    if (stat((e.path() / "ns/net").c_str(), &st) == 0 && st.st_ino == ino) return true;
+  }
+  return false;
+}
+
+// The pins of other namespaces whose interfaces are certainly gone (a pod or VM namespace
+// deleted with its attachments): records whose links all report no device, and the namespace's
+// directory once it holds no record and no policy rule. Only pins: the helpers (bounce veths)
+// lived in that namespace and went with its devices; nothing is done to interfaces here, whose
+// indexes mean something else.
+void CleanOtherNamespaces(const PinPaths& here, CleanReport* rep) {
+  for (uint64_t ino : here.Namespaces()) {
+    if (ino == here.netns_ino()) continue;
+    const PinPaths there(here.bpffs(), ino);
+    size_t left = 0;
+    for (const std::string& name : there.Interfaces()) {
+      const std::string dir = there.iface(name);
+      auto st = ReadState(dir);
+      if (!st.ok() || !LinksDefunct(dir, *st)) {
+        ++left;
+        continue;
+      }
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+      if (ec) {
+        rep->done.Warn(absl::StrCat("clean: remove ", dir, ": ", ec.message()));
+        ++left;
+        continue;
+      }
+      rep->removed.push_back(absl::StrCat("record of ", name, " in network namespace ", ino,
+                                          " (its interface is gone)"));
+    }
+    if (left > 0 || PinnedMaps::Open(there).HasRules()) {
+      // A namespace that still exists (a process or a /run/netns name holds it) is its own
+      // business; one found nowhere from here is named, for its pins to be looked at.
+      if (left > 0 && !NetnsVisible(ino))
+        rep->done.Warn(absl::StrCat(
+            "clean: network namespace ", ino, " has ", left, " attachment(s) csumfix cannot prove "
+            "gone from here; run `csumfix -n NS clean --all` in it, or remove ", there.root(),
+            " when the namespace no longer exists"));
+      continue;
+    }
+    std::error_code ec;
+    fs::remove_all(there.root(), ec);
+    if (!ec) rep->removed.push_back(absl::StrCat("pins of network namespace ", ino));
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<CleanReport> Controller::Clean(absl::string_view ifname) {
@@ -107,6 +180,7 @@ absl::StatusOr<CleanReport> Controller::Clean(absl::string_view ifname) {
       rep.removed.push_back(absl::StrCat(i->if_name, ": ", f));
   }
   if (all != nullptr) if_freenameindex(all);
+  if (ifname.empty()) CleanOtherNamespaces(paths_, &rep);
   Tidy();
   return rep;
 }

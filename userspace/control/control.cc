@@ -23,13 +23,22 @@ absl::Status NotAttached(absl::string_view ifname) {
 
 }  // namespace
 
-Controller::Controller(std::string bpffs) : paths_(std::move(bpffs)) {}
+Controller::Controller(std::string bpffs, uint64_t netns_ino)
+    : paths_(std::move(bpffs), netns_ino) {}
 
 absl::Status Controller::EnsurePinDirs() const {
   RETURN_IF_ERROR(EnsureBpffs(paths_.bpffs()));
-  RETURN_IF_ERROR(MakeDir(paths_.top()));
-  RETURN_IF_ERROR(MakeDir(paths_.root()));
-  return MakeDir(paths_.maps());
+  for (const std::string& d :
+       {paths_.top(), paths_.base(), paths_.namespaces(), paths_.root(), paths_.maps()})
+    RETURN_IF_ERROR(MakeDir(d));
+  return absl::OkStatus();
+}
+
+void RemoveEmptyPinDirs(const PinPaths& paths) {
+  // rmdir removes only what is empty; the last one out takes the lock directory too, and lock
+  // waiters notice (DirLock::Acquire).
+  for (const std::string& d : {paths.root(), paths.namespaces(), paths.base(), paths.top()})
+    rmdir(d.c_str());
 }
 
 Outcome Controller::Detach(absl::string_view ifname) {
@@ -68,8 +77,7 @@ void Controller::Tidy() const {
     if (e.path().filename() != CSF_PIN_MAPS) others = true;
   if (others || PinnedMaps::Open(paths_).HasRules()) return;
   fs::remove_all(paths_.maps(), ec);
-  rmdir(paths_.root().c_str());
-  rmdir(paths_.top().c_str());  // waiters notice (DirLock::Acquire)
+  RemoveEmptyPinDirs(paths_);
 }
 
 Outcome Controller::DetachAll() {

@@ -8,6 +8,7 @@
 #define CSUMFIX_USERSPACE_CONTROL_CONTROL_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -49,6 +50,7 @@ struct HookStatus {
 
 struct IfaceStatus {
   std::string ifname;
+  uint64_t netns_ino = 0;  // the network namespace of the record (its inode)
   // The pin directory's record: "ok"; "attaching" (no state yet and another csumfix holds the
   // pin lock: an attach in progress); "incomplete" (no state and nobody holds the lock: an attach
   // was interrupted, `csumfix detach IFNAME` removes what it left); "unreadable" (the state exists
@@ -67,8 +69,9 @@ struct IfaceStatus {
 };
 
 struct CounterRow {
+  uint64_t netns_ino = 0;  // the network namespace the ifindex is in
   uint32_t ifindex = 0;
-  std::string ifname;  // "" when the interface is gone
+  std::string ifname;  // from the attachment's record; "" when unknown
   uint32_t hook = 0;
   csf_counters counters{};
 };
@@ -76,6 +79,7 @@ struct CounterRow {
 struct FlowRow {
   csf_tuple key{};
   csf_flow_val val{};
+  uint64_t netns_ino = 0;
   std::string ifname;
   std::string src, dst;  // printable addresses
 };
@@ -115,13 +119,20 @@ uint32_t ResolveMechanism(absl::string_view requested, uint32_t action, uint32_t
 std::vector<const IfaceStatus*> FillRuleWithoutMechanism(const csf_pol_rule& rule,
                                                          const std::vector<IfaceStatus>& attached);
 
+// Removes the namespace's pin directory and those above it, each only when empty.
+void RemoveEmptyPinDirs(const PinPaths& paths);
+
 class Controller {
  public:
-  // `bpffs` is the bpf filesystem mount point; it is mounted there when it is not yet.
-  explicit Controller(std::string bpffs = "/sys/fs/bpf");
+  // `bpffs` is the bpf filesystem mount point; it is mounted there when it is not yet. The
+  // controller works on the pins of network namespace `netns_ino` (its inode; default: this
+  // process's). Attach and detach must run in that namespace; the views (Status, Counters,
+  // Flows) read any namespace's pins, naming interfaces from the state records.
+  explicit Controller(std::string bpffs = "/sys/fs/bpf", uint64_t netns_ino = CurrentNetnsIno());
 
   // Attaches as `req` asks, all-or-nothing. `features` is what the kernel can do (the probe's
-  // result): a mechanism it lacks is refused before anything changes.
+  // result): a mechanism it lacks is refused before anything changes. Policy rules bound to the
+  // interface's name (`policy add --iface`) are pointed at it when they named an older one.
   absl::Status Attach(const AttachRequest& req, const ProbeResult& features);
   // Removes what csumfix attached to `ifname`. Done with warnings when something was left alone
   // (not csumfix's any more) or the attach had been interrupted; NotFound when not attached.
@@ -139,7 +150,8 @@ class Controller {
   // The flows seen with partial or bad checksums, most affected first (at most `top`; 0 = all).
   absl::StatusOr<std::vector<FlowRow>> Flows(size_t top = 0) const;
 
-  std::string root() const { return paths_.root(); }  // <bpffs>/csumfix/v1
+  std::string root() const { return paths_.root(); }  // <bpffs>/csumfix/v1/netns/<ino>
+  uint64_t netns_ino() const { return paths_.netns_ino(); }
   const PinPaths& paths() const { return paths_; }
   // Removes the shared maps and directories when nothing is attached and no policy rule exists.
   // Callers hold the lock or are the only user.
@@ -155,8 +167,12 @@ class Controller {
   }
 
  private:
+  // Attach() under the pin lock, without the rules' rebinding.
+  absl::Status AttachLocked(const AttachRequest& req, const ProbeResult& features);
   // Status(): the record of one pin directory, and its hooks.
   IfaceStatus StatusOf(const std::string& name, const bpf::Fd& ifcfg) const;
+  // Counters(), Flows(): the name of an ifindex of this namespace ("" when unknown).
+  std::function<std::string(uint32_t)> Namer() const;
   // The programs for an attach: the kept ones when they still fit the pinned maps, else loaded.
   absl::StatusOr<std::shared_ptr<bpf::Programs>> LoadedPrograms();
   PinPaths paths_;

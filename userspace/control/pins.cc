@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <filesystem>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
 
@@ -22,7 +23,9 @@ namespace csumfix::control {
 using bpf::Fd;
 
 std::string PinPaths::top() const { return absl::StrCat(bpffs_, "/csumfix"); }
-std::string PinPaths::root() const { return absl::StrCat(bpffs_, "/", CSF_PIN_ROOT); }
+std::string PinPaths::base() const { return absl::StrCat(bpffs_, "/", CSF_PIN_ROOT); }
+std::string PinPaths::namespaces() const { return absl::StrCat(base(), "/", CSF_PIN_NETNS); }
+std::string PinPaths::root() const { return absl::StrCat(namespaces(), "/", netns_ino_); }
 std::string PinPaths::maps() const { return absl::StrCat(root(), "/", CSF_PIN_MAPS); }
 std::string PinPaths::map(absl::string_view name) const { return absl::StrCat(maps(), "/", name); }
 std::string PinName(absl::string_view ifname) {
@@ -51,6 +54,17 @@ std::vector<std::string> PinPaths::Interfaces() const {
   return out;
 }
 
+std::vector<uint64_t> PinPaths::Namespaces() const {
+  std::vector<uint64_t> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(namespaces(), ec)) {
+    uint64_t ino = 0;
+    if (absl::SimpleAtoi(std::string(e.path().filename()), &ino)) out.push_back(ino);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 namespace {
 
 // The inode of one of this process's namespaces, or of PID 1's (0 when it cannot be read, e.g.
@@ -60,18 +74,16 @@ ino_t NsInode(const char* pid, const char* ns) {
   return stat(absl::StrCat("/proc/", pid, "/ns/", ns).c_str(), &st) == 0 ? st.st_ino : 0;
 }
 
-// The name under /run/netns of this process's network namespace, or "".
-std::string NetnsName() {
-  const ino_t self = NsInode("self", "net");
+}  // namespace
+
+std::string NetnsName(uint64_t ino) {
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator("/run/netns", ec)) {
     struct stat st {};
-    if (stat(e.path().c_str(), &st) == 0 && st.st_ino == self) return e.path().filename();
+    if (stat(e.path().c_str(), &st) == 0 && st.st_ino == ino) return e.path().filename();
   }
   return "";
 }
-
-}  // namespace
 
 absl::Status CheckHostBpffs(const std::string& path) {
   struct statfs st {};
@@ -81,7 +93,7 @@ absl::Status CheckHostBpffs(const std::string& path) {
   // there would vanish with it. Where PID 1's namespace cannot be read, a named network
   // namespace (/run/netns) without bpffs is taken as `ip netns exec`.
   const ino_t self = NsInode("self", "mnt"), init = NsInode("1", "mnt");
-  const std::string ns = NetnsName();
+  const std::string ns = NetnsName(NsInode("self", "net"));
   const bool private_mounts = init != 0 ? self != init : !ns.empty();
   if (!private_mounts) return absl::OkStatus();
   const std::string fix =
@@ -209,6 +221,67 @@ PinnedMaps PinnedMaps::Open(const PinPaths& paths) {
 bool PinnedMaps::HasRules() const {
   uint32_t key;
   return pol_store.valid() && bpf_map_get_next_key(pol_store.get(), nullptr, &key) == 0;
+}
+
+absl::StatusOr<std::vector<std::string>> MigrateLegacyPins(const std::string& bpffs) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> done;
+  const PinPaths here(bpffs);
+  // The 0.1 layout had its map set and interface directories right under v1/.
+  auto legacy = [&] {
+    std::vector<std::string> names;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(here.base(), ec))
+      if (e.path().filename() != CSF_PIN_NETNS) names.push_back(e.path().filename());
+    return names;
+  };
+  if (access(here.base().c_str(), F_OK) != 0 || legacy().empty()) return done;
+  ASSIGN_OR_RETURN(std::shared_ptr<void> lock, LockPins(bpffs));
+  const std::vector<std::string> names = legacy();  // again, under the lock
+  const std::string old_maps = absl::StrCat(here.base(), "/", CSF_PIN_MAPS);
+  RETURN_IF_ERROR(MakeDir(here.namespaces()));
+  std::vector<uint64_t> dests;
+  for (const std::string& name : names) {
+    if (name == CSF_PIN_MAPS) continue;
+    const std::string from = absl::StrCat(here.base(), "/", name);
+    auto st = ReadState(from);
+    const uint64_t ino = st.ok() && st->netns_ino != 0 ? st->netns_ino : here.netns_ino();
+    const PinPaths to(bpffs, ino);
+    RETURN_IF_ERROR(MakeDir(to.root()));
+    if (access(to.iface(IfnameOfPin(name)).c_str(), F_OK) == 0) {
+      done.push_back(absl::StrCat("left ", from, ": namespace ", ino,
+                                  " has an attachment of that name already; `csumfix clean` "
+                                  "there, then remove ", from));
+      continue;
+    }
+    if (rename(from.c_str(), to.iface(IfnameOfPin(name)).c_str()) != 0)
+      return ErrnoStatus(errno, absl::StrCat("move ", from, " to ", to.root()));
+    done.push_back(absl::StrCat("moved ", IfnameOfPin(name), " to ", to.root()));
+    if (std::find(dests.begin(), dests.end(), ino) == dests.end()) dests.push_back(ino);
+  }
+  if (access(old_maps.c_str(), F_OK) != 0) return done;
+  if (dests.empty()) dests.push_back(here.netns_ino());  // only rules were left
+  for (uint64_t ino : dests) {
+    const PinPaths to(bpffs, ino);
+    RETURN_IF_ERROR(MakeDir(to.root()));
+    if (access(to.maps().c_str(), F_OK) == 0) {
+      done.push_back(absl::StrCat("kept the maps of namespace ", ino, "; 0.1's went"));
+      continue;
+    }
+    // Every namespace pins the same maps: the 0.1 programs there use them.
+    RETURN_IF_ERROR(MakeDir(to.maps()));
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(old_maps, ec)) {
+      Fd fd(bpf_obj_get(e.path().c_str()));
+      if (!fd.valid()) return ErrnoStatus(errno, "open " + e.path().string());
+      RETURN_IF_ERROR(PinFd(fd.get(), absl::StrCat(to.maps(), "/", std::string(e.path().filename()))));
+    }
+    done.push_back(absl::StrCat("pinned the shared maps in ", to.maps()));
+  }
+  std::error_code ec;
+  fs::remove_all(old_maps, ec);
+  if (ec) return absl::InternalError(absl::StrCat("remove ", old_maps, ": ", ec.message()));
+  return done;
 }
 
 }  // namespace csumfix::control

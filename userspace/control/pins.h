@@ -1,9 +1,12 @@
 // Pins: everything csumfix keeps in bpffs. The mount check, the directory lock every change
 // holds, the per-interface state record, and the shared maps opened by name (PinnedMaps).
 //
-//   <bpffs>/csumfix/                 flock'd by every attach, detach and policy change
-//   <bpffs>/csumfix/v1/maps/<map>    the shared maps, CSF_PINNED_MAPS in abi.h
-//   <bpffs>/csumfix/v1/<ifname>/     state, <hook>_prog, <hook>_link, bounce_<dir>_{prog,link}
+//   <bpffs>/csumfix/                          flock'd by every attach, detach and policy change
+//   <bpffs>/csumfix/v1/netns/<ino>/           one network namespace's state (its inode number):
+//   <bpffs>/csumfix/v1/netns/<ino>/maps/<map>   its shared maps, CSF_PINNED_MAPS in abi.h
+//   <bpffs>/csumfix/v1/netns/<ino>/<ifname>/    state, <hook>_prog, <hook>_link, bounce_*
+// Each namespace has a map set of its own, so ifindex keys (counters, actions, rules, flows)
+// never meet another namespace's interfaces: the same name in two namespaces is two attachments.
 #ifndef CSUMFIX_USERSPACE_CONTROL_PINS_H_
 #define CSUMFIX_USERSPACE_CONTROL_PINS_H_
 
@@ -27,21 +30,44 @@ namespace csumfix::control {
 std::string PinName(absl::string_view ifname);
 std::string IfnameOfPin(absl::string_view pin);
 
+// The inode of this process's network namespace (/proc/self/ns/net), 0 if it cannot be read.
+uint64_t CurrentNetnsIno();
+// The name under /run/netns of the network namespace with inode `ino`, or "" (none: a pod's or
+// container's namespace, the host's).
+std::string NetnsName(uint64_t ino);
+
 class PinPaths {
  public:
-  explicit PinPaths(std::string bpffs) : bpffs_(std::move(bpffs)) {}
+  // The pins of network namespace `netns_ino` (default: this process's).
+  explicit PinPaths(std::string bpffs, uint64_t netns_ino = CurrentNetnsIno())
+      : bpffs_(std::move(bpffs)), netns_ino_(netns_ino) {}
   const std::string& bpffs() const { return bpffs_; }
+  uint64_t netns_ino() const { return netns_ino_; }
   std::string top() const;                           // <bpffs>/csumfix (the lock)
-  std::string root() const;                          // <bpffs>/csumfix/v1
-  std::string maps() const;                          // <bpffs>/csumfix/v1/maps
-  std::string map(absl::string_view name) const;     // .../maps/<name>
-  std::string iface(absl::string_view ifname) const; // .../v1/<PinName(ifname)>
+  std::string base() const;                          // <bpffs>/csumfix/v1
+  std::string namespaces() const;                    // <bpffs>/csumfix/v1/netns
+  std::string root() const;                          // .../v1/netns/<netns_ino>
+  std::string maps() const;                          // <root>/maps
+  std::string map(absl::string_view name) const;     // <root>/maps/<name>
+  std::string iface(absl::string_view ifname) const; // <root>/<PinName(ifname)>
   // The interfaces that have a pin directory (decoded names), in directory order.
   std::vector<std::string> Interfaces() const;
+  // The network namespaces (inodes) that have a pin directory, ascending.
+  std::vector<uint64_t> Namespaces() const;
 
  private:
   std::string bpffs_;
+  uint64_t netns_ino_;
 };
+
+// Moves the pins of csumfix 0.1 (<bpffs>/csumfix/v1/<ifname>/ and v1/maps/, one map set for
+// every namespace) into the per-namespace layout, under the pin lock: an interface's directory
+// goes to the namespace its state record names (a record without one, or no record: this
+// process's namespace), the maps to every namespace that receives an interface (or to this one
+// when only rules were left). Attachments keep running: their programs hold the maps. Returns
+// one line per thing moved; nothing when there is no 0.1 layout (the common case costs one
+// access(2)).
+absl::StatusOr<std::vector<std::string>> MigrateLegacyPins(const std::string& bpffs);
 
 // Mounts bpffs at `path` unless it is one already.
 absl::Status EnsureBpffs(const std::string& path);
@@ -72,8 +98,6 @@ absl::StatusOr<std::shared_ptr<void>> LockPins(const std::string& bpffs);
 bool PinLockHeld(const std::string& top, int wait_ms);
 
 absl::Status PinFd(int fd, const std::string& path);
-// The inode of this process's network namespace (/proc/self/ns/net), 0 if it cannot be read.
-uint64_t CurrentNetnsIno();
 absl::StatusOr<uint32_t> ProgId(int prog_fd);
 
 // The attachment's record, <ifname dir>/state. NotFound: no record (an attach in progress or

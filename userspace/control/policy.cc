@@ -1,3 +1,6 @@
+// The policy rule store (csf_pol_store and the rule names), its compilation into the tuple-space
+// tables the programs search, and the atomic switch between generations. Parsing rules is in
+// rules.cc.
 #include "control/policy.h"
 
 #include <arpa/inet.h>
@@ -26,143 +29,6 @@
 
 namespace csumfix::control {
 namespace {
-
-constexpr uint32_t kMaxPortsPerRule = 4096;
-
-// The payload a rule error carries: the field's key (KeySpelling).
-constexpr char kRuleFieldPayload[] = "type.csumfix/control.RuleField";
-
-struct FieldKey {
-  RuleField field;
-  const char* key;
-};
-constexpr FieldKey kFieldKeys[] = {
-    {RuleField::kIface, "iface"}, {RuleField::kHook, "hook"},   {RuleField::kIp, "ip"},
-    {RuleField::kProto, "proto"}, {RuleField::kSrc, "src"},     {RuleField::kDst, "dst"},
-    {RuleField::kSport, "sport"}, {RuleField::kDport, "dport"}, {RuleField::kAction, "action"}};
-
-// `s` marked as an error about `f`.
-absl::Status Tagged(absl::Status s, RuleField f) {
-  s.SetPayload(kRuleFieldPayload, absl::Cord(KeySpelling(f)));
-  return s;
-}
-
-absl::Status Invalid(RuleField f, const std::string& msg) {
-  return Tagged(absl::InvalidArgumentError(msg), f);
-}
-
-absl::StatusOr<uint8_t> ParseProto(const std::string& p, FieldSpelling spell) {
-  static const std::map<std::string, uint8_t> kNames = {
-      {"tcp", 6}, {"udp", 17}, {"udplite", 136}, {"sctp", 132}, {"icmp", 1}, {"icmpv6", 58}};
-  if (auto it = kNames.find(p); it != kNames.end()) return it->second;
-  uint32_t n;
-  if (absl::SimpleAtoi(p, &n) && n > 0 && n < 256) return static_cast<uint8_t>(n);
-  return Invalid(RuleField::kProto,
-                 absl::StrCat(spell(RuleField::kProto), " ", p,
-                              ": use tcp, udp, udplite, sctp, icmp, icmpv6 or a number 1-255"));
-}
-
-}  // namespace
-
-std::string FlagSpelling(RuleField f) {
-  return f == RuleField::kNone ? "" : absl::StrCat("--", KeySpelling(f));
-}
-
-std::string KeySpelling(RuleField f) {
-  for (const auto& k : kFieldKeys)
-    if (k.field == f) return k.key;
-  return "";
-}
-
-RuleField RuleErrorField(const absl::Status& s) {
-  auto key = s.GetPayload(kRuleFieldPayload);  // absl::optional<absl::Cord>
-  if (!key) return RuleField::kNone;
-  for (const auto& k : kFieldKeys)
-    if (*key == k.key) return k.field;
-  return RuleField::kNone;
-}
-
-std::string ProtoName(uint8_t proto) {
-  switch (proto) {
-    case 1: return "icmp";
-    case 6: return "tcp";
-    case 17: return "udp";
-    case 58: return "icmpv6";
-    case 132: return "sctp";
-    case 136: return "udplite";
-    default: return std::to_string(proto);
-  }
-}
-
-namespace {
-
-void FillMask(uint8_t out[16], uint8_t len) {
-  for (int b = 0; b < 16; ++b) {
-    int bits = static_cast<int>(len) - b * 8;
-    out[b] = bits >= 8 ? 0xff : bits <= 0 ? 0 : static_cast<uint8_t>(0xff << (8 - bits));
-  }
-}
-
-// A prefix of field `f` (src or dst); `*ipver` 0 or the rule's IP version so far.
-absl::Status ParsePrefix(RuleField f, FieldSpelling spell, const std::string& text,
-                         uint8_t* ipver, uint8_t addr[16], uint8_t* len) {
-  const std::string what = spell(f);
-  std::vector<std::string> parts = absl::StrSplit(text, '/');
-  if (parts.size() > 2) return Invalid(f, what + " " + text + ": not a prefix");
-  uint8_t v = 0;
-  std::memset(addr, 0, 16);
-  if (inet_pton(AF_INET, parts[0].c_str(), addr) == 1) {
-    v = 4;
-  } else if (inet_pton(AF_INET6, parts[0].c_str(), addr) == 1) {
-    v = 6;
-  } else {
-    return Invalid(f, absl::StrCat(what, " ", text,
-                                   ": not an IPv4 or IPv6 address (write e.g. 10.0.0.0/8 or "
-                                   "fd00::/64)"));
-  }
-  uint32_t l = v == 4 ? 32 : 128;
-  if (parts.size() == 2 && (!absl::SimpleAtoi(parts[1], &l) || l > (v == 4 ? 32u : 128u) || l == 0))
-    return Invalid(f, absl::StrCat(what, " ", text, ": prefix length must be 1-",
-                                   v == 4 ? 32 : 128));
-  if (*ipver != 0 && *ipver != v)
-    return Invalid(f, absl::StrCat(what, " ", text, " is IPv", int(v), " but the rule is IPv",
-                                   int(*ipver)));
-  *ipver = v;
-  *len = static_cast<uint8_t>(l);
-  uint8_t mask[16];
-  FillMask(mask, *len);
-  for (int b = 0; b < 16; ++b) addr[b] &= mask[b];  // keep only the prefix bits
-  return absl::OkStatus();
-}
-
-// The IP version of a prefix ParsePrefix accepts; 0 when it accepts none.
-uint8_t PrefixVersion(const std::string& text) {
-  uint8_t v = 0, addr[16], len;
-  return ParsePrefix(RuleField::kSrc, FlagSpelling, text, &v, addr, &len).ok() ? v : 0;
-}
-
-// A port or range of field `f` (sport or dport).
-absl::Status ParsePorts(RuleField f, FieldSpelling spell, const std::string& text, uint16_t* lo,
-                        uint16_t* hi) {
-  const std::string what = spell(f);
-  std::vector<std::string> parts = absl::StrSplit(text, '-');
-  uint32_t a, b;
-  if (parts.size() == 1 && absl::SimpleAtoi(parts[0], &a) && a > 0 && a < 65536) {
-    *lo = *hi = static_cast<uint16_t>(a);
-    return absl::OkStatus();
-  }
-  if (parts.size() == 2 && absl::SimpleAtoi(parts[0], &a) && absl::SimpleAtoi(parts[1], &b) &&
-      a > 0 && b < 65536 && a <= b) {
-    if (b - a + 1 > kMaxPortsPerRule)
-      return Invalid(f, absl::StrCat(what, " ", text, ": at most ", kMaxPortsPerRule,
-                                     " ports in a range"));
-    *lo = static_cast<uint16_t>(a);
-    *hi = static_cast<uint16_t>(b);
-    return absl::OkStatus();
-  }
-  return Invalid(f, absl::StrCat(what, " ", text,
-                                 ": write a port (80) or a range (8000-8080), 1-65535"));
-}
 
 struct MaskSig {
   uint32_t flags;
@@ -195,95 +61,24 @@ absl::StatusOr<std::vector<csf_pol_rule>> StoredRules(int store_fd) {
   return out;
 }
 
+absl::StatusOr<RuleIfnames> ReadIfnames(int fd) {
+  bpf::Map<uint32_t, csf_pol_ifname> names(fd, CSF_PIN_POL_IFNAMES);
+  RuleIfnames out;
+  ASSIGN_OR_RETURN(std::vector<uint32_t> ids, names.Keys());
+  for (uint32_t id : ids) {
+    ASSIGN_OR_RETURN(std::optional<csf_pol_ifname> n, names.Lookup(id));
+    if (n) out[id] = std::string(n->ifname, strnlen(n->ifname, sizeof(n->ifname)));
+  }
+  return out;
+}
+
 }  // namespace
 
-absl::StatusOr<csf_pol_rule> ParseRule(const RuleSpec& s, FieldSpelling spell) {
-  csf_pol_rule r{};
-  r.priority = s.priority;
-  const uint32_t a = names::ActionFromName(s.action).value_or(CSF_ACT_MAX);
-  if (a >= CSF_ACT_MAX)
-    return Invalid(RuleField::kAction,
-                   absl::StrCat(spell(RuleField::kAction), " ", s.action,
-                                ": use pass, observe, verify, drop-bad, fill or zero-udp4"));
-  r.action = a;
-  if (!s.ifname.empty()) {
-    r.ifindex = if_nametoindex(s.ifname.c_str());
-    if (r.ifindex == 0)
-      return Tagged(absl::NotFoundError(absl::StrCat(spell(RuleField::kIface), " ", s.ifname,
-                                                     ": no such interface")),
-                    RuleField::kIface);
-    r.flags |= CSF_POL_F_IFINDEX;
-  }
-  if (!s.hook.empty()) {
-    std::optional<uint32_t> hook = names::HookFromName(s.hook);
-    if (!hook)
-      return Invalid(RuleField::kHook,
-                     spell(RuleField::kHook) + " " + s.hook + ": use ingress, egress or xdp");
-    r.hook = *hook;
-    r.flags |= CSF_POL_F_HOOK;
-  }
-  if (s.ip != 0) {
-    if (s.ip != 4 && s.ip != 6) return Invalid(RuleField::kIp, spell(RuleField::kIp) + ": use 4 or 6");
-    r.ipver = static_cast<uint8_t>(s.ip);
-  }
-  if (!s.proto.empty()) {
-    ASSIGN_OR_RETURN(r.proto, ParseProto(s.proto, spell));
-    r.flags |= CSF_POL_F_PROTO;
-  }
-  if (!s.src.empty())
-    RETURN_IF_ERROR(ParsePrefix(RuleField::kSrc, spell, s.src, &r.ipver, r.src, &r.src_len));
-  if (!s.dst.empty())
-    RETURN_IF_ERROR(ParsePrefix(RuleField::kDst, spell, s.dst, &r.ipver, r.dst, &r.dst_len));
-  if (r.ipver) r.flags |= CSF_POL_F_IPVER;
-  const bool ported = r.proto == 6 || r.proto == 17 || r.proto == 136 || r.proto == 132;
-  if ((!s.sport.empty() || !s.dport.empty()) && !ported)
-    return Invalid(RuleField::kSport,
-                   absl::StrCat(spell(RuleField::kSport), "/", spell(RuleField::kDport), " need ",
-                                spell(RuleField::kProto), " tcp, udp, udplite or sctp"));
-  if (!s.sport.empty()) {
-    RETURN_IF_ERROR(ParsePorts(RuleField::kSport, spell, s.sport, &r.sport_lo, &r.sport_hi));
-    r.flags |= CSF_POL_F_SPORT;
-  }
-  if (!s.dport.empty()) {
-    RETURN_IF_ERROR(ParsePorts(RuleField::kDport, spell, s.dport, &r.dport_lo, &r.dport_hi));
-    r.flags |= CSF_POL_F_DPORT;
-  }
-  if (static_cast<uint64_t>(r.sport_hi - r.sport_lo + 1) * (r.dport_hi - r.dport_lo + 1) >
-      kMaxPortsPerRule)
-    return absl::InvalidArgumentError(absl::StrCat(
-        "a rule may cover at most ", kMaxPortsPerRule, " (source, destination) port pairs"));
-  return r;
-}
 
-std::string DescribeRule(const csf_pol_rule& r) {
-  std::string s = absl::StrCat("id ", r.id, " prio ", r.priority);
-  if (r.flags & CSF_POL_F_IFINDEX) {
-    char buf[IF_NAMESIZE] = {};
-    absl::StrAppend(&s, " iface ",
-                    if_indextoname(r.ifindex, buf) ? std::string(buf)
-                                                   : absl::StrCat("ifindex ", r.ifindex, " (gone)"));
-  }
-  if (r.flags & CSF_POL_F_HOOK) absl::StrAppend(&s, " ", std::string(names::HookName(r.hook)));
-  if (r.flags & CSF_POL_F_IPVER) absl::StrAppend(&s, " ipv", int(r.ipver));
-  if (r.flags & CSF_POL_F_PROTO) absl::StrAppend(&s, " proto ", ProtoName(r.proto));
-  auto addr = [&](const uint8_t* a, uint8_t len) {
-    char buf[INET6_ADDRSTRLEN] = {};
-    inet_ntop(r.ipver == 4 ? AF_INET : AF_INET6, a, buf, sizeof(buf));
-    return absl::StrCat(buf, "/", int(len));
-  };
-  if (r.src_len) absl::StrAppend(&s, " src ", addr(r.src, r.src_len));
-  if (r.dst_len) absl::StrAppend(&s, " dst ", addr(r.dst, r.dst_len));
-  if (r.flags & CSF_POL_F_SPORT)
-    absl::StrAppend(&s, " sport ", r.sport_lo, r.sport_hi != r.sport_lo ? absl::StrCat("-", r.sport_hi) : "");
-  if (r.flags & CSF_POL_F_DPORT)
-    absl::StrAppend(&s, " dport ", r.dport_lo, r.dport_hi != r.dport_lo ? absl::StrCat("-", r.dport_hi) : "");
-  absl::StrAppend(&s, " -> ", r.action < CSF_ACT_MAX ? names::ActionName(r.action) : "?");
-  return s;
-}
 
 absl::StatusOr<Policy> Policy::Open(const std::string& bpffs) {
   Controller c(bpffs);
-  const std::string maps = c.root() + "/" CSF_PIN_MAPS;
+  const std::string maps = c.paths().maps();
   // Serialised with attach/detach and other policy changes for the life of the object.
   ASSIGN_OR_RETURN(std::shared_ptr<void> lock, LockPins(bpffs));
   // Loading the object with the pin directory creates (or reuses) every shared map.
@@ -303,12 +98,68 @@ absl::StatusOr<Policy> Policy::Open(const std::string& bpffs) {
   p.masks_fd_ = (*fds)[1].get();
   p.rules_fd_ = (*fds)[2].get();
   p.store_fd_ = (*fds)[3].get();
+  // The names of the interfaces rules are bound to: userspace's alone, made on first use (a
+  // map set of csumfix 0.1 has none; its rules then keep only their ifindex).
+  const std::string names_pin = maps + "/" CSF_PIN_POL_IFNAMES;
+  bpf::Fd names(bpf_obj_get(names_pin.c_str()));
+  if (!names.valid()) {
+    LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_NO_PREALLOC);
+    names = bpf::Fd(bpf_map_create(BPF_MAP_TYPE_HASH, "csf_pol_ifnames", sizeof(uint32_t),
+                                   sizeof(csf_pol_ifname), CSF_POL_MAX_RULES, &o));
+    if (!names.valid()) return ErrnoStatus(errno, "create " + names_pin);
+    RETURN_IF_ERROR(PinFd(names.get(), names_pin));
+  }
+  p.names_fd_ = names.get();
+  fds->push_back(std::move(names));
   p.keep_ = fds;
   p.lock_ = std::move(lock);
   return p;
 }
 
 absl::StatusOr<std::vector<csf_pol_rule>> Policy::List() const { return StoredRules(store_fd_); }
+
+absl::Status Policy::Store(const csf_pol_rule& r) {
+  bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, CSF_MAP_POL_STORE);
+  RETURN_IF_ERROR(store.Update(r.id, r));
+  bpf::Map<uint32_t, csf_pol_ifname> names(names_fd_, CSF_PIN_POL_IFNAMES);
+  csf_pol_ifname n{};
+  if ((r.flags & CSF_POL_F_IFINDEX) && if_indextoname(r.ifindex, n.ifname) != nullptr)
+    return names.Update(r.id, n);
+  // Bound to an ifindex that is gone (a rebuild of an older rule set): its name, if known, stays.
+  if (r.flags & CSF_POL_F_IFINDEX) return absl::OkStatus();
+  return names.Delete(r.id);
+}
+
+absl::Status Policy::Unstore(uint32_t id) {
+  bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, CSF_MAP_POL_STORE);
+  RETURN_IF_ERROR(store.Delete(id));
+  bpf::Map<uint32_t, csf_pol_ifname> names(names_fd_, CSF_PIN_POL_IFNAMES);
+  return names.Delete(id);
+}
+
+absl::StatusOr<RuleIfnames> Policy::Ifnames() const {
+  return ReadIfnames(names_fd_);
+}
+
+absl::StatusOr<std::vector<csf_pol_rule>> Policy::Rebind(absl::string_view ifname,
+                                                         uint32_t ifindex) {
+  ASSIGN_OR_RETURN(RuleIfnames names, Ifnames());
+  ASSIGN_OR_RETURN(std::vector<csf_pol_rule> rules, List());
+  std::vector<csf_pol_rule> moved;
+  for (auto& r : rules) {
+    auto it = names.find(r.id);
+    if ((r.flags & CSF_POL_F_IFINDEX) && it != names.end() && it->second == ifname &&
+        r.ifindex != ifindex) {
+      r.ifindex = ifindex;
+      moved.push_back(r);
+    }
+  }
+  if (moved.empty()) return moved;
+  RETURN_IF_ERROR(Install(rules));  // one switch: packets see the old or the new binding
+  bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, CSF_MAP_POL_STORE);
+  for (const auto& r : moved) RETURN_IF_ERROR(store.Update(r.id, r));
+  return moved;
+}
 
 absl::Status Policy::Install(const std::vector<csf_pol_rule>& rules) {
   // 1. Shapes.
@@ -419,8 +270,7 @@ absl::StatusOr<std::vector<uint32_t>> Policy::AddAll(std::vector<csf_pol_rule> a
     rules.push_back(r);
   }
   RETURN_IF_ERROR(Install(rules));  // fails before anything the programs see changes
-  bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, CSF_MAP_POL_STORE);
-  for (const auto& r : add) RETURN_IF_ERROR(store.Update(r.id, r));
+  for (const auto& r : add) RETURN_IF_ERROR(Store(r));
   return ids;
 }
 
@@ -432,42 +282,11 @@ absl::Status Policy::Replace(std::vector<csf_pol_rule> rules) {
   uint32_t id = 1;
   for (auto& r : rules) r.id = id++;
   RETURN_IF_ERROR(Install(rules));  // fails before anything the programs see changes
-  bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, CSF_MAP_POL_STORE);
-  for (const auto& r : old) RETURN_IF_ERROR(store.Delete(r.id));
-  for (const auto& r : rules) RETURN_IF_ERROR(store.Update(r.id, r));
+  for (const auto& r : old) RETURN_IF_ERROR(Unstore(r.id));
+  for (const auto& r : rules) RETURN_IF_ERROR(Store(r));
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<csf_pol_rule>> ZoneRules(const std::vector<std::string>& prefixes,
-                                                    const std::string& ifname, uint32_t priority,
-                                                    FieldSpelling spell) {
-  std::vector<csf_pol_rule> rules;
-  for (const auto& a : prefixes) {
-    const uint8_t va = PrefixVersion(a);
-    for (const auto& b : prefixes) {
-      // An IPv4 and an IPv6 member never talk to each other directly. A prefix that does not
-      // parse is left to ParseRule, which says what is wrong with it.
-      const uint8_t vb = PrefixVersion(b);
-      if (va != 0 && vb != 0 && va != vb) continue;
-      RuleSpec z;
-      z.ifname = ifname;
-      z.src = a;
-      z.dst = b;
-      z.action = "pass";
-      z.priority = priority;
-      ASSIGN_OR_RETURN(csf_pol_rule r, ParseRule(z, spell));
-      rules.push_back(r);
-    }
-    RuleSpec f;
-    f.ifname = ifname;
-    f.src = a;
-    f.action = "fill";
-    f.priority = priority + 1;
-    ASSIGN_OR_RETURN(csf_pol_rule r, ParseRule(f, spell));
-    rules.push_back(r);
-  }
-  return rules;
-}
 
 absl::StatusOr<uint32_t> Policy::Add(csf_pol_rule rule) {
   ASSIGN_OR_RETURN(std::vector<uint32_t> ids, AddAll({rule}));
@@ -481,8 +300,7 @@ absl::Status Policy::Delete(uint32_t id) {
     return absl::NotFoundError(absl::StrCat("policy: no rule ", id, " (see `csumfix policy list`)"));
   rules.erase(it);
   RETURN_IF_ERROR(Install(rules));
-  bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, CSF_MAP_POL_STORE);
-  return store.Delete(id);
+  return Unstore(id);
 }
 
 absl::StatusOr<std::vector<csf_pol_rule>> Policy::DeleteIf(
@@ -492,19 +310,22 @@ absl::StatusOr<std::vector<csf_pol_rule>> Policy::DeleteIf(
   for (const auto& r : rules) (drop(r) ? gone : keep).push_back(r);
   if (gone.empty()) return gone;
   RETURN_IF_ERROR(Install(keep));
-  bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, CSF_MAP_POL_STORE);
-  for (const auto& r : gone) RETURN_IF_ERROR(store.Delete(r.id));
+  for (const auto& r : gone) RETURN_IF_ERROR(Unstore(r.id));
   return gone;
 }
 
-bool RuleInterfaceGone(const csf_pol_rule& r) {
-  char buf[IF_NAMESIZE] = {};
-  return (r.flags & CSF_POL_F_IFINDEX) && if_indextoname(r.ifindex, buf) == nullptr;
+
+absl::StatusOr<RuleIfnames> ReadRuleIfnames(const std::string& bpffs) {
+  const std::string path = PinPaths(bpffs).map(CSF_PIN_POL_IFNAMES);
+  if (access(path.c_str(), F_OK) != 0) return RuleIfnames{};
+  bpf::Fd fd(bpf_obj_get(path.c_str()));
+  if (!fd.valid()) return ErrnoStatus(errno, "open " + path);
+  return ReadIfnames(fd.get());
 }
 
 absl::StatusOr<std::vector<csf_pol_rule>> ReadRules(const std::string& bpffs) {
   std::vector<csf_pol_rule> out;
-  const std::string path = Controller(bpffs).root() + "/" CSF_PIN_MAPS "/" CSF_MAP_POL_STORE;
+  const std::string path = PinPaths(bpffs).map(CSF_MAP_POL_STORE);
   if (access(path.c_str(), F_OK) != 0) return out;
   bpf::Fd fd(bpf_obj_get(path.c_str()));
   if (!fd.valid()) return ErrnoStatus(errno, "open " + path);
@@ -514,8 +335,7 @@ absl::StatusOr<std::vector<csf_pol_rule>> ReadRules(const std::string& bpffs) {
 absl::Status Policy::Flush() {
   RETURN_IF_ERROR(Install({}));
   ASSIGN_OR_RETURN(std::vector<csf_pol_rule> rules, List());
-  bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, CSF_MAP_POL_STORE);
-  for (const auto& r : rules) RETURN_IF_ERROR(store.Delete(r.id));
+  for (const auto& r : rules) RETURN_IF_ERROR(Unstore(r.id));
   return absl::OkStatus();
 }
 

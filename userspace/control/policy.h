@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,14 +45,21 @@ absl::StatusOr<csf_pol_rule> ParseRule(const RuleSpec& spec, FieldSpelling spell
 // The field an error of ParseRule or ZoneRules is about; kNone when it is about the rule as a
 // whole (too many port pairs) or is not such an error.
 RuleField RuleErrorField(const absl::Status& s);
-// "id 3 prio 100 ingress tcp dst 10.0.0.0/8 -> fill"
-std::string DescribeRule(const csf_pol_rule& r);
+// "id 3 prio 100 iface tap0 ingress tcp dst 10.0.0.0/8 -> fill"; with `ifnames` a rule bound
+// to a name whose interface is gone says "iface tap0 (gone, waits for it)".
+using RuleIfnames = std::map<uint32_t, std::string>;
+std::string DescribeRule(const csf_pol_rule& r, const RuleIfnames* ifnames = nullptr);
+// The first `len` bits of a 16-byte address mask set, the rest clear.
+void FillMask(uint8_t out[16], uint8_t len);
 // "tcp", "udp", "udplite", "sctp", "icmp", "icmpv6", else the number.
 std::string ProtoName(uint8_t proto);
 // A rule bound to an interface (--iface) whose index no longer exists here: the interface was
 // deleted. Such a rule matches nothing (a new interface of that name gets a new index); `policy
 // list` and `status` flag it, and `serve` removes it when it sees the interface go.
 bool RuleInterfaceGone(const csf_pol_rule& r);
+// The interface names rules were bound to (--iface), by rule id: a rule follows its name within
+// its namespace (Policy::Rebind). A rule of csumfix 0.1 has none.
+absl::StatusOr<RuleIfnames> ReadRuleIfnames(const std::string& bpffs = "/sys/fs/bpf");
 // The rules as stored, read without taking the pin lock and without creating anything (for
 // `status`); empty when no rule was ever added.
 absl::StatusOr<std::vector<csf_pol_rule>> ReadRules(const std::string& bpffs = "/sys/fs/bpf");
@@ -80,6 +88,11 @@ class Policy {
       const std::function<bool(const csf_pol_rule&)>& drop);
   absl::Status Flush();
   absl::StatusOr<std::vector<csf_pol_rule>> List() const;
+  absl::StatusOr<RuleIfnames> Ifnames() const;
+  // Points the rules bound to the name `ifname` at `ifindex` (a VM restart made a new interface
+  // of that name; Controller::Attach calls it), with one switch of generations. Returns the
+  // rules it changed.
+  absl::StatusOr<std::vector<csf_pol_rule>> Rebind(absl::string_view ifname, uint32_t ifindex);
 
   // Compiles `rules` into the inactive generation and switches to it. Fails, changing nothing
   // the programs see, when the rules need more than CSF_POL_MAX_MASKS shapes or
@@ -87,7 +100,10 @@ class Policy {
   absl::Status Install(const std::vector<csf_pol_rule>& rules);
 
  private:
-  int active_fd_ = -1, masks_fd_ = -1, rules_fd_ = -1, store_fd_ = -1;
+  // The stored rule and the name of its interface, or its removal.
+  absl::Status Store(const csf_pol_rule& r);
+  absl::Status Unstore(uint32_t id);
+  int active_fd_ = -1, masks_fd_ = -1, rules_fd_ = -1, store_fd_ = -1, names_fd_ = -1;
   std::shared_ptr<void> keep_;  // owns the fds above
   std::shared_ptr<void> lock_;  // the pin directory's flock (LockPins)
 };

@@ -7,6 +7,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
@@ -82,9 +85,24 @@ std::string NameOf(uint32_t ifindex) {
 
 }  // namespace
 
+std::function<std::string(uint32_t)> Controller::Namer() const {
+  // The records say which name each attached ifindex had, in whatever namespace; a counter or
+  // flow of an ifindex without one (detached meanwhile) is named from here when this is its
+  // namespace.
+  auto names = std::make_shared<std::map<uint32_t, std::string>>();
+  for (const std::string& name : paths_.Interfaces())
+    if (auto st = ReadState(paths_.iface(name)); st.ok()) (*names)[st->ifindex] = name;
+  const bool here = paths_.netns_ino() == CurrentNetnsIno();
+  return [names, here](uint32_t ifindex) {
+    auto it = names->find(ifindex);
+    return it != names->end() ? it->second : here ? NameOf(ifindex) : std::string();
+  };
+}
+
 IfaceStatus Controller::StatusOf(const std::string& name, const bpf::Fd& ifcfg) const {
   IfaceStatus s;
   s.ifname = name;
+  s.netns_ino = paths_.netns_ino();
   const std::string dir = paths_.iface(name);
   auto st = ReadState(dir);
   if (!st.ok()) DescribeMissingState(paths_, name, &st, &s);
@@ -125,11 +143,13 @@ absl::StatusOr<std::vector<FlowRow>> Controller::Flows(size_t top) const {
   if (!pinned) return rows;
   using Entry = std::pair<csf_tuple, csf_flow_val>;
   ASSIGN_OR_RETURN(std::vector<Entry> entries, (Entries<csf_tuple, csf_flow_val>(maps.Flows())));
+  const auto name_of = Namer();
   for (const auto& [k, v] : entries) {
     FlowRow r;
     r.key = k;
     r.val = v;
-    r.ifname = NameOf(k.ifindex);
+    r.netns_ino = paths_.netns_ino();
+    r.ifname = name_of(k.ifindex);
     char buf[INET6_ADDRSTRLEN] = {};
     const int af = k.ipver == 4 ? AF_INET : AF_INET6;
     r.src = inet_ntop(af, k.src, buf, sizeof(buf)) ? buf : "?";
@@ -151,12 +171,14 @@ absl::StatusOr<std::vector<CounterRow>> Controller::Counters() const {
   using Entry = std::pair<csf_if_key, csf_counters>;
   ASSIGN_OR_RETURN(std::vector<Entry> entries,
                    (Entries<csf_if_key, csf_counters>(maps.Counters())));
+  const auto name_of = Namer();
   for (const auto& [k, v] : entries) {
     CounterRow r;
+    r.netns_ino = paths_.netns_ino();
     r.ifindex = k.ifindex;
     r.hook = k.hook;
     r.counters = v;
-    r.ifname = NameOf(k.ifindex);
+    r.ifname = name_of(k.ifindex);
     rows.push_back(r);
   }
   std::sort(rows.begin(), rows.end(), [](const CounterRow& a, const CounterRow& b) {

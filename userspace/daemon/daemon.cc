@@ -167,17 +167,19 @@ absl::Status Daemon::AdoptPinned() {
                      i.state == "ok" ? "" : ", " + i.state, i.present ? "" : ", interface gone",
                      owned_.names.count(i.ifname) ? ", attached by serve" : "", ")"));
     if (!i.problem.empty()) Log("warning: " + i.ifname + ": " + i.problem);
-    // Deleted while no serve ran: clean up as RTM_DELLINK would have. Only when that is
-    // certain: its links report no device (whatever namespace it was in), or serve attached
-    // it in this namespace. Pins are not per namespace; another one's attachment stays.
-    if (i.state == "ok" && !i.present && (i.links_defunct || owned_.names.count(i.ifname)))
+    // Deleted while no serve ran: clean up as RTM_DELLINK would have. The records here are
+    // this namespace's (one pin directory per namespace): its ifindex gone is certain.
+    char now[IF_NAMESIZE] = {};
+    if (i.state == "ok" && !i.present &&
+        (i.links_defunct || if_indextoname(i.ifindex, now) == nullptr))
       Forget({control::LinkEvent::Kind::kDeleted, i.ifindex, i.ifname});
   }
-  // Rules bound to an interface that is gone are only reported here: a rule records no
-  // namespace, so one added in another namespace would look gone too.
-  if (auto rules = control::ReadRules(o_.bpffs); rules.ok()) {
+  // Rules bound to an interface that is gone wait for its name to be attached again; a rule
+  // without a recorded name (csumfix 0.1) is only reported.
+  auto names = control::ReadRuleIfnames(o_.bpffs);
+  if (auto rules = control::ReadRules(o_.bpffs); rules.ok() && names.ok()) {
     for (const auto& r : *rules)
-      if (control::RuleInterfaceGone(r))
+      if (control::RuleInterfaceGone(r) && !names->count(r.id))
         Log(absl::StrCat("warning: policy rule ", r.id, " (", control::DescribeRule(r),
                          ") names an interface that does not exist here; `csumfix policy del ",
                          r.id, "` if it was deleted"));
@@ -327,9 +329,17 @@ void Daemon::DropRules(uint32_t ifindex) {
     Log(absl::StrCat("interface deleted; reading the policy rules: ", stored.status().message()));
     return;
   }
-  auto stale = [ifindex](const csf_pol_rule& r) {
-    return control::RuleInterfaceGone(r) && (ifindex == 0 || r.ifindex == ifindex);
+  // A rule bound by name (every rule csumfix 0.2 stores) waits for the name to come back: the
+  // next attach of it rebinds the rule. Only a nameless one (csumfix 0.1's) is removed.
+  const control::RuleIfnames names = control::ReadRuleIfnames(o_.bpffs).value_or(control::RuleIfnames{});
+  auto stale = [ifindex, &names](const csf_pol_rule& r) {
+    return control::RuleInterfaceGone(r) && (ifindex == 0 || r.ifindex == ifindex) &&
+           !names.count(r.id);
   };
+  for (const auto& r : *stored)
+    if (ifindex != 0 && r.ifindex == ifindex && control::RuleInterfaceGone(r) && names.count(r.id))
+      Log(absl::StrCat("policy rule ", r.id, " (", control::DescribeRule(r, &names),
+                       ") waits for an interface named ", names.at(r.id), " to be attached"));
   if (std::none_of(stored->begin(), stored->end(), stale)) return;
   std::lock_guard<std::mutex> apply(apply_mu_);
   absl::StatusOr<std::vector<csf_pol_rule>> dropped;

@@ -75,21 +75,41 @@ absl::Status Collect(const control::Controller& c, Snapshot* out) {
   auto st = c.Status();
   if (!st.ok()) return Annotate(st.status(), "metrics: read attachments");
   out->ifaces = std::move(st).value();
-  auto rows = c.Counters();
-  if (!rows.ok()) return Annotate(rows.status(), "metrics: read counters");
-  out->counters = std::move(rows).value();
-  return absl::OkStatus();
+  // The counters of every namespace with csumfix pins (attachments made with `csumfix -n NS`,
+  // a pod's), named from their records; serve's own namespace first.
+  std::vector<uint64_t> namespaces = c.paths().Namespaces();
+  std::erase(namespaces, c.netns_ino());
+  namespaces.insert(namespaces.begin(), c.netns_ino());
+  absl::Status first = absl::OkStatus();
+  for (uint64_t ino : namespaces) {
+    auto rows = ino == c.netns_ino() ? c.Counters()
+                                     : control::Controller(c.paths().bpffs(), ino).Counters();
+    if (!rows.ok()) {
+      if (first.ok()) first = Annotate(rows.status(), absl::StrCat("metrics: read counters of netns ", ino));
+      continue;
+    }
+    const std::string name = control::NetnsName(ino);
+    out->netns_names[ino] = name;
+    for (auto& r : *rows) out->counters.push_back(std::move(r));
+  }
+  return first;
 }
 
 std::string Render(const Snapshot& s) {
-  // Counter rows are keyed by ifindex; name them by the attachment's pin directory (which stays
-  // right when the device is gone), else by the device's current name.
-  std::map<uint32_t, std::string> names;
-  for (const auto& i : s.ifaces) names[i.ifindex] = i.ifname;
+  // Counter rows are keyed by namespace and ifindex, named by the attachment's record (which
+  // stays right when the device is gone), else "ifindex:N". Every sample says its namespace:
+  // netns (the inode) and netns_name (its /run/netns name; "" for a pod's or the host's).
   auto iface_of = [&](const control::CounterRow& r) {
-    if (auto it = names.find(r.ifindex); it != names.end()) return it->second;
-    if (!r.ifname.empty()) return r.ifname;
-    return absl::StrCat("ifindex:", r.ifindex);
+    return r.ifname.empty() ? absl::StrCat("ifindex:", r.ifindex) : r.ifname;
+  };
+  auto netns = [&](uint64_t ino) -> Labels {
+    auto it = s.netns_names.find(ino);
+    return {{"netns", std::to_string(ino)},
+            {"netns_name", it != s.netns_names.end() ? it->second : control::NetnsName(ino)}};
+  };
+  auto with = [](Labels a, const Labels& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
   };
 
   Family packets("csumfix_packets_total", "counter",
@@ -107,7 +127,7 @@ std::string Render(const Snapshot& s) {
 
   for (const auto& r : s.counters) {
     const std::string hook(names::HookName(r.hook));
-    const Labels base = {{"iface", iface_of(r)}, {"hook", hook}};
+    const Labels base = with({{"iface", iface_of(r)}, {"hook", hook}}, netns(r.netns_ino));
     packets.Add(base, r.counters.c[CSF_CTR_PACKETS]);
     bytes.Add(base, r.counters.c[CSF_CTR_BYTES]);
     for (uint32_t k = 0; k < CSF_CLASS_MAX; ++k) {
@@ -132,7 +152,8 @@ std::string Render(const Snapshot& s) {
   Family present("csumfix_interface_present", "gauge",
                  "1 while the attached interface exists with the recorded ifindex, else 0.");
   for (const auto& i : s.ifaces) {
-    present.Add({{"iface", i.ifname}}, i.present ? 1 : 0);
+    const Labels ns = netns(i.netns_ino);
+    present.Add(with({{"iface", i.ifname}}, ns), i.present ? 1 : 0);
     for (const auto& h : i.hooks) {
       const std::string hook(names::HookName(h.hook));
       Labels l = {{"iface", i.ifname},
@@ -142,8 +163,8 @@ std::string Render(const Snapshot& s) {
                   {"prog_id", std::to_string(h.prog_id)},
                   {"action", std::string(names::ActionName(h.action))}};
       if (h.act_prog_id != 0) l.emplace_back("act_csum_prog_id", std::to_string(h.act_prog_id));
-      info.Add(l, 1);
-      attached.Add({{"iface", i.ifname}, {"hook", hook}}, h.attached ? 1 : 0);
+      info.Add(with(l, ns), 1);
+      attached.Add(with({{"iface", i.ifname}, {"hook", hook}}, ns), h.attached ? 1 : 0);
     }
   }
 

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -32,8 +33,9 @@ struct DaemonState {
 };
 
 struct Snapshot {
-  std::vector<control::IfaceStatus> ifaces;
-  std::vector<control::CounterRow> counters;
+  std::vector<control::IfaceStatus> ifaces;   // serve's own namespace
+  std::vector<control::CounterRow> counters;  // every namespace's
+  std::map<uint64_t, std::string> netns_names;  // inode -> /run/netns name ("" none)
   DaemonState daemon;
 };
 
