@@ -323,7 +323,7 @@ std::string InterfaceSpec::Selectors() const {
 }
 
 absl::Status Owned::Save(const std::string& path, const control::Controller& c) const {
-  auto st = c.Status();
+  auto st = c.Status(control::Controller::Detail::kRecords);
   if (!st.ok()) return Annotate(st.status(), "save " + path);
   nlohmann::json j = {{"interfaces", nlohmann::json::array()}};
   for (const auto& i : *st)
@@ -347,7 +347,7 @@ Owned Owned::LoadFile(const std::string& path, const control::Controller& c) {
   if (!in) return o;
   nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object() || !j.contains("interfaces") || !j["interfaces"].is_array()) return o;
-  auto st = c.Status();
+  auto st = c.Status(control::Controller::Detail::kRecords);
   if (!st.ok()) return o;
   for (const auto& e : j["interfaces"]) {
     if (!e.is_object() || !e.contains("name") || !e["name"].is_string() ||

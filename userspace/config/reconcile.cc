@@ -201,7 +201,7 @@ void ChangeEach(const Steps& steps, control::Controller& c, const control::Probe
 absl::StatusOr<Current> GatherCurrent(const control::Controller& c,
                                       const control::ProbeResult* features, const Owned& owned) {
   Current cur;
-  ASSIGN_OR_RETURN(cur.attached, c.Status());
+  ASSIGN_OR_RETURN(cur.attached, c.Status(control::Controller::Detail::kRecords));
   ASSIGN_OR_RETURN(cur.links, LinksToSelect());
   const bpf::Fd ifcfg(
       bpf_obj_get(c.paths().map(CSF_MAP_IFCFG).c_str()));

@@ -145,7 +145,14 @@ class Controller {
   absl::StatusOr<CleanReport> Clean(absl::string_view ifname);
   // Changes the default action of an attached hook (atomic map update).
   absl::Status SetAction(absl::string_view ifname, uint32_t hook, uint32_t action);
-  absl::StatusOr<std::vector<IfaceStatus>> Status() const;
+  // What Status() reads: everything (`csumfix status`, metrics), or only the records and whether
+  // their devices exist here (kRecords: no ethtool offloads, no per-hook kernel query; hooks'
+  // `attached` is then `present`). serve's link following uses kRecords: its cost stays a few
+  // syscalls per interface however many are attached.
+  enum class Detail { kFull, kRecords };
+  absl::StatusOr<std::vector<IfaceStatus>> Status(Detail detail = Detail::kFull) const;
+  // The record of `ifname` when it names `ifindex` (the interface that just went): one pin read.
+  bool Records(absl::string_view ifname, uint32_t ifindex) const;
   absl::StatusOr<std::vector<CounterRow>> Counters() const;
   // The flows seen with partial or bad checksums, most affected first (at most `top`; 0 = all).
   absl::StatusOr<std::vector<FlowRow>> Flows(size_t top = 0) const;
@@ -170,7 +177,7 @@ class Controller {
   // Attach() under the pin lock, without the rules' rebinding.
   absl::Status AttachLocked(const AttachRequest& req, const ProbeResult& features);
   // Status(): the record of one pin directory, and its hooks.
-  IfaceStatus StatusOf(const std::string& name, const bpf::Fd& ifcfg) const;
+  IfaceStatus StatusOf(const std::string& name, const bpf::Fd& ifcfg, Detail detail) const;
   // Counters(), Flows(): the name of an ifindex of this namespace ("" when unknown).
   std::function<std::string(uint32_t)> Namer() const;
   // The programs for an attach: the kept ones when they still fit the pinned maps, else loaded.

@@ -42,13 +42,13 @@ void DescribeMissingState(const PinPaths& paths, const std::string& name,
 }
 
 HookStatus HookOf(const std::string& dir, const csf_attach_state& st, uint32_t hook,
-                  bool present, const bpf::Fd& ifcfg) {
+                  bool present, bool query, const bpf::Fd& ifcfg) {
   HookStatus h;
   h.hook = hook;
   h.mode = hook == CSF_HOOK_XDP ? "xdp" : st.mode[hook] == CSF_TC_MODE_TCX ? "tcx" : "clsact";
   h.prog_id = st.prog_id[hook];
   h.act_prog_id = hook == CSF_HOOK_XDP ? 0 : st.act_prog_id[hook];
-  h.attached = present && HookAttached(dir, st, hook);
+  h.attached = present && (!query || HookAttached(dir, st, hook));
   if (ifcfg.valid()) {
     csf_if_key k{st.ifindex, hook};
     csf_ifcfg c{};
@@ -99,7 +99,8 @@ std::function<std::string(uint32_t)> Controller::Namer() const {
   };
 }
 
-IfaceStatus Controller::StatusOf(const std::string& name, const bpf::Fd& ifcfg) const {
+IfaceStatus Controller::StatusOf(const std::string& name, const bpf::Fd& ifcfg,
+                                 Detail detail) const {
   IfaceStatus s;
   s.ifname = name;
   s.netns_ino = paths_.netns_ino();
@@ -114,23 +115,28 @@ IfaceStatus Controller::StatusOf(const std::string& name, const bpf::Fd& ifcfg) 
   s.ifindex = st->ifindex;
   s.mechanism = st->mechanism;
   s.present = NameOf(st->ifindex) == name;
-  if (s.present) s.offloads = Offloads(name);
+  if (s.present && detail == Detail::kFull) s.offloads = Offloads(name);
   bool all_links_defunct = true;
   for (uint32_t hook = 0; hook < CSF_HOOK_MAX; ++hook) {
     if (st->mode[hook] == CSF_TC_MODE_NONE) continue;
     const bool link = hook == CSF_HOOK_XDP || st->mode[hook] == CSF_TC_MODE_TCX;
     all_links_defunct &= link && LinkIfindex(dir, hook) == std::optional<uint32_t>(0);
-    s.hooks.push_back(HookOf(dir, *st, hook, s.present, ifcfg));
+    s.hooks.push_back(HookOf(dir, *st, hook, s.present, detail == Detail::kFull, ifcfg));
   }
   s.links_defunct = !s.hooks.empty() && all_links_defunct;
   return s;
 }
 
-absl::StatusOr<std::vector<IfaceStatus>> Controller::Status() const {
+bool Controller::Records(absl::string_view ifname, uint32_t ifindex) const {
+  auto st = ReadState(paths_.iface(ifname));
+  return st.ok() && st->ifindex == ifindex;
+}
+
+absl::StatusOr<std::vector<IfaceStatus>> Controller::Status(Detail detail) const {
   std::vector<IfaceStatus> out;
   if (access(paths_.root().c_str(), F_OK) != 0) return out;
   const bpf::Fd ifcfg(bpf_obj_get(paths_.map(CSF_MAP_IFCFG).c_str()));
-  for (const std::string& name : paths_.Interfaces()) out.push_back(StatusOf(name, ifcfg));
+  for (const std::string& name : paths_.Interfaces()) out.push_back(StatusOf(name, ifcfg, detail));
   std::sort(out.begin(), out.end(),
             [](const IfaceStatus& a, const IfaceStatus& b) { return a.ifname < b.ifname; });
   return out;

@@ -209,7 +209,7 @@ void Daemon::OnLinkEvents(const control::LinkMonitor::Batch& batch) {
     }
     ReadLinks();
     changed = true;
-    if (auto st = c_.Status(); st.ok())
+    if (auto st = c_.Status(control::Controller::Detail::kRecords); st.ok())
       for (const auto& i : *st)
         if (!i.present && owned_.names.count(i.ifname))
           gone.push_back({control::LinkEvent::Kind::kDeleted, i.ifindex, i.ifname, {}});
@@ -303,24 +303,17 @@ void Daemon::Forget(const control::LinkEvent& ev) {
   // Only what is really gone: the index names no device, or another one now.
   char now[IF_NAMESIZE] = {};
   if (ev.ifindex != 0 && if_indextoname(ev.ifindex, now) != nullptr && ev.name == now) return;
-  auto st = c_.Status();
-  if (!st.ok()) {
-    Log(absl::StrCat("interface ", ev.name, " deleted; status: ", st.status().message()));
-    return;
-  }
-  for (const auto& i : *st) {
-    if (i.ifindex != ev.ifindex || i.ifname != ev.name) continue;
-    std::lock_guard<std::mutex> apply(apply_mu_);
-    Outcome d = c_.Detach(i.ifname);
-    std::string note =
-        !d.ok() ? std::string(d.status().message()) : absl::StrJoin(d->warnings, "; ");
-    Log(absl::StrCat("interface ", i.ifname, " (ifindex ", i.ifindex,
-                     ") was deleted: its csumfix state is removed",
-                     note.empty() ? "" : absl::StrCat(" (", note, ")")));
-    owned_.names.erase(i.ifname);
-    if (auto sv = owned_.Save(state_path_, c_); !sv.ok())
-      Log("warning: " + std::string(sv.message()));
-  }
+  // One pin read: is there a record of this name for this index?
+  if (!c_.Records(ev.name, ev.ifindex)) return;
+  std::lock_guard<std::mutex> apply(apply_mu_);
+  Outcome d = c_.Detach(ev.name);
+  std::string note = !d.ok() ? std::string(d.status().message()) : absl::StrJoin(d->warnings, "; ");
+  Log(absl::StrCat("interface ", ev.name, " (ifindex ", ev.ifindex,
+                   ") was deleted: its csumfix state is removed",
+                   note.empty() ? "" : absl::StrCat(" (", note, ")")));
+  if (owned_.names.erase(ev.name) == 0) return;
+  if (auto sv = owned_.Save(state_path_, c_); !sv.ok())
+    Log("warning: " + std::string(sv.message()));
 }
 
 void Daemon::DropRules(uint32_t ifindex) {
