@@ -132,14 +132,27 @@ match = "m*"
 kind = "tun"
 action = "observe"
 mechanism = "observe"
+
+[[rule]]
+iface = "late0"
+proto = "udp"
+dport = 7501
+action = "verify"
 )");
   CmdResult check = Csumfix({"-n", a_.name(), "serve", "--config", cfg_, "--check-config"});
-  ASSERT_EQ(check.rc, 0) << check.err;
+  ASSERT_EQ(check.rc, 0) << "a rule may name an interface that does not exist yet: " << check.err;
   EXPECT_NE(check.out.find("late0 (" + cfg_ + ":1:1) does not exist now"), std::string::npos)
       << check.out;
   StartServe({"--config", cfg_});
   EXPECT_NE(ReadFile(log_).find("waiting for late0"), std::string::npos) << ReadFile(log_);
+  EXPECT_NE(ReadFile(log_).find("rule 1 names late0, which does not exist now"),
+            std::string::npos)
+      << ReadFile(log_);
   EXPECT_EQ(Metrics().Get("csumfix_config_waiting_interfaces", {}), 1);
+  json rules = Rules();
+  ASSERT_EQ(rules.size(), 1u);
+  EXPECT_EQ(rules[0]["iface"], "late0") << rules.dump();
+  EXPECT_TRUE(rules[0]["iface_gone"].get<bool>()) << "it waits: " << rules.dump();
 
   // A veth named m*, then a TAP named m*: only the TAP is of kind tun.
   ASSERT_EQ(a_.Ip("link add m2 type veth peer name m3"), 0);
@@ -155,6 +168,14 @@ mechanism = "observe"
   ASSERT_GE(t, 0) << ReadFile(log_);
   Report("late0_attached", t);
   EXPECT_EQ(Metrics().Get("csumfix_config_waiting_interfaces", {}), 0);
+  rules = Rules();
+  ASSERT_EQ(rules.size(), 1u);
+  EXPECT_FALSE(rules[0]["iface_gone"].get<bool>()) << "bound to the new late0: " << rules.dump();
+  // A reload finds the rule set as stored: nothing replaced.
+  kill(serve_, SIGHUP);
+  EXPECT_TRUE(WaitFor([&] { return ReadFile(log_).find("rule set unchanged (1 rules)") !=
+                                   std::string::npos; }, Deadline(10)))
+      << ReadFile(log_);
   // Renamed so that it no longer matches: detached.
   ASSERT_EQ(a_.Ip("link set m1 name x1"), 0);
   EXPECT_TRUE(WaitFor([&] { return !Listed("m1") && !Listed("x1"); },

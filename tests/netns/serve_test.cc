@@ -285,9 +285,10 @@ prefixes = ["10.9.0.0/16"]
        cfg_ + ":5:10: [[rule]] #1: action fixit"},
       {"bad prefix", "[[rule]]\naction = \"fill\"\ndst = \"10.1.2.0/40\"\n",
        cfg_ + ":3:7: [[rule]] #1: dst 10.1.2.0/40: prefix length must be 1-32"},
-      {"rule on an unknown interface",
-       "[[interface]]\nname = \"va\"\n\n[[rule]]\niface = \"vz9\"\naction = \"fill\"\n",
-       cfg_ + ":5:9: [[rule]] #1: iface vz9: no such interface"},
+      // (a rule naming an interface that does not exist yet is valid: it waits for it)
+      {"rule on an impossible interface name",
+       "[[interface]]\nname = \"va\"\n\n[[rule]]\niface = \"v/z\"\naction = \"fill\"\n",
+       cfg_ + ":5:9: [[rule]] #1: iface v/z: no such interface"},
       {"no selector", "[[interface]]\nname = \"va\"\n\n[[interface]]\naction = \"fill\"\n",
        cfg_ + ":4:1: [[interface]] #2 selects nothing"},
   };

@@ -199,7 +199,7 @@ std::string ZoneSpelling(control::RuleField field) {
 }
 
 absl::StatusOr<csf_pol_rule> ParseRuleTable(const std::string& path, const toml::table& t,
-                                            size_t n) {
+                                            size_t n, std::string* ifname) {
   const std::string what = absl::StrCat("[[rule]] #", n);
   Fields f(path, t, what, std::vector<std::string>(std::begin(kRuleKeys), std::end(kRuleKeys)));
   RETURN_IF_ERROR(f.CheckKeys());
@@ -220,7 +220,24 @@ absl::StatusOr<csf_pol_rule> ParseRuleTable(const std::string& path, const toml:
   RETURN_IF_ERROR(f.StrOrInt("dport", &r.dport));
   RETURN_IF_ERROR(f.Int("priority", 0, 0xffffffffLL, &prio));
   if (prio) r.priority = static_cast<uint32_t>(*prio);
+  *ifname = r.ifname;
   auto rule = control::ParseRule(r, control::KeySpelling);
+  // What the kernel takes as a device name (dev_valid_name): 1-15 bytes, no '/', ':' or space.
+  auto valid_name = [](const std::string& n) {
+    return !n.empty() && n.size() < IFNAMSIZ && n != "." && n != ".." &&
+           n.find_first_of("/: \t\n") == std::string::npos;
+  };
+  if (!rule.ok() && rule.status().code() == absl::StatusCode::kNotFound &&
+      control::RuleErrorField(rule.status()) == control::RuleField::kIface &&
+      valid_name(r.ifname)) {
+    // Not there yet (a VM not started): bound to the name, matching nothing until attached.
+    r.ifname.clear();
+    rule = control::ParseRule(r, control::KeySpelling);
+    if (rule.ok()) {
+      rule->flags |= CSF_POL_F_IFINDEX;
+      rule->ifindex = 0;
+    }
+  }
   if (!rule.ok()) return RuleError(path, f, rule.status(), what);
   return *rule;
 }
@@ -302,12 +319,16 @@ absl::StatusOr<Config> Load(const std::string& path) {
   }
   ASSIGN_OR_RETURN(auto rules, Tables(path, root, "rule"));
   for (size_t i = 0; i < rules.size(); ++i) {
-    ASSIGN_OR_RETURN(csf_pol_rule r, ParseRuleTable(path, *rules[i], i + 1));
+    std::string ifname;
+    ASSIGN_OR_RETURN(csf_pol_rule r, ParseRuleTable(path, *rules[i], i + 1, &ifname));
     cfg.rules.push_back(r);
+    cfg.rule_ifnames.push_back(ifname);
   }
   ASSIGN_OR_RETURN(auto zones, Tables(path, root, "zone"));
   for (size_t i = 0; i < zones.size(); ++i)
     RETURN_IF_ERROR(ParseZone(path, *zones[i], i + 1, &cfg.rules));
+  // A zone's iface exists (checked by ParseRule): Policy names its rules from the ifindex.
+  cfg.rule_ifnames.resize(cfg.rules.size());
   if (cfg.rules.size() > CSF_POL_MAX_RULES)
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", cfg.rules.size(),
                                                    " rules; at most ", CSF_POL_MAX_RULES));

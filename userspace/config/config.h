@@ -63,10 +63,15 @@ struct Config {
   std::string path;
   std::vector<InterfaceSpec> interfaces;
   std::vector<csf_pol_rule> rules;  // [[rule]] then expanded [[zone]]s, in file order
+  // Per rule, the interface name it is bound to ("" none). A [[rule]] whose iface does not exist
+  // yet is kept bound to that name with ifindex 0 (it matches nothing) and follows the name: the
+  // attach of an interface of that name points it there (control::Policy::Rebind).
+  std::vector<std::string> rule_ifnames;
 };
 
-// Parses and validates `path`. Interfaces that rules and redirect_to name must exist in the
-// current network namespace ([[interface]] selectors need not select anything now).
+// Parses and validates `path`. Interfaces that [[zone]]s and redirect_to name must exist in the
+// current network namespace ([[interface]] selectors need not select anything now, and a [[rule]]
+// may name an interface that does not exist yet).
 // Errors: InvalidArgument "FILE:LINE:COL: what is wrong".
 absl::StatusOr<Config> Load(const std::string& path);
 

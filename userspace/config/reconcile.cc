@@ -168,7 +168,7 @@ absl::Status ChangeAll(const Steps& steps, control::Controller& c,
   if (!steps.replace_rules) return absl::OkStatus();
   // Policy::Open holds the pin lock: no attach or detach (nor undo) while `p` lives.
   ASSIGN_OR_RETURN(control::Policy p, control::Policy::Open(BpffsOf(c)));
-  RETURN_IF_ERROR(p.Replace(steps.rules));
+  RETURN_IF_ERROR(p.Replace(steps.rules, steps.rule_ifnames));
   rep->rules_replaced = true;
   return absl::OkStatus();
 }
@@ -217,6 +217,7 @@ absl::StatusOr<Steps> Plan(const Config& desired, const Current& current) {
   Steps out;
   out.path = desired.path;
   out.rules = desired.rules;
+  out.rule_ifnames = desired.rule_ifnames;
   out.replace_rules = !SameRules(current.rules, desired.rules);
   std::map<std::string, const control::IfaceStatus*> attached;
   for (const auto& s : current.attached) attached[s.ifname] = &s;
@@ -262,6 +263,11 @@ absl::StatusOr<ApplyReport> Execute(const Steps& steps, control::Controller& c,
   ApplyReport rep;
   rep.rules = steps.rules.size();
   rep.waiting = steps.waiting;
+  for (size_t i = 0; i < steps.rules.size() && i < steps.rule_ifnames.size(); ++i)
+    if ((steps.rules[i].flags & CSF_POL_F_IFINDEX) && steps.rules[i].ifindex == 0)
+      rep.warnings.push_back(absl::StrCat("rule ", i + 1, " names ", steps.rule_ifnames[i],
+                                          ", which does not exist now: it applies once an "
+                                          "interface of that name is attached"));
   if (mode == Mode::kFollow) {
     ChangeEach(steps, c, features, &rep);
   } else {

@@ -59,6 +59,7 @@ struct Steps {
   std::vector<IfaceStep> interfaces;   // in the file's order
   bool replace_rules = false;          // the stored rule set differs from `rules`
   std::vector<csf_pol_rule> rules;     // the config's rule set
+  std::vector<std::string> rule_ifnames;  // per rule, the interface name it is bound to
   std::vector<std::string> detach;     // attached by serve earlier, no longer selected
   std::vector<std::string> waiting;    // named interfaces that do not exist: "tap0 (WHERE)"
 };

@@ -118,11 +118,15 @@ absl::StatusOr<Policy> Policy::Open(const std::string& bpffs) {
 
 absl::StatusOr<std::vector<csf_pol_rule>> Policy::List() const { return StoredRules(store_fd_); }
 
-absl::Status Policy::Store(const csf_pol_rule& r) {
+absl::Status Policy::Store(const csf_pol_rule& r, const std::string& ifname) {
   bpf::Map<uint32_t, csf_pol_rule> store(store_fd_, CSF_MAP_POL_STORE);
   RETURN_IF_ERROR(store.Update(r.id, r));
   bpf::Map<uint32_t, csf_pol_ifname> names(names_fd_, CSF_PIN_POL_IFNAMES);
   csf_pol_ifname n{};
+  if ((r.flags & CSF_POL_F_IFINDEX) && !ifname.empty() && ifname.size() < sizeof(n.ifname)) {
+    std::memcpy(n.ifname, ifname.data(), ifname.size());
+    return names.Update(r.id, n);
+  }
   if ((r.flags & CSF_POL_F_IFINDEX) && if_indextoname(r.ifindex, n.ifname) != nullptr)
     return names.Update(r.id, n);
   // Bound to an ifindex that is gone (a rebuild of an older rule set): its name, if known, stays.
@@ -274,7 +278,8 @@ absl::StatusOr<std::vector<uint32_t>> Policy::AddAll(std::vector<csf_pol_rule> a
   return ids;
 }
 
-absl::Status Policy::Replace(std::vector<csf_pol_rule> rules) {
+absl::Status Policy::Replace(std::vector<csf_pol_rule> rules,
+                             const std::vector<std::string>& ifnames) {
   if (rules.size() > CSF_POL_MAX_RULES)
     return absl::ResourceExhaustedError(absl::StrCat("policy: at most ", CSF_POL_MAX_RULES,
                                                      " rules; existing rules are unchanged"));
@@ -283,7 +288,8 @@ absl::Status Policy::Replace(std::vector<csf_pol_rule> rules) {
   for (auto& r : rules) r.id = id++;
   RETURN_IF_ERROR(Install(rules));  // fails before anything the programs see changes
   for (const auto& r : old) RETURN_IF_ERROR(Unstore(r.id));
-  for (const auto& r : rules) RETURN_IF_ERROR(Store(r));
+  for (size_t i = 0; i < rules.size(); ++i)
+    RETURN_IF_ERROR(Store(rules[i], i < ifnames.size() ? ifnames[i] : ""));
   return absl::OkStatus();
 }
 

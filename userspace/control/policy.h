@@ -81,7 +81,9 @@ class Policy {
   absl::StatusOr<std::vector<uint32_t>> AddAll(std::vector<csf_pol_rule> rules);
   // Makes `rules` the whole rule set (ids renumbered from 1 in the given order): one switch of
   // generations, so packets see the old or the new set; nothing changes when it does not fit.
-  absl::Status Replace(std::vector<csf_pol_rule> rules);
+  // `ifnames` (per rule, or empty): the interface name a rule is bound to, for a rule whose
+  // ifindex names no interface yet (0).
+  absl::Status Replace(std::vector<csf_pol_rule> rules, const std::vector<std::string>& ifnames = {});
   absl::Status Delete(uint32_t id);
   // Deletes every rule `drop` selects, with one switch of generations; returns them.
   absl::StatusOr<std::vector<csf_pol_rule>> DeleteIf(
@@ -101,7 +103,7 @@ class Policy {
 
  private:
   // The stored rule and the name of its interface, or its removal.
-  absl::Status Store(const csf_pol_rule& r);
+  absl::Status Store(const csf_pol_rule& r, const std::string& ifname = "");
   absl::Status Unstore(uint32_t id);
   int active_fd_ = -1, masks_fd_ = -1, rules_fd_ = -1, store_fd_ = -1, names_fd_ = -1;
   std::shared_ptr<void> keep_;  // owns the fds above
