@@ -12,7 +12,6 @@
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
 #include "control/bounce.h"
-#include "control/hooks.h"
 #include "control/control.h"
 #include "control/leftovers.h"
 #include "control/netlink.h"
@@ -85,19 +84,6 @@ void CleanBounces(uint32_t only_owner, const InUse& in, CleanReport* rep) {
   if_freenameindex(all);
 }
 
-// Whether a record's hooks are all tcx or XDP links that report no device: the interface was
-// deleted, in whatever namespace it lived. (A clsact filter carries no such proof.)
-bool LinksDefunct(const std::string& dir, const csf_attach_state& st) {
-  bool any = false;
-  for (uint32_t hook = 0; hook < CSF_HOOK_MAX; ++hook) {
-    if (st.mode[hook] == CSF_TC_MODE_NONE) continue;
-    const bool link = hook == CSF_HOOK_XDP || st.mode[hook] == CSF_TC_MODE_TCX;
-    if (!link || LinkIfindex(dir, hook) != std::optional<uint32_t>(0)) return false;
-    any = true;
-  }
-  return any;
-}
-
 // Whether network namespace `ino` is held by a /run/netns name or by a process this /proc shows.
 bool NetnsVisible(uint64_t ino) {
   if (!NetnsName(ino).empty()) return true;
@@ -121,10 +107,12 @@ void CleanOtherNamespaces(const PinPaths& here, CleanReport* rep) {
     if (ino == here.netns_ino()) continue;
     const PinPaths there(here.bpffs(), ino);
     size_t left = 0;
-    for (const std::string& name : there.Interfaces()) {
-      const std::string dir = there.iface(name);
-      auto st = ReadState(dir);
-      if (!st.ok() || !LinksDefunct(dir, *st)) {
+    // links_defunct: every hook is a tcx/XDP link that reports no device (Status()'s proof that
+    // the interface was deleted, whatever namespace it lived in; clsact carries none).
+    auto records = Controller(here.bpffs(), ino).Status(Controller::Detail::kRecords);
+    for (const IfaceStatus& i : records.ok() ? *records : std::vector<IfaceStatus>{}) {
+      const std::string dir = there.iface(i.ifname);
+      if (i.state != "ok" || !i.links_defunct) {
         ++left;
         continue;
       }
@@ -135,9 +123,10 @@ void CleanOtherNamespaces(const PinPaths& here, CleanReport* rep) {
         ++left;
         continue;
       }
-      rep->removed.push_back(absl::StrCat("record of ", name, " in network namespace ", ino,
+      rep->removed.push_back(absl::StrCat("record of ", i.ifname, " in network namespace ", ino,
                                           " (its interface is gone)"));
     }
+    if (!records.ok()) ++left;
     if (left > 0 || PinnedMaps::Open(there).HasRules()) {
       // A namespace that still exists (a process or a /run/netns name holds it) is its own
       // business; one found nowhere from here is named, for its pins to be looked at.
