@@ -794,8 +794,8 @@ def main():
     ap.add_argument("--cycle-timeout", type=float, default=10.0,
                     help="seconds a churn cycle waits for an attach or a clean-up (default 10)")
     ap.add_argument("--poll-ms", type=float, default=5.0, help="poll interval (default 5 ms)")
-    ap.add_argument("--metrics-port", type=int, default=9786,
-                    help="serve's metrics port inside the namespace (its default 9786)")
+    ap.add_argument("--metrics-port", type=int, default=10786,
+                    help="serve's metrics port inside the namespace (its default 10786)")
     ap.add_argument("--bpffs", default="/sys/fs/bpf", help="bpffs mount point")
     ap.add_argument("--skip", action="append", default=[], choices=("burst", "churn", "many"),
                     help="leave a phase out (repeatable)")

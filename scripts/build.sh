@@ -3,5 +3,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${CSUMFIX_BUILD_DIR:-$top/build}
-cmake -S "$top" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=${CSUMFIX_BUILD_TYPE:-RelWithDebInfo} "$@" >/dev/null
+# csumfix's own builds treat warnings as errors (a consumer's plain cmake build does not).
+cmake -S "$top" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=${CSUMFIX_BUILD_TYPE:-RelWithDebInfo} \
+  -DCSUMFIX_WERROR=ON "$@" >/dev/null
 ninja -C "$build"

@@ -10,7 +10,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 stamp=/var/lib/csumfix-deps.stamp
-want_rev=9   # bump when the package list below changes
+want_rev=10   # bump when the package list below changes
 if [[ -f $stamp && $(cat "$stamp") == "$want_rev" && ${CSUMFIX_DEPS_FORCE:-0} != 1 ]]; then
   echo "deps.sh: dependencies already installed (rev $want_rev); CSUMFIX_DEPS_FORCE=1 reinstalls"
   exit 0
@@ -36,8 +36,8 @@ apt-get install -y --no-install-recommends \
   libelf-dev zlib1g-dev libzstd-dev \
   libabsl-dev googletest libgtest-dev libgmock-dev libbenchmark-dev \
   libmnl-dev libpcap-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libtomlplusplus-dev \
-  libcap-dev libcap2-bin \
-  systemd python3-yaml dpkg-dev \
+  libcap-dev libcap2-bin libsystemd-dev libyaml-cpp-dev libssl-dev libcrypt-dev \
+  systemd python3-yaml dpkg-dev lintian openssl groff-base man-db bsdextrautils bash-completion \
   iproute2 iputils-ping util-linux ethtool tcpdump tshark iperf3 iptables python3 \
   dnsmasq-base busybox-static \
   gnuplot-nox linux-perf

@@ -268,8 +268,8 @@ TEST_F(CapsCli, PinDirModeRepairedTo0700) {
   EXPECT_EQ(sb.st_mode & 07777, 0700u);
 }
 
-// Metrics on loopback by default (SECURITY.md): `csumfix serve` without --metrics-listen answers
-// on 127.0.0.1:9786 and not on the interface's address, and runs with exactly the three
+// Metrics on loopback by default (SECURITY.md): `csumfix serve` without --web.listen-address answers
+// on 127.0.0.1:10786 and not on the interface's address, and runs with exactly the three
 // capabilities.
 TEST_F(CapsCli, ServeListensOnlyOnLoopbackWithThreeCaps) {
   ASSERT_EQ(ns_.Ip("addr add 10.79.0.1/24 dev ca"), 0);
@@ -283,7 +283,7 @@ TEST_F(CapsCli, ServeListensOnlyOnLoopbackWithThreeCaps) {
   }
   ASSERT_GT(pid, 0);
   const std::string connect =
-      "python3 -c \"import socket,sys; socket.create_connection((sys.argv[1], 9786), 2)\" ";
+      "python3 -c \"import socket,sys; socket.create_connection((sys.argv[1], 10786), 2)\" ";
   bool up = false;
   for (int i = 0; i < 100 && !up; ++i) {
     up = ns_.Exec(connect + "127.0.0.1 2>/dev/null") == 0;
@@ -297,11 +297,11 @@ TEST_F(CapsCli, ServeListensOnlyOnLoopbackWithThreeCaps) {
   kill(pid, SIGTERM);
   int ws = 0;
   waitpid(pid, &ws, 0);
-  ASSERT_TRUE(up) << "serve did not answer on 127.0.0.1:9786";
-  EXPECT_NE(listening.find("127.0.0.1:9786"), std::string::npos) << listening;
-  EXPECT_EQ(listening.find("0.0.0.0:9786"), std::string::npos) << listening;
-  EXPECT_EQ(listening.find("*:9786"), std::string::npos) << listening;
-  EXPECT_NE(other, 0) << "serve answered on 10.79.0.1:9786";
+  ASSERT_TRUE(up) << "serve did not answer on 127.0.0.1:10786";
+  EXPECT_NE(listening.find("127.0.0.1:10786"), std::string::npos) << listening;
+  EXPECT_EQ(listening.find("0.0.0.0:10786"), std::string::npos) << listening;
+  EXPECT_EQ(listening.find("*:10786"), std::string::npos) << listening;
+  EXPECT_NE(other, 0) << "serve answered on 10.79.0.1:10786";
   EXPECT_EQ(StatusField(st, "CapEff"), kThree) << st;
   EXPECT_EQ(StatusField(st, "CapBnd"), kThree) << st;
   EXPECT_EQ(NoNewPrivs(st), 1u);

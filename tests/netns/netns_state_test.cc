@@ -105,7 +105,7 @@ TEST_F(NetnsState, SameNameInTwoNamespacesAttachesCountsAndDetachesIndependently
   Scrape m = Metrics();
   auto partial = [&](const Netns& ns) {
     return m.All("csumfix_class_packets_total",
-                 {{"iface", "va"}, {"hook", "egress"}, {"class", "partial"},
+                 {{"device", "va"}, {"hook", "egress"}, {"class", "partial"},
                   {"netns_name", ns.name()},
                   {"netns", std::to_string(Inode("/run/netns/" + ns.name()))}});
   };

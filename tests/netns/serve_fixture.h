@@ -139,7 +139,8 @@ class Serve : public ::testing::Test {
     EXPECT_FALSE(PathExists("/sys/fs/bpf/csumfix/v1")) << "pins left behind";
   }
 
-  // Starts `csumfix -n A serve ARGS` with its output in tmp_/serve.log; waits for /metrics.
+  // Starts `csumfix -n A serve ARGS` with its output in tmp_/serve.log; waits until /-/ready
+  // answers 200, which serve does once its config is applied.
   void StartServe(const std::vector<std::string>& args) {
     ASSERT_LT(serve_, 0) << "serve already running";
     log_ = tmp_ + "/serve.log";
@@ -150,10 +151,31 @@ class Serve : public ::testing::Test {
             serve_ = -1;
             return true;
           }
-          return Http("http://127.0.0.1:9786/metrics").rc == 0;
+          return Http("http://127.0.0.1:10786/-/ready").rc == 0;
         },
         30);
     ASSERT_TRUE(up && serve_ > 0) << "serve did not come up:\n" << ReadFile(log_);
+  }
+  // Starts a real Prometheus in namespace A (its own port 19090, config and storage under
+  // tmp_/prom) scraping serve every second, with `rule_files` loaded; waits until it is ready.
+  // Its log: tmp_/prom/prometheus.log. Stopped in TearDown (prom_).
+  void StartPrometheus(const std::vector<std::string>& rule_files, int timeout_s) {
+    const std::string dir = tmp_ + "/prom";
+    ASSERT_EQ(csumfix::testing::Run({"mkdir", "-p", dir + "/data"}).rc, 0);
+    std::ofstream cfg(dir + "/prometheus.yml");
+    cfg << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n";
+    if (!rule_files.empty()) cfg << "rule_files:\n";
+    for (const auto& f : rule_files) cfg << "  - '" << f << "'\n";
+    cfg << "scrape_configs:\n  - job_name: csumfix\n    static_configs:\n"
+           "      - targets: ['127.0.0.1:10786']\n";
+    cfg.close();
+    prom_ = Spawn({"ip", "netns", "exec", a_.name(), "prometheus",
+                   "--config.file=" + dir + "/prometheus.yml", "--storage.tsdb.path=" + dir + "/data",
+                   "--web.listen-address=127.0.0.1:19090"},
+                  {}, dir + "/prometheus.log");
+    ASSERT_TRUE(
+        WaitFor([&] { return Http("http://127.0.0.1:19090/-/ready").rc == 0; }, timeout_s))
+        << ReadFile(dir + "/prometheus.log");
   }
   // Sends `sig` to serve; returns its exit status as a shell would print it.
   int StopServe(int sig) {
@@ -191,7 +213,7 @@ class Serve : public ::testing::Test {
                 url});
   }
   Scrape Metrics() {
-    CmdResult r = Http("http://127.0.0.1:9786/metrics");
+    CmdResult r = Http("http://127.0.0.1:10786/metrics");
     EXPECT_EQ(r.rc, 0) << r.err;
     Scrape s = ParseExposition(r.out);
     EXPECT_EQ(s.error, "") << r.out;

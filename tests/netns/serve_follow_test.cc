@@ -342,7 +342,7 @@ TEST_F(ServeFollow, KubernetesRecipeObservesEveryPodVeth) {
   ASSERT_TRUE(WaitFor([&] { return Attached("vethpod1"); }, Deadline(30))) << ReadFile(log_);
   EXPECT_EQ(SendAndRead(10, 7402), "10 10 0") << "observe never changes a packet";
   Scrape m = Metrics();
-  EXPECT_EQ(m.Get("csumfix_class_packets_total", {{"iface", "va"}, {"hook", "egress"},
+  EXPECT_EQ(m.Get("csumfix_class_packets_total", {{"device", "va"}, {"hook", "egress"},
                                                   {"class", "partial"}}),
             10);
   EXPECT_EQ(a_.Capture("ip -o link show | grep -c ': csf' || true"), "0\n")

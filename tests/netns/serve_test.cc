@@ -4,8 +4,9 @@
 // applied, re-applied on SIGHUP, and invalid files are refused with FILE:LINE:COL leaving the
 // running state untouched; an interface deleted while serve runs loses its csumfix state.
 // Metrics and JSON are parsed, never grepped. serve runs with -n inside the test's namespace, so
-// its loopback endpoint (the default 127.0.0.1:9786) is private to the test.
+// its loopback endpoint (the default 127.0.0.1:10786) is private to the test.
 #include <signal.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,7 +37,7 @@ TEST_F(Serve, PromtoolAcceptsTheScrapeAndItMatchesStats) {
   ASSERT_EQ(Csumfix({"-n", a_.name(), "attach", "va", "--both", "--action", "fill"}).rc, 0);
   SendUdp(20, 7101);
   StartServe({});
-  CmdResult r = Http("http://127.0.0.1:9786/metrics");
+  CmdResult r = Http("http://127.0.0.1:10786/metrics");
   ASSERT_EQ(r.rc, 0) << r.err;
   std::ofstream(tmp_ + "/scrape.prom") << r.out;
   CmdResult p = csumfix::testing::Run({"sh", "-c", "promtool check metrics < " + tmp_ + "/scrape.prom"});
@@ -50,10 +51,10 @@ TEST_F(Serve, PromtoolAcceptsTheScrapeAndItMatchesStats) {
   for (int attempt = 0; attempt < 10; ++attempt) {
     st = Csumfix({"-n", a_.name(), "stats", "va", "-j"});
     ASSERT_EQ(st.rc, 0) << st.err;
-    CmdResult again = Http("http://127.0.0.1:9786/metrics");
+    CmdResult again = Http("http://127.0.0.1:10786/metrics");
     ASSERT_EQ(again.rc, 0) << again.err;
     Scrape m2 = ParseExposition(again.out);
-    const Labels in = {{"iface", "va"}, {"hook", "ingress"}}, out = {{"iface", "va"}, {"hook", "egress"}};
+    const Labels in = {{"device", "va"}, {"hook", "ingress"}}, out = {{"device", "va"}, {"hook", "egress"}};
     if (m2.Get("csumfix_packets_total", in) == m.Get("csumfix_packets_total", in) &&
         m2.Get("csumfix_packets_total", out) == m.Get("csumfix_packets_total", out))
       break;
@@ -62,7 +63,7 @@ TEST_F(Serve, PromtoolAcceptsTheScrapeAndItMatchesStats) {
   json rows = json::parse(st.out);
   ASSERT_EQ(rows.size(), 2u);
   for (const auto& row : rows) {
-    Labels l = {{"iface", "va"}, {"hook", row["hook"].get<std::string>()}};
+    Labels l = {{"device", "va"}, {"hook", row["hook"].get<std::string>()}};
     EXPECT_EQ(m.Get("csumfix_packets_total", l), row["packets"].get<double>()) << row.dump();
     EXPECT_EQ(m.Get("csumfix_bytes_total", l), row["bytes"].get<double>());
     EXPECT_EQ(m.Get("csumfix_filled_packets_total", l), row["filled"].get<double>());
@@ -72,11 +73,11 @@ TEST_F(Serve, PromtoolAcceptsTheScrapeAndItMatchesStats) {
       EXPECT_EQ(m.Get("csumfix_class_packets_total", lc), v.get<double>()) << cls;
     }
   }
-  EXPECT_EQ(m.Get("csumfix_filled_packets_total", {{"iface", "va"}, {"hook", "egress"}}), 20);
+  EXPECT_EQ(m.Get("csumfix_filled_packets_total", {{"device", "va"}, {"hook", "egress"}}), 20);
   // Info metrics: one per hook, with the program id status reports.
   json s = Status();
   for (const auto& h : s[0]["hooks"]) {
-    Labels l = {{"iface", "va"},
+    Labels l = {{"device", "va"},
                 {"hook", h["hook"].get<std::string>()},
                 {"mechanism", s[0]["mechanism"].get<std::string>()},
                 {"mode", h["mode"].get<std::string>()},
@@ -87,7 +88,7 @@ TEST_F(Serve, PromtoolAcceptsTheScrapeAndItMatchesStats) {
     if (h.value("act_csum_prog_id", 0u) != 0)
       l["act_csum_prog_id"] = std::to_string(h["act_csum_prog_id"].get<uint32_t>());
     EXPECT_EQ(m.Get("csumfix_attachment_info", l), 1) << r.out;
-    EXPECT_EQ(m.Get("csumfix_program_attached", {{"iface", "va"}, {"hook", l["hook"]}}), 1);
+    EXPECT_EQ(m.Get("csumfix_program_attached", {{"device", "va"}, {"hook", l["hook"]}}), 1);
   }
   EXPECT_EQ(m.Get("csumfix_scrape_errors_total", {}), 0);
   EXPECT_EQ(StopServe(SIGTERM), 0);
@@ -98,18 +99,9 @@ TEST_F(Serve, RealPrometheusScrapesExactCounts) {
   ASSERT_EQ(Csumfix({"-n", a_.name(), "attach", "va", "--egress", "--action", "fill"}).rc, 0);
   StartServe({});
   // Prometheus in the same namespace, its own port, config and storage; a 1 s scrape interval.
+  StartPrometheus({}, 30);
+  if (HasFatalFailure()) return;
   const std::string dir = tmp_ + "/prom";
-  ASSERT_EQ(csumfix::testing::Run({"mkdir", "-p", dir + "/data"}).rc, 0);
-  std::ofstream(dir + "/prometheus.yml")
-      << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-         "scrape_configs:\n  - job_name: csumfix\n    static_configs:\n"
-         "      - targets: ['127.0.0.1:9786']\n";
-  prom_ = Spawn({"ip", "netns", "exec", a_.name(), "prometheus",
-                 "--config.file=" + dir + "/prometheus.yml", "--storage.tsdb.path=" + dir + "/data",
-                 "--web.listen-address=127.0.0.1:19090"},
-                {}, dir + "/prometheus.log");
-  ASSERT_TRUE(WaitFor([&] { return Http("http://127.0.0.1:19090/-/ready").rc == 0; }, 30))
-      << ReadFile(dir + "/prometheus.log");
   auto query = [&](const std::string& q) -> std::optional<double> {
     CmdResult r = csumfix::testing::Run({"ip", "netns", "exec", a_.name(), "python3", "-c",
                        "import sys, urllib.request, urllib.parse; sys.stdout.write(urllib.request."
@@ -126,7 +118,7 @@ TEST_F(Serve, RealPrometheusScrapesExactCounts) {
 
   constexpr int kN = 37;
   SendUdp(kN, 7102);
-  const std::string sel = "{job=\"csumfix\",iface=\"va\",hook=\"egress\"";
+  const std::string sel = "{job=\"csumfix\",device=\"va\",hook=\"egress\"";
   std::optional<double> filled, partial, bounced;
   bool ok = WaitFor(
       [&] {
@@ -194,10 +186,10 @@ TEST_F(Serve, KilledWhileTrafficFlowsKeepsFixingAndIsAdoptedOnRestart) {
   for (size_t pos = 0; (pos = net.find("csf_tc_egress", pos)) != std::string::npos; ++pos) ++n;
   EXPECT_EQ(n, 1u) << net;
   Scrape m = Metrics();
-  EXPECT_EQ(m.Get("csumfix_program_attached", {{"iface", "va"}, {"hook", "egress"}}), 1);
-  EXPECT_EQ(m.All("csumfix_attachment_info", {{"iface", "va"}}).size(), 1u);
+  EXPECT_EQ(m.Get("csumfix_program_attached", {{"device", "va"}, {"hook", "egress"}}), 1);
+  EXPECT_EQ(m.All("csumfix_attachment_info", {{"device", "va"}}).size(), 1u);
   EXPECT_EQ(m.All("csumfix_attachment_info", {{"prog_id", std::to_string(prog)}}).size(), 1u);
-  EXPECT_GE(m.Get("csumfix_filled_packets_total", {{"iface", "va"}, {"hook", "egress"}})
+  EXPECT_GE(m.Get("csumfix_filled_packets_total", {{"device", "va"}, {"hook", "egress"}})
                 .value_or(0),
             static_cast<double>(f1 + 30));
   EXPECT_EQ(StopServe(SIGINT), 0);
@@ -220,8 +212,11 @@ action = "fill"
 )");
   CmdResult chk = Csumfix({"-n", a_.name(), "serve", "--config", cfg_, "--check-config"});
   EXPECT_EQ(chk.rc, 0) << chk.err;
-  EXPECT_EQ(chk.out, cfg_ + ": ok: 1 interface blocks, 1 policy rules\n  [[interface]] name = \"va\" (" +
-                        cfg_ + ":1:1): va\n");
+  // What the file holds, block by block, and what each selects now.
+  EXPECT_EQ(chk.out, cfg_ + ": ok: 1 interface blocks, 1 policy rules\n  " + cfg_ +
+                         ":1:1 [[interface]] name = \"va\": hooks ingress, action verify, "
+                         "mechanism auto: va\n  " +
+                         cfg_ + ":6:1 [[rule]] #1: prio 100 proto udp dport 67 -> fill\n");
   EXPECT_EQ(Status().size(), 1u) << "--check-config applies nothing";
   StartServe({"--config", cfg_});
   json s = Status();
@@ -292,6 +287,17 @@ prefixes = ["10.9.0.0/16"]
       {"no selector", "[[interface]]\nname = \"va\"\n\n[[interface]]\naction = \"fill\"\n",
        cfg_ + ":4:1: [[interface]] #2 selects nothing"},
   };
+  // Every broken block is named in one run, not only the first.
+  WriteConfig("[[interface]]\nname = \"va\"\nhook = [\"egress\"]\n\n[[interface]]\naction = "
+              "\"fill\"\n\n[[rule]]\naction = \"fixit\"\n");
+  {
+    CmdResult c = Csumfix({"-n", a_.name(), "serve", "--config", cfg_, "--check-config"});
+    EXPECT_EQ(c.rc, 1);
+    for (const std::string& want :
+         {cfg_ + ":3:1: unknown key \"hook\"", cfg_ + ":5:1: [[interface]] #2 selects nothing",
+          cfg_ + ":9:10: [[rule]] #1: action fixit", cfg_ + ": 3 errors; nothing was applied"})
+      EXPECT_NE(c.err.find(want), std::string::npos) << want << "\n" << c.err;
+  }
   int failures = 0;
   for (const Bad& b : bad) {
     WriteConfig(b.text);
@@ -341,7 +347,7 @@ TEST_F(Serve, InterfaceDeletedWhileServeRunsLosesItsState) {
   SendUdp(5, 7104);
   ASSERT_TRUE(PathExists(a_.PinDir("va")));
   ASSERT_NE(a_.Capture("ip -o link show").find("csf"), std::string::npos);
-  EXPECT_EQ(Metrics().All("csumfix_packets_total", {{"iface", "va"}}).size(), 2u);
+  EXPECT_EQ(Metrics().All("csumfix_packets_total", {{"device", "va"}}).size(), 2u);
   ASSERT_EQ(a_.Ip("link del va"), 0);
   EXPECT_TRUE(WaitFor([&] { return !PathExists(a_.PinDir("va")); }, 10))
       << ReadFile(log_);
@@ -350,7 +356,7 @@ TEST_F(Serve, InterfaceDeletedWhileServeRunsLosesItsState) {
       << "bounce veths left behind";
   EXPECT_NE(ReadFile(log_).find("interface va (ifindex"), std::string::npos) << ReadFile(log_);
   Scrape m = Metrics();
-  EXPECT_TRUE(m.All("csumfix_packets_total", {{"iface", "va"}}).empty());
+  EXPECT_TRUE(m.All("csumfix_packets_total", {{"device", "va"}}).empty());
   EXPECT_TRUE(m.All("csumfix_attachment_info", {}).empty());
   EXPECT_EQ(m.Get("csumfix_scrape_errors_total", {}), 0);
   EXPECT_EQ(StopServe(SIGTERM), 0);
@@ -441,9 +447,117 @@ TEST_F(Serve, InterfacesDeletedWhileServeWasDownAreCleanedAtStart) {
   for (size_t pos = 0; (pos = links.find(": csf", pos)) != std::string::npos; ++pos) ++n;
   EXPECT_EQ(n, 2u) << links;
   Scrape m = Metrics();
-  EXPECT_TRUE(m.All("csumfix_attachment_info", {{"iface", "dx"}}).empty());
-  EXPECT_EQ(m.All("csumfix_attachment_info", {{"iface", "va"}}).size(), 1u);
+  EXPECT_TRUE(m.All("csumfix_attachment_info", {{"device", "dx"}}).empty());
+  EXPECT_EQ(m.All("csumfix_attachment_info", {{"device", "va"}}).size(), 1u);
   EXPECT_EQ(StopServe(SIGTERM), 0);
+}
+
+TEST_F(Serve, ExporterConventionsHealthReadinessTelemetryPathAndBuildInfo) {
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "attach", "va", "--egress", "--action", "observe"}).rc, 0);
+  StartServe({"--web.telemetry-path", "/csumfix-metrics"});
+  EXPECT_EQ(Http("http://127.0.0.1:10786/-/healthy").rc, 0);
+  EXPECT_EQ(Http("http://127.0.0.1:10786/-/ready").rc, 0);
+  EXPECT_EQ(Http("http://127.0.0.1:10786/healthz").rc, 0);
+  EXPECT_NE(Http("http://127.0.0.1:10786/metrics").rc, 0) << "the metrics moved to the path given";
+  CmdResult r = Http("http://127.0.0.1:10786/csumfix-metrics");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  Scrape m = ParseExposition(r.out);
+  ASSERT_EQ(m.error, "");
+  // csumfix_build_info names what `csumfix -V` prints and the running kernel.
+  auto info = m.All("csumfix_build_info", {});
+  ASSERT_EQ(info.size(), 1u) << r.out;
+  const Labels& l = info[0].first;
+  EXPECT_EQ(info[0].second, 1);
+  CmdResult v = Csumfix({"-V"});
+  ASSERT_EQ(v.rc, 0);
+  EXPECT_NE(v.out.find("csumfix " + l.at("version") + " (revision " + l.at("revision") +
+                      ", libbpf " + l.at("libbpf") + ","),
+            std::string::npos)
+      << v.out;
+  utsname u;
+  ASSERT_EQ(uname(&u), 0);
+  EXPECT_EQ(l.at("kernel"), u.release);
+  // The interface label is `device`, as node_exporter's.
+  EXPECT_EQ(m.Get("csumfix_program_attached", {{"device", "va"}, {"hook", "egress"}}), 1);
+  EXPECT_TRUE(m.All("csumfix_packets_total", {{"iface", "va"}}).empty());
+  EXPECT_EQ(StopServe(SIGTERM), 0);
+}
+
+TEST_F(Serve, WebConfigFileGivesTlsAndBasicAuth) {
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "attach", "va", "--egress", "--action", "observe"}).rc, 0);
+  // A self-signed certificate for 127.0.0.1 and a bcrypt hash, made here.
+  const std::string crt = tmp_ + "/tls.crt", key = tmp_ + "/tls.key", web = tmp_ + "/web.yml";
+  CmdResult gen = csumfix::testing::Run(
+      {"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+       "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", crt});
+  ASSERT_EQ(gen.rc, 0) << gen.err;
+  CmdResult hash = csumfix::testing::Run(
+      {"python3", "-W", "ignore", "-c",
+       "import crypt, sys; sys.stdout.write(crypt.crypt('s3cret', crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=32)))"});
+  ASSERT_EQ(hash.rc, 0) << hash.err;
+  ASSERT_EQ(hash.out.rfind("$2", 0), 0u) << hash.out;
+  std::ofstream(web) << "tls_server_config:\n  cert_file: " << crt << "\n  key_file: " << key
+                     << "\nbasic_auth_users:\n  prom: " << hash.out << "\n";
+  // GET over TLS, verifying the certificate; prints the HTTP status, then the body.
+  auto get = [&](const std::string& url, const std::string& user, const std::string& pw) {
+    return csumfix::testing::Run(
+        {"ip", "netns", "exec", a_.name(), "python3", "-c",
+         "import base64, ssl, sys, urllib.request, urllib.error\n"
+         "url, ca, user, pw = sys.argv[1:5]\n"
+         "req = urllib.request.Request(url)\n"
+         "if user:\n"
+         "    req.add_header('Authorization', 'Basic ' + base64.b64encode((user + ':' + pw).encode()).decode())\n"
+         "ctx = ssl.create_default_context(cafile=ca)\n"
+         "try:\n"
+         "    r = urllib.request.urlopen(req, timeout=5, context=ctx)\n"
+         "    sys.stdout.write(str(r.status) + '\\n' + r.read().decode())\n"
+         "except urllib.error.HTTPError as e:\n"
+         "    sys.stdout.write(str(e.code) + '\\n')\n",
+         url, crt, user, pw});
+  };
+  log_ = tmp_ + "/serve.log";
+  serve_ = Spawn({CsumfixPath(), "-n", a_.name(), "serve", "--web.config.file", web}, {}, log_);
+  ASSERT_TRUE(WaitFor(
+      [&] { return get("https://127.0.0.1:10786/-/ready", "prom", "s3cret").out.rfind("200", 0) == 0; },
+      30))
+      << ReadFile(log_);
+  CmdResult ok = get("https://127.0.0.1:10786/metrics", "prom", "s3cret");
+  ASSERT_EQ(ok.out.rfind("200\n", 0), 0u) << ok.out << ok.err;
+  EXPECT_EQ(ParseExposition(ok.out.substr(4)).Get("csumfix_program_attached",
+                                                   {{"device", "va"}, {"hook", "egress"}}),
+            1);
+  EXPECT_EQ(get("https://127.0.0.1:10786/metrics", "", "").out, "401\n");
+  EXPECT_EQ(get("https://127.0.0.1:10786/metrics", "prom", "wrong").out, "401\n");
+  EXPECT_EQ(get("https://127.0.0.1:10786/metrics", "nobody", "s3cret").out, "401\n");
+  EXPECT_NE(Http("http://127.0.0.1:10786/metrics").rc, 0) << "plain HTTP must not be served";
+  EXPECT_NE(ReadFile(log_).find("metrics on https://127.0.0.1:10786/metrics (basic auth)"),
+            std::string::npos)
+      << ReadFile(log_);
+  EXPECT_EQ(StopServe(SIGTERM), 0);
+
+  // A broken web config is refused before anything changes, naming the file and the key.
+  const json before = Status();
+  WriteConfig("[[interface]]\nname = \"vb0\"\naction = \"observe\"\n");
+  std::ofstream(web) << "tls_server_config:\n  cert_file: " << crt << "\n";
+  CmdResult bad = Csumfix({"-n", a_.name(), "serve", "--config", cfg_, "--web.config.file", web});
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_NE(bad.err.find("--web.config.file " + web + ": tls_server_config needs both cert_file "
+                         "and key_file"),
+            std::string::npos)
+      << bad.err;
+  std::ofstream(web) << "basic_auth_users:\n  prom: plaintext\n";
+  bad = Csumfix({"-n", a_.name(), "serve", "--web.config.file", web});
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_NE(bad.err.find("basic_auth_users.prom: not a bcrypt hash"), std::string::npos) << bad.err;
+  std::ofstream(web) << "tls_server_config:\n  cert_file: " << crt << "\n  key_file: " << key
+                     << "\n  cipher_suites: [TLS_AES_128_GCM_SHA256]\n";
+  bad = Csumfix({"-n", a_.name(), "serve", "--web.config.file", web});
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_NE(bad.err.find("tls_server_config.cipher_suites: valid in the exporter-toolkit format "
+                         "but not supported by csumfix"),
+            std::string::npos)
+      << bad.err;
+  EXPECT_EQ(Status(), before) << "a refused start changes nothing";
 }
 
 }  // namespace

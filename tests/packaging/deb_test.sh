@@ -34,6 +34,12 @@ echo "ok: control: $deps"
 
 list=$(dpkg-deb -c "$deb" | awk '{print $1, $6}')
 for f in "-rwxr-xr-x ./usr/sbin/csumfix" \
+         "-rw-r--r-- ./etc/csumfix/csumfix.toml" \
+         "-rw-r--r-- ./etc/default/csumfix" \
+         "-rw-r--r-- ./usr/share/man/man8/csumfix.8.gz" \
+         "-rw-r--r-- ./usr/share/bash-completion/completions/csumfix" \
+         "-rw-r--r-- ./usr/share/doc/csumfix/copyright" \
+         "-rw-r--r-- ./usr/share/doc/csumfix/changelog.gz" \
          "-rw-r--r-- ./usr/lib/systemd/system/csumfix.service" \
          "-rw-r--r-- ./usr/share/doc/csumfix/examples/csumfix.toml" \
          "-rw-r--r-- ./usr/share/doc/csumfix/examples/daemonset.yaml" \
@@ -41,9 +47,25 @@ for f in "-rwxr-xr-x ./usr/sbin/csumfix" \
   grep -qxF -- "$f" <<<"$list" || fail "package lacks $f"
 done
 # Nothing but these trees: no test binaries, no headers, no stray BPF objects (the skeleton embeds it).
-extra=$(grep -vE ' \./usr/(sbin/csumfix|lib/systemd/system/csumfix\.service|share/doc/csumfix/.*|lib/|lib/systemd/|lib/systemd/system/|sbin/|share/|share/doc/)?$' <<<"$list" || true)
+extra=$(grep -vE ' \./(usr/(sbin/csumfix|lib/systemd/system/csumfix\.service|share/doc/csumfix/.*|lib/|lib/systemd/|lib/systemd/system/|sbin/|share/|share/doc/|share/man/(man8/(csumfix\.8\.gz)?)?|share/bash-completion/(completions/(csumfix)?)?)?|etc/(csumfix/(csumfix\.toml)?|default/(csumfix)?)?)?$' <<<"$list" || true)
 [[ -z $extra ]] || fail "unexpected files: $extra"
 echo "ok: contents"
+
+# Conffiles: the two files under /etc, so dpkg keeps an admin's edits on upgrade.
+dpkg-deb -e "$deb" "$tmp/control"
+[[ $(sort "$tmp/control/conffiles") == $'/etc/csumfix/csumfix.toml\n/etc/default/csumfix' ]] \
+  || fail "conffiles: $(cat "$tmp/control/conffiles" 2>/dev/null)"
+maint=$(field Maintainer)
+grep -qE '^[^<>]+ <[^@ ]+@[^@ ]+\.[a-z]+>$' <<<"$maint" && ! grep -q localhost <<<"$maint" \
+  || fail "Maintainer is not a name and an address: $maint"
+echo "ok: conffiles, Maintainer: $maint"
+
+# lintian: no error and no warning (informational tags are printed).
+command -v lintian >/dev/null || fail "lintian missing: run scripts/deps.sh"
+lintian --fail-on error,warning --display-info --show-overrides "$deb" > "$tmp/lintian.txt" 2>&1 \
+  || { cat "$tmp/lintian.txt" >&2; fail "lintian"; }
+sed 's/^/  lintian: /' "$tmp/lintian.txt"
+echo "ok: lintian: no errors, no warnings"
 
 dpkg-deb -x "$deb" "$tmp/root"
 bin=$tmp/root/usr/sbin/csumfix

@@ -12,6 +12,7 @@
 #include "csumfix/abi.h"
 #include "gtest/gtest.h"
 #include "metrics/exposition.h"
+#include "base/version.h"
 
 namespace csumfix::metrics {
 namespace {
@@ -168,24 +169,24 @@ TEST(Exposition, FamiliesValuesAndLabels) {
   }
   EXPECT_EQ(p.type["csumfix_packets_total"], "counter");
   EXPECT_EQ(p.type["csumfix_attachment_info"], "gauge");
-  const Sample* s = Find(p, "csumfix_packets_total", {{"iface", "tap0"}, {"hook", "ingress"}});
+  const Sample* s = Find(p, "csumfix_packets_total", {{"device", "tap0"}, {"hook", "ingress"}});
   ASSERT_NE(s, nullptr) << text;
   EXPECT_EQ(s->value, "1000");
-  s = Find(p, "csumfix_bytes_total", {{"iface", "tap0"}, {"hook", "ingress"}});
+  s = Find(p, "csumfix_bytes_total", {{"device", "tap0"}, {"hook", "ingress"}});
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->value, "123456789012345");
   s = Find(p, "csumfix_class_packets_total",
-           {{"iface", "tap0"}, {"hook", "ingress"}, {"class", "partial"}});
+           {{"device", "tap0"}, {"hook", "ingress"}, {"class", "partial"}});
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->value, "30");
   s = Find(p, "csumfix_action_packets_total",
-           {{"iface", "tap0"}, {"hook", "ingress"}, {"action", "fill"}});
+           {{"device", "tap0"}, {"hook", "ingress"}, {"action", "fill"}});
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->value, "1000");
-  s = Find(p, "csumfix_filled_packets_total", {{"iface", "tap0"}, {"hook", "ingress"}});
+  s = Find(p, "csumfix_filled_packets_total", {{"device", "tap0"}, {"hook", "ingress"}});
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->value, "30");
-  s = Find(p, "csumfix_bounced_packets_total", {{"iface", "tap0"}, {"hook", "ingress"}});
+  s = Find(p, "csumfix_bounced_packets_total", {{"device", "tap0"}, {"hook", "ingress"}});
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->value, "29");
   // Every class and every action has a sample per row (zeros included): 2 rows.
@@ -197,10 +198,10 @@ TEST(Exposition, FamiliesValuesAndLabels) {
   EXPECT_EQ(classes, 2 * CSF_CLASS_MAX);
   EXPECT_EQ(actions, 2 * CSF_ACT_MAX);
   // The odd name comes back intact through the escaping.
-  s = Find(p, "csumfix_packets_total", {{"iface", "a\"b\\c\nd"}, {"hook", "xdp"}});
+  s = Find(p, "csumfix_packets_total", {{"device", "a\"b\\c\nd"}, {"hook", "xdp"}});
   ASSERT_NE(s, nullptr) << text;
   s = Find(p, "csumfix_attachment_info",
-           {{"iface", "tap0"}, {"hook", "egress"}, {"mechanism", "bounce"}, {"mode", "tcx"},
+           {{"device", "tap0"}, {"hook", "egress"}, {"mechanism", "bounce"}, {"mode", "tcx"},
             {"prog_id", "42"}, {"action", "verify"}});
   ASSERT_NE(s, nullptr) << text;
   EXPECT_EQ(s->value, "1");
@@ -209,10 +210,10 @@ TEST(Exposition, FamiliesValuesAndLabels) {
       EXPECT_EQ(x.labels.count("act_csum_prog_id"), 0u) << "bounce has no act_csum selector";
     }
   }
-  s = Find(p, "csumfix_program_attached", {{"iface", "tap0"}, {"hook", "ingress"}});
+  s = Find(p, "csumfix_program_attached", {{"device", "tap0"}, {"hook", "ingress"}});
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->value, "1");
-  s = Find(p, "csumfix_program_attached", {{"iface", "tap0"}, {"hook", "egress"}});
+  s = Find(p, "csumfix_program_attached", {{"device", "tap0"}, {"hook", "egress"}});
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->value, "0");
   s = Find(p, "csumfix_scrape_errors_total", {});
@@ -269,21 +270,21 @@ TEST(Exposition, NamespacesAreLabelled) {
   Parsed p = Parse(text);
   ASSERT_EQ(p.error, "") << text;
   const Sample* x = Find(p, "csumfix_packets_total",
-                         {{"iface", "eth0"}, {"hook", "ingress"}, {"netns", "4026532100"},
+                         {{"device", "eth0"}, {"hook", "ingress"}, {"netns", "4026532100"},
                           {"netns_name", "pod-a"}});
   ASSERT_NE(x, nullptr) << text;
   EXPECT_EQ(x->value, "11");
   x = Find(p, "csumfix_packets_total",
-           {{"iface", "eth0"}, {"hook", "ingress"}, {"netns", "4026532200"}, {"netns_name", ""}});
+           {{"device", "eth0"}, {"hook", "ingress"}, {"netns", "4026532200"}, {"netns_name", ""}});
   ASSERT_NE(x, nullptr) << text;
   EXPECT_EQ(x->value, "22");
   x = Find(p, "csumfix_packets_total",
-           {{"iface", "ifindex:5"}, {"hook", "ingress"}, {"netns", "4026532100"},
+           {{"device", "ifindex:5"}, {"hook", "ingress"}, {"netns", "4026532100"},
             {"netns_name", "pod-a"}});
   ASSERT_NE(x, nullptr) << text;
   EXPECT_EQ(x->value, "33");
   x = Find(p, "csumfix_interface_present",
-           {{"iface", "eth0"}, {"netns", "4026532100"}, {"netns_name", "pod-a"}});
+           {{"device", "eth0"}, {"netns", "4026532100"}, {"netns_name", "pod-a"}});
   ASSERT_NE(x, nullptr) << text;
   EXPECT_EQ(x->value, "1");
 }
@@ -305,7 +306,7 @@ TEST(Exposition, EveryAbiCounterIsExported) {
   for (uint32_t c = 0; c < CSF_CTR_MAX; ++c) {
     int found = 0;
     for (const auto& x : p.samples)
-      if (x.labels.count("iface") && x.labels.at("iface") == "tap3" &&
+      if (x.labels.count("device") && x.labels.at("device") == "tap3" &&
           x.value == std::to_string(value(c)))
         ++found;
     EXPECT_EQ(found, 1) << "counter id " << c << " (abi.h CSF_CTR_*) appears " << found
@@ -346,13 +347,30 @@ TEST(Exposition, ActCsumSelectorCounterAndProgram) {
   ASSERT_EQ(p.error, "") << text;
   EXPECT_EQ(p.type["csumfix_act_csum_selected_packets_total"], "counter");
   const Sample* x = Find(p, "csumfix_act_csum_selected_packets_total",
-                         {{"iface", "vnet4"}, {"hook", "ingress"}});
+                         {{"device", "vnet4"}, {"hook", "ingress"}});
   ASSERT_NE(x, nullptr) << text;
   EXPECT_EQ(x->value, "77");
   x = Find(p, "csumfix_attachment_info",
-           {{"iface", "vnet4"}, {"hook", "ingress"}, {"mechanism", "act-csum"}, {"mode", "tcx"},
+           {{"device", "vnet4"}, {"hook", "ingress"}, {"mechanism", "act-csum"}, {"mode", "tcx"},
             {"prog_id", "310"}, {"action", "fill"}, {"act_csum_prog_id", "311"}});
   ASSERT_NE(x, nullptr) << text;
+  EXPECT_EQ(x->value, "1");
+}
+
+TEST(Exposition, BuildInfoNamesVersionRevisionLibbpfAndKernel) {
+  Snapshot s;
+  s.daemon.kernel = "6.18.44";
+  Parsed p = Parse(Render(s));
+  ASSERT_EQ(p.error, "");
+  EXPECT_EQ(p.type["csumfix_build_info"], "gauge");
+  const base::BuildInfo& b = base::Build();
+  EXPECT_FALSE(b.version.empty());
+  EXPECT_FALSE(b.revision.empty());
+  EXPECT_NE(b.libbpf.find('.'), std::string::npos) << b.libbpf;
+  const Sample* x = Find(p, "csumfix_build_info",
+                         {{"version", b.version}, {"revision", b.revision}, {"libbpf", b.libbpf},
+                          {"kernel", "6.18.44"}});
+  ASSERT_NE(x, nullptr);
   EXPECT_EQ(x->value, "1");
 }
 

@@ -66,7 +66,7 @@ Outcome Check(const CheckOpts& o) {
   lo.stats = &stats;
   const Loaded p = bpf::Programs::Load(lo);
   if (o.json) {
-    std::cout << CheckJson(p, stats).dump() << "\n";
+    std::cout << JsonText(CheckJson(p, stats)) << "\n";
     RETURN_IF_ERROR(p.status());
     return Done{};
   }

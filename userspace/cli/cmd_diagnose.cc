@@ -1,6 +1,7 @@
 // csumfix diagnose FILE: what the checksums in a packet capture are (userspace/diagnose).
 // Needs no privileges and no BPF: it reads the file with libpcap and judges every checksum
 // with the reference (refcsum).
+#include <csignal>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -26,14 +27,17 @@ struct DiagnoseOpts {
 
 constexpr Help kHelp{
     "diagnose",
-    "Read a capture (pcap or pcapng: Ethernet, Linux cooked SLL/SLL2 from `tcpdump -i any`, "
-    "raw IP) and classify every packet's L4 checksum: valid; seed (the pseudo-header seed a "
+    "Classify the L4 checksums of a capture file (or - for standard input), per packet and flow.",
+    "Reads pcap or pcapng (Ethernet, Linux cooked SLL/SLL2 from `tcpdump -i any`, raw IP) and "
+    "classifies every packet's L4 checksum: valid; seed (the pseudo-header seed a "
     "checksum-offloading sender leaves: the capture was taken before offload completed it, "
     "not corruption); bad (with the correct value); zero (UDP over IPv4 without checksum, "
     "allowed); gso (IP length above --mtu: a segmentation-offload super-frame, not a real "
     "wire frame); na (no L4 checksum: non-IP, fragments, other protocols); malformed; "
     "truncated (cut by the snaplen: cannot be verified, never called bad). Then a per-flow "
     "summary with a verdict. Needs no privileges.\n"
+    "Live: `tcpdump -U -i tap0 -w - | csumfix diagnose -`; Ctrl-C stops tcpdump, and diagnose "
+    "(which ignores SIGINT while it reads a pipe) reports what it read.\n"
     "Exit status: 0 nothing bad (seeds, zero, gso and truncated packets are not errors), "
     "3 bad L4 or IPv4 header checksums found, 1 the file could not be read (missing, not a "
     "capture, unsupported link type, or cut inside a record: what was read is still "
@@ -45,10 +49,13 @@ Outcome Diagnose(const DiagnoseOpts& o) {
   diagnose::Options opt;
   opt.mtu = o.mtu;
   opt.keep_all = o.all;
+  // Reading a pipe from tcpdump: Ctrl-C goes to the whole pipeline. Let it stop tcpdump only;
+  // its end of file ends the report here.
+  if (o.file == "-") std::signal(SIGINT, SIG_IGN);
   ASSIGN_OR_RETURN(diagnose::Report r, diagnose::DiagnoseFile(o.file, opt));
   if (o.quiet) r.shown.clear();
   if (o.json) {
-    std::cout << diagnose::ToJson(r, o.top).dump() << "\n";
+    std::cout << JsonText(diagnose::ToJson(r, o.top)) << "\n";
   } else {
     std::cout << diagnose::ToText(r, o.top);
   }
@@ -63,8 +70,9 @@ Outcome Diagnose(const DiagnoseOpts& o) {
 
 void AddDiagnoseCommand(CLI::App& app, Globals& g) {
   auto [cmd, o] = NewCommand<DiagnoseOpts>(app, kHelp);
-  cmd->add_option("file", o->file, "capture file (tcpdump -w / dumpcap / tshark -w)")->required();
-  cmd->add_flag("-j,--json", o->json,
+  cmd->add_option("file", o->file,
+                  "capture file (tcpdump -w / dumpcap / tshark -w), or - for standard input")->required();
+  AddJsonFlag(cmd, o->json,
                 "JSON: {\"capture\":{...},\"packets\":[...],\"flows\":[...],\"totals\":{...}}");
   cmd->add_flag("--all", o->all,
                 "list every packet (default: only those that are not plainly valid)");

@@ -193,7 +193,7 @@ void AddListCommand(CLI::App& policy, Globals& g) {
     json out = json::array();
     for (const csf_pol_rule& r : rules) out.push_back(RuleJson(r, ifnames));
     if (*as_json) {
-      std::cout << out.dump() << "\n";
+      std::cout << JsonText(out) << "\n";
     } else {
       for (const csf_pol_rule& r : rules)
         std::printf("%s\n", control::DescribeRule(r, &ifnames).c_str());

@@ -18,13 +18,30 @@ void OnRun(CLI::App* cmd, Globals& g, std::function<Outcome()> body) {
 
 CLI::App* AddSubcommand(CLI::App& parent, const Help& help) {
   CLI::App* cmd = parent.add_subcommand(help.name, help.description);
-  if (*help.footer) cmd->footer(help.footer);
+  cmd->footer(help.footer);  // never the parent's: each help says only what is its own
   return cmd;
 }
 
+namespace {
+std::vector<bool*>& JsonFlags() {
+  static std::vector<bool*> flags;
+  return flags;
+}
+bool g_pretty = false;
+}  // namespace
+
 void AddJsonFlag(CLI::App* cmd, bool& json, const std::string& what) {
   cmd->add_flag("-j,--json", json, what);
+  JsonFlags().push_back(&json);
 }
+
+void ApplyGlobalJson(const Globals& g) {
+  g_pretty = g.pretty;
+  if (g.json || g.pretty)
+    for (bool* f : JsonFlags()) *f = true;
+}
+
+std::string JsonText(const nlohmann::json& j) { return j.dump(g_pretty ? 2 : -1); }
 
 void AddShowCommand(CLI::App& app, Globals& g, const Help& help, ShowFn show,
                     bool all_namespaces) {

@@ -25,6 +25,8 @@ namespace csumfix::cli {
 struct Globals {
   std::string bpffs = "/sys/fs/bpf";
   std::string netns;
+  bool json = false;    // -j before the command: every command that prints data prints JSON
+  bool pretty = false;  // -p: JSON, indented (implies -j), as bpftool's
   int rc = 0;  // the process exit code a callback sets (cli/exit.h)
 };
 
@@ -49,8 +51,12 @@ std::pair<CLI::App*, std::shared_ptr<Opts>> NewCommand(CLI::App& parent, const H
 // Makes `body` the callback of `cmd`: what it returns becomes g.rc through Finish (cli/exit.h).
 void OnRun(CLI::App* cmd, Globals& g, std::function<Outcome()> body);
 
-// -j/--json.
+// -j/--json of a command. The global -j/-p (before the command) sets every such flag.
 void AddJsonFlag(CLI::App* cmd, bool& json, const std::string& what = "JSON output");
+// Applies the global -j/-p to the commands' flags; called once the command line is parsed.
+void ApplyGlobalJson(const Globals& g);
+// `j` as the commands print it: one line, or indented after -p.
+std::string JsonText(const nlohmann::json& j);
 
 // The options of a command that shows per-interface records (status, stats): [IFACE], -j and,
 // where the command reads other namespaces' pins (stats), -A.
@@ -82,7 +88,7 @@ void PrintRows(const std::vector<Row>& rows, bool json, ToJson to_json, ToText t
   if (json) {
     nlohmann::json out = nlohmann::json::array();
     for (const Row& r : rows) out.push_back(to_json(r));
-    std::cout << out.dump() << "\n";
+    std::cout << JsonText(out) << "\n";
     return;
   }
   if (rows.empty() && none != nullptr) std::printf("%s\n", none);

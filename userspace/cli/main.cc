@@ -1,166 +1,21 @@
-// csumfix command line: a command table in the style of iproute2 / bpftool / xdp-loader. Each
-// command lives in its own file (cli/cmd_<name>.cc, declared in cli/commands.h); this file sets
-// up the application (help, footer, version, global options, least privilege) and registers
-// the commands from kCommands. Exit codes (cli/exit.h): 0 success, 1 operation failed, 2 usage
-// error (CLI11's), 3 partial success (done with warnings).
-#include <fcntl.h>
-#include <sched.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <iostream>
-#include <string>
-#include <vector>
-
+// csumfix's entry point: the command line (cli/app.h) parsed and run. Exit codes (cli/exit.h):
+// 0 success, 1 operation failed, 2 usage error (CLI11's), 3 partial success (done with warnings).
 #include "CLI/CLI.hpp"
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "base/caps.h"
-#include "base/status.h"
-#include "cli/commands.h"
-#include "control/pins.h"
+#include "cli/app.h"
 #include "cli/common.h"
-#include "csumfix/abi.h"
+#include "cli/exit.h"
 
 namespace csumfix {
-namespace {
-
-using cli::Fail;
-
-// Joins /run/netns/<name> for this process (network namespace only; mounts stay).
-absl::Status EnterNetns(const std::string& name) {
-  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
-    return absl::InvalidArgumentError("--netns: \"" + name + "\" is not a namespace name");
-  std::string path = "/run/netns/" + name;
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return absl::NotFoundError("--netns: no namespace " + path + " (see `ip netns list`)");
-  int r = setns(fd, CLONE_NEWNET);
-  int e = errno;
-  close(fd);
-  if (r != 0) return ErrnoStatus(e, "--netns: join " + path);
-  return absl::OkStatus();
-}
-
-// The commands of `a`, as "attach, detach, ..." (definition order).
-std::string CommandNames(const CLI::App* a) {
-  std::vector<std::string> names;
-  for (const CLI::App* c : a->get_subcommands([](const CLI::App*) { return true; }))
-    names.push_back(c->get_name());
-  return absl::StrJoin(names, ", ");
-}
-
-// Command-line mistakes (exit 2, as iproute2's usage errors): "csumfix: <command>: <what is
-// wrong>" and where the help is. An unknown or missing command word names the valid ones.
-std::string UsageError(const CLI::App* root, const CLI::Error& e) {
-  const CLI::App* cur = root;
-  std::string path = "csumfix";
-  while (!cur->get_subcommands().empty()) {
-    cur = cur->get_subcommands().front();
-    path += " " + cur->get_name();
-  }
-  std::string what = e.what();
-  const bool has_commands = !cur->get_subcommands([](const CLI::App*) { return true; }).empty();
-  if (has_commands && cur->get_subcommands().empty() && e.get_name() == "RequiredError") {
-    // CLI11 reports an unknown command word as a missing subcommand; the word is left over.
-    std::vector<std::string> rest = cur->remaining();
-    for (const CLI::App* a = cur; rest.empty() && a->get_parent() != nullptr;) {
-      a = a->get_parent();
-      rest = a->remaining();
-    }
-    what =
-        rest.empty() ? "no command given" : absl::StrCat("unknown command \"", rest.front(), "\"");
-    absl::StrAppend(&what, "; ", path == "csumfix" ? "the commands are: " : "choose one of: ",
-                    CommandNames(cur));
-  }
-  std::string where = path == "csumfix" ? "" : path.substr(std::string("csumfix ").size()) + ": ";
-  return absl::StrCat("csumfix: ", where, what, "\nRun `", path,
-                      " --help` for the usage, options and examples.\n");
-}
-
-// The global options and what runs once they are parsed, before any command: joining the
-// network namespace (-n) and dropping every capability the command does not need.
-void AddGlobalOptions(CLI::App& app, cli::Globals& g) {
-  app.add_option("--bpffs", g.bpffs, "bpf filesystem mount point")->capture_default_str();
-  app.add_option("-n,--netns", g.netns,
-                 "run in network namespace NAME (/run/netns/NAME, as `ip -n`); unlike "
-                 "`ip netns exec` this keeps the host's bpffs, where the pins live");
-  app.parse_complete_callback([&app, &g] {
-    // Under `ip netns exec` the pins would live in a private bpffs and vanish: refuse before
-    // anything changes; checked before -n joins a namespace and before capabilities go.
-    const std::string first =
-        app.get_subcommands().empty() ? "" : app.get_subcommands()[0]->get_name();
-    if (first != "diagnose" && first != "probe" && first != "check")
-      if (auto s = control::CheckHostBpffs(g.bpffs); !s.ok()) throw CLI::RuntimeError(Fail(s));
-    if (!g.netns.empty() || app.count("--netns") > 0)  // -n "" is an error, not "no namespace"
-      if (auto s = EnterNetns(g.netns); !s.ok()) throw CLI::RuntimeError(Fail(s));
-    const std::string cmd =
-        app.get_subcommands().empty() ? "" : app.get_subcommands()[0]->get_name();
-    if (cmd != "diagnose" && cmd != "probe" && cmd != "check") {
-      // csumfix 0.1 kept one pin set for every namespace: move it into per-namespace form once.
-      auto moved = control::MigrateLegacyPins(g.bpffs);
-      if (!moved.ok())
-        throw CLI::RuntimeError(Fail(Annotate(
-            moved.status(), "moving csumfix 0.1's pins into one directory per network namespace")));
-      for (const std::string& m : *moved) std::cerr << "csumfix: 0.1 pins: " << m << "\n";
-    }
-    // Least privilege (SECURITY.md): keep only what this command needs, for good.
-    if (auto s = base::ApplyPlan(cmd, base::PlanFor(cmd, g.bpffs)); !s.ok())
-      throw CLI::RuntimeError(Fail(s));
-  });
-}
-
-// The command table, in the order `csumfix --help` and the usage errors list the commands.
-using AddCommand = void (*)(CLI::App&, cli::Globals&);
-constexpr AddCommand kCommands[] = {
-    cli::AddAttachCommand, cli::AddDetachCommand, cli::AddCleanCommand,   cli::AddStatusCommand,
-    cli::AddStatsCommand,  cli::AddPolicyCommand, cli::AddProbeCommand,   cli::AddFlowsCommand,
-    cli::AddCheckCommand,  cli::AddDiagnoseCommand, cli::AddServeCommand,
-};
-
-}  // namespace
 
 int Main(int argc, char** argv) {
-  CLI::App app{
-      "csumfix: find and fix partial (offloaded) L4 checksums with eBPF on TAP, bridge and veth\n"
-      "ports. Run as root. Attachments are pinned under /sys/fs/bpf/" CSF_PIN_ROOT
-      "/ and outlive this command.",
-      "csumfix"};
-  app.require_subcommand(1);
-  app.failure_message(UsageError);
-  app.footer(
-      "Commands print JSON with -j/--json where they print data (status, stats, flows, policy\n"
-      "list, probe, check, diagnose). `csumfix COMMAND --help` describes each command.\n"
-      "\n"
-      "Exit status: 0 success; 1 the operation failed (the message says what is wrong and what\n"
-      "to do); 2 usage error (unknown command or option, missing argument); 3 done with\n"
-      "warnings (e.g. detach left a filter that is not csumfix's, probe could not find out\n"
-      "everything, diagnose found bad checksums).\n"
-      "\n"
-      "Files: /sys/fs/bpf/csumfix/v1/netns/INODE/ (one per network namespace, INODE from\n"
-      "`stat -Lc %i /proc/self/ns/net`): IFACE/ (state, programs and links of an attachment) and\n"
-      "maps/ (counters, actions, policy, flows), /run/csumfix/probe.json\n"
-      "(this boot's probe result), /run/csumfix/serve.json (interfaces serve attached).\n"
-      "\n"
-      "Examples (as root):\n"
-      "  csumfix attach tap0 --both --action fill   # complete partial checksums both ways\n"
-      "  csumfix status                             # what is attached, how, offloads, rules\n"
-      "  csumfix stats tap0 -j                      # counters per hook, class and action\n"
-      "  csumfix policy add --proto udp --dport 67-68 --action fill --priority 10\n"
-      "  csumfix -n labns detach --all              # inside network namespace labns\n"
-      "Documentation: README.md, docs/SEMANTICS.md (actions, classes), docs/POLICY.md.");
-  app.set_version_flag(
-      "--version", std::string("csumfix ") + "0.1.0 (ABI " + std::to_string(CSF_ABI_VERSION) + ")");
   cli::Globals g;
-  AddGlobalOptions(app, g);
-  for (AddCommand add : kCommands) add(app, g);
-
+  std::unique_ptr<CLI::App> app = cli::NewApp(g);
   try {
-    app.parse(argc, argv);
+    app->parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {
     return e.get_exit_code();
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? cli::kExitDone : cli::kExitUsage;
+    return app->exit(e) == 0 ? cli::kExitDone : cli::kExitUsage;
   }
   return g.rc;
 }

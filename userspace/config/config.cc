@@ -300,38 +300,71 @@ absl::StatusOr<Config> Load(const std::string& path) {
   } catch (const toml::parse_error& e) {
     return ErrorAt(path, e.source(), absl::StrCat("TOML syntax: ", std::string(e.description())));
   }
+  // Every table is checked even after an error, so one run reports all of them.
+  std::vector<std::string> errors;
+  auto note = [&errors](const absl::Status& st) { errors.emplace_back(st.message()); };
   for (auto&& [k, v] : root) {
     if (k != "interface" && k != "rule" && k != "zone")
-      return ErrorAt(path, k.source(),
-                     absl::StrCat("unknown key \"", std::string(k.str()),
-                                  "\"; a config has [[interface]], [[rule]] and [[zone]] tables"));
+      note(ErrorAt(path, k.source(),
+                   absl::StrCat("unknown key \"", std::string(k.str()),
+                                "\"; a config has [[interface]], [[rule]] and [[zone]] tables")));
   }
-  ASSIGN_OR_RETURN(auto ifs, Tables(path, root, "interface"));
+  auto tables = [&](const char* key) {
+    auto t = Tables(path, root, key);
+    if (!t.ok()) {
+      note(t.status());
+      return std::vector<const toml::table*>();
+    }
+    return *t;
+  };
   std::map<std::string, std::string> seen;  // selectors -> where
+  const std::vector<const toml::table*> ifs = tables("interface");
   for (size_t i = 0; i < ifs.size(); ++i) {
-    ASSIGN_OR_RETURN(InterfaceSpec s, ParseInterface(path, *ifs[i], i + 1));
+    absl::StatusOr<InterfaceSpec> s = ParseInterface(path, *ifs[i], i + 1);
+    if (!s.ok()) {
+      note(s.status());
+      continue;
+    }
     // The second of two blocks with the same selectors could never apply: a mistake.
-    if (auto it = seen.find(s.Selectors()); it != seen.end())
-      return absl::InvalidArgumentError(absl::StrCat(s.where, ": ", s.Selectors(),
-                                                     " is already listed at ", it->second));
-    seen[s.Selectors()] = s.where;
-    cfg.interfaces.push_back(std::move(s));
+    if (auto it = seen.find(s->Selectors()); it != seen.end()) {
+      note(absl::InvalidArgumentError(absl::StrCat(s->where, ": ", s->Selectors(),
+                                                   " is already listed at ", it->second)));
+      continue;
+    }
+    seen[s->Selectors()] = s->where;
+    cfg.interfaces.push_back(*std::move(s));
   }
-  ASSIGN_OR_RETURN(auto rules, Tables(path, root, "rule"));
+  const std::vector<const toml::table*> rules = tables("rule");
   for (size_t i = 0; i < rules.size(); ++i) {
     std::string ifname;
-    ASSIGN_OR_RETURN(csf_pol_rule r, ParseRuleTable(path, *rules[i], i + 1, &ifname));
-    cfg.rules.push_back(r);
+    absl::StatusOr<csf_pol_rule> r = ParseRuleTable(path, *rules[i], i + 1, &ifname);
+    if (!r.ok()) {
+      note(r.status());
+      continue;
+    }
+    cfg.rules.push_back(*r);
     cfg.rule_ifnames.push_back(ifname);
+    cfg.rule_sources.push_back(absl::StrCat(At(path, rules[i]->source()), " [[rule]] #", i + 1));
   }
-  ASSIGN_OR_RETURN(auto zones, Tables(path, root, "zone"));
-  for (size_t i = 0; i < zones.size(); ++i)
-    RETURN_IF_ERROR(ParseZone(path, *zones[i], i + 1, &cfg.rules));
+  const std::vector<const toml::table*> zones = tables("zone");
+  for (size_t i = 0; i < zones.size(); ++i) {
+    if (absl::Status st = ParseZone(path, *zones[i], i + 1, &cfg.rules); !st.ok()) {
+      note(st);
+      continue;
+    }
+    cfg.rule_sources.resize(cfg.rules.size(),
+                            absl::StrCat(At(path, zones[i]->source()), " [[zone]] #", i + 1));
+  }
   // A zone's iface exists (checked by ParseRule): Policy names its rules from the ifindex.
   cfg.rule_ifnames.resize(cfg.rules.size());
   if (cfg.rules.size() > CSF_POL_MAX_RULES)
-    return absl::InvalidArgumentError(absl::StrCat(path, ": ", cfg.rules.size(),
-                                                   " rules; at most ", CSF_POL_MAX_RULES));
+    note(absl::InvalidArgumentError(absl::StrCat(path, ": ", cfg.rules.size(),
+                                                 " rules; at most ", CSF_POL_MAX_RULES)));
+  if (!errors.empty()) {
+    if (errors.size() > 1)
+      errors.push_back(absl::StrCat(path, ": ", errors.size(), " errors; nothing was applied"));
+    return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
+  }
   return cfg;
 }
 

@@ -67,12 +67,15 @@ struct Config {
   // yet is kept bound to that name with ifindex 0 (it matches nothing) and follows the name: the
   // attach of an interface of that name points it there (control::Policy::Rebind).
   std::vector<std::string> rule_ifnames;
+  // Where each rule came from, for --check-config: "FILE:LINE:COL [[rule]] #N" or "... [[zone]] #N".
+  std::vector<std::string> rule_sources;
 };
 
 // Parses and validates `path`. Interfaces that [[zone]]s and redirect_to name must exist in the
 // current network namespace ([[interface]] selectors need not select anything now, and a [[rule]]
 // may name an interface that does not exist yet).
-// Errors: InvalidArgument "FILE:LINE:COL: what is wrong".
+// Errors: InvalidArgument "FILE:LINE:COL: what is wrong", one line per error found: every table
+// of the file is checked, so one run names every block that is wrong (its first problem each).
 absl::StatusOr<Config> Load(const std::string& path);
 
 // Interfaces the daemon attached itself (and may therefore detach), kept across restarts in a

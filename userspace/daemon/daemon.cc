@@ -5,12 +5,16 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <memory>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <utility>
@@ -24,13 +28,37 @@
 #include "control/names.h"
 #include "config/select.h"
 #include "control/policy.h"
+#include "daemon/webconfig.h"
 #include "httplib.h"
+#include <systemd/sd-daemon.h>
 
 namespace csumfix::daemon {
 namespace {
 
-void Log(const std::string& msg) {
-  std::fprintf(stderr, "csumfix serve: %s\n", msg.c_str());
+// Under systemd, stderr goes to the journal: a "<N>" prefix (sd-daemon(3)) gives each line its
+// priority there. JOURNAL_STREAM names the journal's stream as DEV:INODE; only when stderr is
+// that stream (not a terminal, not a file it was redirected to) is the prefix written.
+bool StderrIsJournal() {
+  static const bool is = [] {
+    const char* js = std::getenv("JOURNAL_STREAM");
+    struct stat st;
+    if (js == nullptr || fstat(STDERR_FILENO, &st) != 0) return false;
+    unsigned long long dev = 0, ino = 0;
+    return std::sscanf(js, "%llu:%llu", &dev, &ino) == 2 && dev == st.st_dev &&
+           ino == st.st_ino;
+  }();
+  return is;
+}
+
+enum Prio { kErr = 3, kWarning = 4, kInfo = 6 };
+
+// One line of the daemon's log. Lines that start "warning: " are warnings.
+void Log(const std::string& msg, Prio prio = kInfo) {
+  if (prio == kInfo && msg.starts_with("warning: ")) prio = kWarning;
+  if (StderrIsJournal())
+    std::fprintf(stderr, "<%d>csumfix serve: %s\n", static_cast<int>(prio), msg.c_str());
+  else
+    std::fprintf(stderr, "csumfix serve: %s\n", msg.c_str());
   std::fflush(stderr);
 }
 
@@ -45,17 +73,17 @@ bool IsLoopback(const std::string& host) {
 absl::Status ParseListen(const std::string& s, std::string* host, int* port) {
   size_t colon = s.rfind(':');
   if (colon == std::string::npos || colon == 0)
-    return absl::InvalidArgumentError("--metrics-listen " + s +
-                                      ": write HOST:PORT, e.g. 127.0.0.1:9786 or [::1]:9786");
+    return absl::InvalidArgumentError("--web.listen-address " + s +
+                                      ": write HOST:PORT, e.g. 127.0.0.1:10786 or [::1]:10786");
   *host = s.substr(0, colon);
   if (host->size() >= 2 && host->front() == '[' && host->back() == ']')
     *host = host->substr(1, host->size() - 2);
   if (!absl::SimpleAtoi(s.substr(colon + 1), port) || *port < 1 || *port > 65535)
-    return absl::InvalidArgumentError("--metrics-listen " + s + ": port must be 1-65535");
+    return absl::InvalidArgumentError("--web.listen-address " + s + ": port must be 1-65535");
   in6_addr a6;
   in_addr a4;
   if (inet_pton(AF_INET, host->c_str(), &a4) != 1 && inet_pton(AF_INET6, host->c_str(), &a6) != 1)
-    return absl::InvalidArgumentError("--metrics-listen " + s +
+    return absl::InvalidArgumentError("--web.listen-address " + s +
                                       ": the host must be an IP address (127.0.0.1, ::1, 0.0.0.0)");
   return absl::OkStatus();
 }
@@ -84,16 +112,88 @@ absl::Status Daemon::Run() {
   bpf::Fd sfd(signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!sfd.valid()) return ErrnoStatus(errno, "serve: signalfd");
 
+  // The endpoint first: a bad --web.config.file or a port in use fails before anything on the
+  // host changes. Until the first reconcile is done /-/ready answers 503 (and systemd is not
+  // told READY=1).
+  if (utsname u; uname(&u) == 0) state_.kernel = u.release;
+  WebConfig web;
+  if (!o_.web_config.empty()) {
+    ASSIGN_OR_RETURN(web, LoadWebConfig(o_.web_config));
+  }
+  std::unique_ptr<httplib::Server> svr_ptr;
+  if (web.tls()) {
+    auto tls = std::make_unique<httplib::SSLServer>(
+        web.cert_file.c_str(), web.key_file.c_str(),
+        web.client_ca_file.empty() ? nullptr : web.client_ca_file.c_str());
+    if (!tls->is_valid())
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--web.config.file ", o_.web_config, ": TLS: cannot use cert_file ", web.cert_file,
+          " with key_file ", web.key_file, " (PEM certificate and its unencrypted private key?)"));
+    SSL_CTX_set_min_proto_version(tls->ssl_context(), web.min_version);
+    svr_ptr = std::move(tls);
+  } else {
+    svr_ptr = std::make_unique<httplib::Server>();
+  }
+  httplib::Server& svr = *svr_ptr;
+  if (!web.users.empty()) {
+    svr.set_pre_routing_handler([users = web.users](const httplib::Request& req,
+                                                    httplib::Response& res) {
+      if (CheckBasicAuth(users, req.get_header_value("Authorization")))
+        return httplib::Server::HandlerResponse::Unhandled;
+      res.status = 401;
+      res.set_header("WWW-Authenticate", "Basic realm=\"csumfix\"");
+      res.set_content("Unauthorized\n", "text/plain");
+      return httplib::Server::HandlerResponse::Handled;
+    });
+  }
+  svr.Get(o_.telemetry_path, [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(Scrape(), metrics::kContentType);
+  });
+  svr.Get("/-/healthy", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("csumfix serve is healthy\n", "text/plain");
+  });
+  auto ready = [this](const httplib::Request&, httplib::Response& res) {
+    if (ready_.load()) {
+      res.set_content("csumfix serve is ready\n", "text/plain");
+    } else {
+      res.status = 503;
+      res.set_content("csumfix serve is starting: the config is not applied yet\n", "text/plain");
+    }
+  };
+  svr.Get("/-/ready", ready);
+  svr.Get("/healthz", ready);
+  const std::string path = o_.telemetry_path;
+  svr.Get("/", [path](const httplib::Request&, httplib::Response& res) {
+    res.set_content(absl::StrCat("csumfix: metrics at ", path,
+                                 ", liveness at /-/healthy, readiness at /-/ready\n"),
+                    "text/plain");
+  });
+  if (!svr.bind_to_port(host, port))
+    return ErrnoStatus(errno, absl::StrCat("serve: listen on ", o_.listen,
+                                           " (in use? choose another with "
+                                           "--web.listen-address HOST:PORT)"));
+  std::thread http([&svr] { svr.listen_after_bind(); });
+  struct StopHttp {
+    httplib::Server& svr;
+    std::thread& t;
+    ~StopHttp() {
+      svr.stop();
+      t.join();
+    }
+  } stop_http{svr, http};
+
   // The kernel's fill mechanism, for mechanism = "auto" and the info metric.
   features_.reset();
   if (auto p = control::Probe(); p.ok()) {
     features_ = *p;
+    std::lock_guard<std::mutex> l(mu_);
     state_.probe_mechanism = std::string(names::MechanismName(p->mechanism));
     state_.kernel = p->kernel;
     if (!p->complete) Log("warning: kernel probe: " + p->reason);
   } else {
     Log(absl::StrCat("kernel probe failed (mechanism \"auto\" unavailable): ",
-                     p.status().message()));
+                     p.status().message()),
+        kWarning);
   }
 
   // Subscribed before anything is read, so no link that appears from now on is missed.
@@ -102,27 +202,22 @@ absl::Status Daemon::Run() {
   ReadLinks();
   RETURN_IF_ERROR(AdoptPinned());
   if (!o_.config.empty()) {
-    state_.has_config = true;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      state_.has_config = true;
+    }
     RETURN_IF_ERROR(ApplyConfig());
   }
-
-  httplib::Server svr;
-  svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(Scrape(), metrics::kContentType);
-  });
-  svr.Get("/", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("csumfix: metrics at /metrics\n", "text/plain");
-  });
-  if (!svr.bind_to_port(host, port))
-    return ErrnoStatus(errno, absl::StrCat("serve: listen on ", o_.listen,
-                                           " (in use? choose another with "
-                                           "--metrics-listen HOST:PORT)"));
-  std::thread http([&svr] { svr.listen_after_bind(); });
+  ready_ = true;
   if (!IsLoopback(host))
-    Log(absl::StrCat("metrics exposed beyond loopback on ", host, " (--metrics-listen)"));
-  Log(absl::StrCat("metrics on http://", o_.listen, "/metrics; ",
+    Log(absl::StrCat("metrics exposed beyond loopback on ", host, " (--web.listen-address)"),
+        kWarning);
+  Log(absl::StrCat("metrics on ", web.tls() ? "https://" : "http://", o_.listen, o_.telemetry_path,
+                   web.users.empty() ? "" : " (basic auth)", "; ",
                    o_.config.empty() ? "no config file"
                                      : absl::StrCat("config ", o_.config, " (SIGHUP reloads)")));
+  // systemd (Type=notify): started once the config is applied. No-op outside systemd.
+  sd_notify(0, "READY=1\nSTATUS=config applied; following the links");
 
   absl::Status result;
   for (bool run = true; run;) {
@@ -141,7 +236,7 @@ absl::Status Daemon::Run() {
           if (o_.config.empty()) {
             Log("SIGHUP: no --config to reload");
           } else if (auto s = ApplyConfig(); !s.ok()) {
-            Log(absl::StrCat("reload failed, running state unchanged: ", s.message()));
+            Log(absl::StrCat("reload failed, running state unchanged: ", s.message()), kErr);
           }
         } else {
           Log(absl::StrCat("signal ", strsignal(static_cast<int>(si.ssi_signo)),
@@ -152,8 +247,7 @@ absl::Status Daemon::Run() {
     }
     if (fds[1].revents & POLLIN) OnLinkEvents(links->Receive());
   }
-  svr.stop();
-  http.join();
+  sd_notify(0, "STOPPING=1");
   return result;
 }
 
@@ -202,7 +296,7 @@ void Daemon::OnLinkEvents(const control::LinkMonitor::Batch& batch) {
   bool changed = false;  // a link appeared, or its name, master or kind is new
   if (batch.overflow) {
     // Events were lost: read every link again, check every interface this daemon attached.
-    Log("rtnetlink overflow (link events lost): reading every link again");
+    Log("rtnetlink overflow (link events lost): reading every link again", kWarning);
     {
       std::lock_guard<std::mutex> l(mu_);
       ++state_.link_resyncs;
@@ -244,7 +338,7 @@ bool Daemon::Follow() {
                            config::Mode::kFollow);
   if (!rep.ok()) {
     if (!follow_again_)  // once per spell of failures, not every 200 ms
-      Log(absl::StrCat("following the links: ", rep.status().message(), "; trying again"));
+      Log(absl::StrCat("following the links: ", rep.status().message(), "; trying again"), kWarning);
     return false;
   }
   {
@@ -256,7 +350,7 @@ bool Daemon::Follow() {
   for (const auto& n : rep->attached) Log("attached " + n + " (selected by the config)");
   for (const auto& n : rep->reattached) Log("re-attached " + n + " (changed)");
   for (const auto& n : rep->detached) Log("detached " + n + " (no longer selected)");
-  for (const auto& f : rep->failed) Log("attach failed: " + f);
+  for (const auto& f : rep->failed) Log("attach failed: " + f, kErr);
   for (const auto& w : rep->warnings) Log("warning: " + w);
   if (rep->attached.empty() && rep->reattached.empty() && rep->detached.empty() &&
       rep->actions_changed.empty())
@@ -319,7 +413,7 @@ void Daemon::Forget(const control::LinkEvent& ev) {
 void Daemon::DropRules(uint32_t ifindex) {
   auto stored = control::ReadRules(o_.bpffs);
   if (!stored.ok()) {
-    Log(absl::StrCat("interface deleted; reading the policy rules: ", stored.status().message()));
+    Log(absl::StrCat("interface deleted; reading the policy rules: ", stored.status().message()), kErr);
     return;
   }
   // A rule bound by name (every rule csumfix 0.2 stores) waits for the name to come back: the
@@ -341,7 +435,7 @@ void Daemon::DropRules(uint32_t ifindex) {
     dropped = p.ok() ? p->DeleteIf(stale) : p.status();
   }
   if (!dropped.ok()) {
-    Log(absl::StrCat("interface deleted; removing its policy rules: ", dropped.status().message()));
+    Log(absl::StrCat("interface deleted; removing its policy rules: ", dropped.status().message()), kErr);
     return;
   }
   for (const auto& r : *dropped)
@@ -364,7 +458,7 @@ std::string Daemon::Scrape() {
   std::lock_guard<std::mutex> l(mu_);
   if (!s.ok()) {
     ++state_.scrape_errors;
-    Log(absl::StrCat("scrape: ", s.message()));
+    Log(absl::StrCat("scrape: ", s.message()), kErr);
   }
   snap.daemon = state_;
   return metrics::Render(snap);

@@ -9,6 +9,7 @@
 #ifndef CSUMFIX_USERSPACE_DAEMON_DAEMON_H_
 #define CSUMFIX_USERSPACE_DAEMON_DAEMON_H_
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -25,7 +26,9 @@
 namespace csumfix::daemon {
 
 struct Options {
-  std::string listen = "127.0.0.1:9786";  // HOST:PORT or [V6]:PORT of /metrics
+  std::string listen = "127.0.0.1:10786";  // HOST:PORT or [V6]:PORT of the HTTP endpoint
+  std::string telemetry_path = "/metrics";  // where the exposition is served
+  std::string web_config;  // --web.config.file: TLS and basic auth (daemon/webconfig.h), "" none
   std::string config;                     // the TOML file ("" none)
   std::string state;                      // what serve attached ("": the default,
                                           // /run/csumfix/serve[-NETNS].json)
@@ -72,6 +75,7 @@ class Daemon {
   std::optional<config::Config> cfg_;          // the config last applied (nullopt: none)
   std::map<uint32_t, control::LinkInfo> links_;  // what the link events said, by ifindex
   bool follow_again_ = false;                    // the last Follow() could not read the links
+  std::atomic<bool> ready_{false};  // the first reconcile is done (/-/ready, READY=1)
   std::mutex apply_mu_;  // config applies and interface clean-ups, one at a time
   std::mutex mu_;        // state_
   metrics::DaemonState state_;

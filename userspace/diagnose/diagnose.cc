@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <pcap/pcap.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -301,8 +302,17 @@ Report Accumulator::Finish() && {
 }
 
 absl::StatusOr<Report> DiagnoseFile(const std::string& path, const Options& opt) {
+  // "-" is standard input (libpcap's own convention): `tcpdump -U -w - | csumfix diagnose -`.
+  const bool from_stdin = path == "-";
   struct stat st;
-  if (stat(path.c_str(), &st) != 0) {
+  if (from_stdin) {
+    if (fstat(STDIN_FILENO, &st) != 0)
+      return absl::InvalidArgumentError(absl::StrCat("standard input: ", std::strerror(errno)));
+    if (isatty(STDIN_FILENO))
+      return absl::InvalidArgumentError(
+          "-: standard input is a terminal; pipe a capture into it, e.g. "
+          "`tcpdump -U -i tap0 -w - | csumfix diagnose -`");
+  } else if (stat(path.c_str(), &st) != 0) {
     const int e = errno;
     if (e == ENOENT)
       return absl::NotFoundError(
@@ -320,7 +330,7 @@ absl::StatusOr<Report> DiagnoseFile(const std::string& path, const Options& opt)
       return absl::InvalidArgumentError(absl::StrCat(
           path, ": not a pcap or pcapng capture (libpcap: ", msg,
           "); write one with `tcpdump -w FILE`, or convert with `editcap -F pcap IN OUT`"));
-    if (absl::StrContains(msg, "truncated") || st.st_size < 24)
+    if (absl::StrContains(msg, "truncated") || (!from_stdin && st.st_size < 24))
       return absl::InvalidArgumentError(absl::StrCat(
           path, ": ends inside the capture file header (libpcap: ", msg,
           "); the file is empty or cut short"));

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
+#include "base/version.h"
 #include "csumfix/abi.h"
 #include "control/names.h"
 
@@ -96,10 +97,11 @@ absl::Status Collect(const control::Controller& c, Snapshot* out) {
 }
 
 std::string Render(const Snapshot& s) {
-  // Counter rows are keyed by namespace and ifindex, named by the attachment's record (which
+  // Labels follow node_exporter's: `device` names the interface. Counter rows are keyed by
+  // namespace and ifindex, named by the attachment's record (which
   // stays right when the device is gone), else "ifindex:N". Every sample says its namespace:
   // netns (the inode) and netns_name (its /run/netns name; "" for a pod's or the host's).
-  auto iface_of = [&](const control::CounterRow& r) {
+  auto device_of = [&](const control::CounterRow& r) {
     return r.ifname.empty() ? absl::StrCat("ifindex:", r.ifindex) : r.ifname;
   };
   auto netns = [&](uint64_t ino) -> Labels {
@@ -127,7 +129,7 @@ std::string Render(const Snapshot& s) {
 
   for (const auto& r : s.counters) {
     const std::string hook(names::HookName(r.hook));
-    const Labels base = with({{"iface", iface_of(r)}, {"hook", hook}}, netns(r.netns_ino));
+    const Labels base = with({{"device", device_of(r)}, {"hook", hook}}, netns(r.netns_ino));
     packets.Add(base, r.counters.c[CSF_CTR_PACKETS]);
     bytes.Add(base, r.counters.c[CSF_CTR_BYTES]);
     for (uint32_t k = 0; k < CSF_CLASS_MAX; ++k) {
@@ -153,10 +155,10 @@ std::string Render(const Snapshot& s) {
                  "1 while the attached interface exists with the recorded ifindex, else 0.");
   for (const auto& i : s.ifaces) {
     const Labels ns = netns(i.netns_ino);
-    present.Add(with({{"iface", i.ifname}}, ns), i.present ? 1 : 0);
+    present.Add(with({{"device", i.ifname}}, ns), i.present ? 1 : 0);
     for (const auto& h : i.hooks) {
       const std::string hook(names::HookName(h.hook));
-      Labels l = {{"iface", i.ifname},
+      Labels l = {{"device", i.ifname},
                   {"hook", hook},
                   {"mechanism", std::string(names::MechanismName(i.mechanism))},
                   {"mode", h.mode},
@@ -164,7 +166,7 @@ std::string Render(const Snapshot& s) {
                   {"action", std::string(names::ActionName(h.action))}};
       if (h.act_prog_id != 0) l.emplace_back("act_csum_prog_id", std::to_string(h.act_prog_id));
       info.Add(with(l, ns), 1);
-      attached.Add(with({{"iface", i.ifname}, {"hook", hook}}, ns), h.attached ? 1 : 0);
+      attached.Add(with({{"device", i.ifname}, {"hook", hook}}, ns), h.attached ? 1 : 0);
     }
   }
 
@@ -173,7 +175,16 @@ std::string Render(const Snapshot& s) {
                 "Scrapes whose reading of the pinned maps failed (see the daemon's log).");
   scrape.Add({}, d.scrape_errors);
 
+  const base::BuildInfo& b = base::Build();
+  Family build("csumfix_build_info", "gauge",
+               "Value 1, labelled with the version, git revision and libbpf of this csumfix and "
+               "the kernel it runs on.");
+  build.Add({{"version", b.version}, {"revision", b.revision}, {"libbpf", b.libbpf},
+             {"kernel", d.kernel}},
+            1);
+
   std::string out;
+  build.AppendTo(&out);
   for (const Family* f : {&packets, &bytes, &cls, &act}) f->AppendTo(&out);
   for (const auto& f : simple) f.AppendTo(&out);
   for (const Family* f : {&info, &attached, &present, &scrape}) f->AppendTo(&out);
