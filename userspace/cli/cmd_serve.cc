@@ -64,7 +64,7 @@ void PrintRules(const config::Config& cfg) {
     if (i < cfg.rule_ifnames.size() && !cfg.rule_ifnames[i].empty())
       names[r.id] = cfg.rule_ifnames[i];
     std::string d = control::DescribeRule(r, &names);
-    d = d.substr(d.find(" prio "));  // not yet an id
+    if (const size_t p = d.find(" prio "); p != std::string::npos) d.erase(0, p);  // no id yet
     std::printf("  %s:%s\n", i < cfg.rule_sources.size() ? cfg.rule_sources[i].c_str() : "rule",
                 d.c_str());
   }
