@@ -8,6 +8,20 @@
 #include "lib/policy.h"
 #include "lib/skb.h"
 
+/* Tests only: the object the upgrade tests' second build embeds is compiled with
+ * -DCSF_TEST_VARIANT=N, which adds one register load of N at the top of every entry point. It
+ * changes nothing a packet sees, but every program's tag (the kernel's digest of its
+ * instructions), as a rebuilt csumfix with changed programs would. */
+#ifdef CSF_TEST_VARIANT
+#define CSF_VARIANT_MARK()                                                           \
+	do {                                                                         \
+		long csf_mark;                                                       \
+		asm volatile("%[r] = %[v]" : [r] "=r"(csf_mark) : [v] "i"(CSF_TEST_VARIANT)); \
+	} while (0)
+#else
+#define CSF_VARIANT_MARK() do {} while (0)
+#endif
+
 #define TC_ACT_UNSPEC (-1)
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
@@ -19,6 +33,7 @@
 
 static __always_inline int csf_tc(struct __sk_buff *skb, __u32 hook)
 {
+	CSF_VARIANT_MARK();
 	/* csf_handle reads the kernel's checksum state (PARTIAL, GSO, back from the bounce veth)
 	 * only where the interface's configuration needs it: a pass costs two hash-map lookups. */
 	struct csf_meta m = {};
@@ -50,6 +65,7 @@ int csf_tc_egress(struct __sk_buff *skb)
 SEC("xdp")
 int csf_xdp(struct xdp_md *xdp)
 {
+	CSF_VARIANT_MARK();
 	struct csf_meta m = {};
 	struct csf_outcome o = {};
 	__u32 target = 0;
@@ -68,6 +84,7 @@ int csf_xdp(struct xdp_md *xdp)
 SEC("tcx/ingress")
 int csf_bounce_return(struct __sk_buff *skb)
 {
+	CSF_VARIANT_MARK();
 	__u32 ifindex = skb->ifindex;
 	struct csf_bounce_ret *ret = bpf_map_lookup_elem(&csf_bounce, &ifindex);
 
@@ -96,6 +113,7 @@ int csf_bounce_return(struct __sk_buff *skb)
  * using this mechanism. Returns -1 (match, the filter's classid) or 0 (no match). */
 static __always_inline int csf_act_select(struct __sk_buff *skb, __u32 hook)
 {
+	CSF_VARIANT_MARK();
 	if (!csf_skb_is_partial(skb) || skb->gso_size || csf_skb_bounced(skb))
 		return 0;
 	struct csf_if_key key = { .ifindex = skb->ifindex, .hook = hook };

@@ -205,6 +205,8 @@ struct csf_flow_val {
  * csumfix/v1/netns/<ino>/<ifname>/state       1-entry array of struct csf_attach_state
  * csumfix/v1/netns/<ino>/<ifname>/<hook>_prog the program attached at that hook
  * csumfix/v1/netns/<ino>/<ifname>/<hook>_link its bpf_link (tcx, XDP); absent for clsact
+ * csumfix/v1/netns/<ino>/<ifname>/<hook>_act_prog  act-csum: the selector of its filter
+ * csumfix/v1/netns/<ino>/<ifname>/bounce_<dir>_prog, _link  bounce: the return program
  * (csumfix 0.1 kept maps/ and <ifname>/ right under csumfix/v1/; csumfix moves them.)
  * Only userspace reads these; they live here so that every tool agrees on them. */
 #define CSF_PIN_ROOT "csumfix/v1"
@@ -218,6 +220,11 @@ struct csf_pol_ifname {
 };
 #define CSF_PIN_MAPS "maps"
 #define CSF_PIN_STATE "state"
+/* maps/csf_abi: 1-entry array of __u32, the CSF_ABI_VERSION of the map set, made by userspace
+ * with maps/ (absent: made by a build before the marker, which were all ABI 1). */
+#define CSF_PIN_ABI "csf_abi"
+/* A pin replaced in place is pinned as <name>_new first, then renamed over <name>. */
+#define CSF_PIN_TMP_SUFFIX "_new"
 
 /* The pinned shared maps, by the C name of their definition in bpf/lib/maps.h (libbpf pins a map
  * under its name). tests/bpf/btf_abi_test.cc checks that the object pins exactly these. */

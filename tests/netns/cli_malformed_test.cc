@@ -29,7 +29,7 @@ std::vector<Malformed> Cases() {
       // Commands and global options.
       // Usage errors name the word, list the valid ones and point at the help.
       {"unknown_command", {"frobnicate"}, 2,
-       {"unknown command \"frobnicate\"", "attach, detach, clean, status", "diagnose", "serve",
+       {"unknown command \"frobnicate\"", "attach, detach, upgrade, clean, status", "diagnose", "serve",
         "csumfix --help"}},
       {"unknown_command_after_netns", {"-n", "csf-no-such-ns", "frobnicate"}, 2,
        {"unknown command \"frobnicate\"", "csumfix --help"}},
@@ -75,6 +75,8 @@ std::vector<Malformed> Cases() {
       {"status_not_attached", {"status", "csf-nosuch0"}, 1,
        {"csf-nosuch0 is not attached", "csumfix status"}},
       {"detach_iface_and_all", {"detach", "lo", "--all"}, 2, {"--all", "excludes"}},
+      {"upgrade_not_attached", {"upgrade", "csf-nosuch0"}, 1,
+       {"upgrade: csf-nosuch0 is not attached", "csumfix status"}},
       // policy add: prefixes, ports, protocols, conflicting versions.
       {"policy_no_action", {"policy", "add", "--proto", "udp"}, 2, {"--action", "required"}},
       {"policy_bad_action", {"policy", "add", "--action", "scramble"}, 2,

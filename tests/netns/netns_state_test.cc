@@ -203,8 +203,9 @@ TEST_F(NetnsState, PinsOfVersion01AreMovedIntoTheirNamespace) {
                      "--action", "verify"}).rc,
             0);
   const std::string v1 = "/sys/fs/bpf/csumfix/v1", root = a_.PinRoot();
-  // Make the 0.1 layout out of it (0.1 had no rule-name map).
+  // Make the 0.1 layout out of it (0.1 had no rule-name map and no pin ABI marker).
   ASSERT_EQ(csumfix::testing::Run({"rm", root + "/maps/csf_pol_ifnames"}).rc, 0);
+  ASSERT_EQ(csumfix::testing::Run({"rm", root + "/maps/csf_abi"}).rc, 0);
   ASSERT_EQ(csumfix::testing::Run({"mv", root + "/va", v1 + "/va"}).rc, 0);
   ASSERT_EQ(csumfix::testing::Run({"mv", root + "/maps", v1 + "/maps"}).rc, 0);
   ASSERT_EQ(csumfix::testing::Run({"rmdir", root, v1 + "/netns"}).rc, 0);

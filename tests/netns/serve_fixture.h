@@ -140,11 +140,14 @@ class Serve : public ::testing::Test {
   }
 
   // Starts `csumfix -n A serve ARGS` with its output in tmp_/serve.log; waits until /-/ready
-  // answers 200, which serve does once its config is applied.
-  void StartServe(const std::vector<std::string>& args) {
+  // answers 200, which serve does once its config is applied. `binary`: another csumfix build
+  // (the upgrade tests' variant); default CsumfixPath().
+  void StartServe(const std::vector<std::string>& args, const std::string& binary = "") {
     ASSERT_LT(serve_, 0) << "serve already running";
     log_ = tmp_ + "/serve.log";
-    serve_ = Spawn(std::vector<std::string>{CsumfixPath(), "-n", a_.name(), "serve"}, args, log_);
+    serve_ = Spawn(std::vector<std::string>{binary.empty() ? CsumfixPath() : binary, "-n",
+                                            a_.name(), "serve"},
+                   args, log_);
     bool up = WaitFor(
         [&] {
           if (waitpid(serve_, nullptr, WNOHANG) == serve_) {

@@ -82,6 +82,7 @@ TEST_F(Serve, PromtoolAcceptsTheScrapeAndItMatchesStats) {
                 {"mechanism", s[0]["mechanism"].get<std::string>()},
                 {"mode", h["mode"].get<std::string>()},
                 {"prog_id", std::to_string(h["prog_id"].get<uint32_t>())},
+                {"prog_tag", h["prog_tag"].get<std::string>()},
                 {"action", "fill"}};
     // act-csum (the mechanism of kernels with act_csum but no change_tail fix) names its
     // selector program too.

@@ -101,5 +101,24 @@ TEST(BasicAuth, OnlyTheRightUserAndPassword) {
   EXPECT_FALSE(CheckBasicAuth({}, Basic("prom:s3cret")));
 }
 
+// With a cache (serve's), verified credentials are remembered and failures are not; a user
+// whose stored hash changed is verified again, so the old password does not outlive it.
+TEST(BasicAuth, TheCacheKeepsOnlyWhatWasVerified) {
+  const std::map<std::string, std::string> users = {{"prom", kHash}};
+  AuthCache cache;
+  EXPECT_FALSE(CheckBasicAuth(users, Basic("prom:wrong"), &cache));
+  EXPECT_FALSE(CheckBasicAuth(users, Basic("other:s3cret"), &cache));
+  EXPECT_EQ(cache.size(), 0u);
+  EXPECT_TRUE(CheckBasicAuth(users, Basic("prom:s3cret"), &cache));
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_TRUE(CheckBasicAuth(users, Basic("prom:s3cret"), &cache));
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_FALSE(CheckBasicAuth(users, Basic("prom:s3cre"), &cache));
+  // Another hash for prom (its password changed): the cached entry no longer matches.
+  const std::map<std::string, std::string> changed = {
+      {"prom", "$2y$10$abcdefghijklmnopqrstuuQm9oZ1r0yB0nHk8l0vJ0y2JrM3t5k2W"}};
+  EXPECT_FALSE(CheckBasicAuth(changed, Basic("prom:s3cret"), &cache));
+}
+
 }  // namespace
 }  // namespace csumfix::daemon

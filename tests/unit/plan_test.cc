@@ -19,6 +19,7 @@ namespace csumfix::config {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using Kind = IfaceStep::Kind;
 
@@ -146,6 +147,22 @@ TEST_F(PlanTest, ReattachesWhenTheMechanismDiffers) {
   EXPECT_EQ(s.interfaces[0].kind, Kind::kReattach);
   EXPECT_EQ(s.interfaces[0].req.mechanism, uint32_t{CSF_MECH_BOUNCE});
   EXPECT_EQ(s.interfaces[0].restore.mechanism, uint32_t{CSF_MECH_BPF});
+}
+
+// A record of another pin ABI (status "unreadable", no hooks) must never become a re-attach:
+// its detach would drop the pins and with them the old build's tcx/XDP links.
+TEST_F(PlanTest, AnUnreadableRecordRefusesThePlan) {
+  control::IfaceStatus other;
+  other.ifname = "tap0";
+  other.ifindex = 7;
+  other.present = true;
+  other.state = "unreadable";
+  other.problem = "made by a csumfix with pin ABI 2";
+  ListAndAttach(Spec("tap0", {CSF_HOOK_TC_INGRESS}), other);
+  auto s = Plan(cfg_, cur_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.status().message()), HasSubstr("pin ABI 2"));
 }
 
 TEST_F(PlanTest, ReattachesAnInterfaceDeletedAndMadeAgain) {

@@ -49,7 +49,7 @@ absl::StatusOr<std::unique_ptr<Programs>> Programs::Load(const LoadOptions& opts
     g_log = nullptr;
   };
 
-  csumfix_bpf* skel = csumfix_bpf__open();
+  csumfix_bpf* skel = OpenSkeleton();
   if (skel == nullptr) {
     int e = errno;
     restore();

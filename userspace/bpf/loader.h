@@ -28,6 +28,10 @@ struct LoadOptions {
   std::vector<std::string>* stats = nullptr;
 };
 
+// csumfix_bpf__open() of the skeleton this binary embeds (bpf/skel_open.cc, the only file that
+// instantiates the object's bytes; the upgrade tests' variant binary links another one).
+csumfix_bpf* OpenSkeleton();
+
 class Programs {
  public:
   // Opens and loads every program and map. Fails with the verifier's last words on rejection.

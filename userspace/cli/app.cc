@@ -116,9 +116,9 @@ void AddGlobalOptions(CLI::App& app, Globals& g) {
 // The command table, in the order `csumfix --help` and the usage errors list the commands.
 using AddCommand = void (*)(CLI::App&, Globals&);
 constexpr AddCommand kCommands[] = {
-    AddAttachCommand, AddDetachCommand, AddCleanCommand,   AddStatusCommand,
-    AddStatsCommand,  AddPolicyCommand, AddProbeCommand,   AddFlowsCommand,
-    AddCheckCommand,  AddDiagnoseCommand, AddServeCommand,
+    AddAttachCommand, AddDetachCommand,   AddUpgradeCommand, AddCleanCommand,
+    AddStatusCommand, AddStatsCommand,    AddPolicyCommand,  AddProbeCommand,
+    AddFlowsCommand,  AddCheckCommand,    AddDiagnoseCommand, AddServeCommand,
 };
 
 }  // namespace

@@ -69,6 +69,7 @@ json ToJson(const IfaceView& v) {
     hooks.push_back({{"hook", std::string(names::HookName(h.hook))},
                      {"mode", h.mode},
                      {"prog_id", h.prog_id},
+                     {"prog_tag", h.prog_tag},
                      {"act_csum_prog_id", h.act_prog_id},
                      {"attached", h.attached},
                      {"action", std::string(names::ActionName(h.action))}});

@@ -13,6 +13,8 @@ namespace csumfix::cli {
 void AddAttachCommand(CLI::App& app, Globals& g);
 // detach IFACE | --all: remove what csumfix attached.
 void AddDetachCommand(CLI::App& app, Globals& g);
+// upgrade [IFACE]: swap this build's programs in place of another build's.
+void AddUpgradeCommand(CLI::App& app, Globals& g);
 // clean IFACE | --all: remove what csumfix left behind in this network namespace.
 void AddCleanCommand(CLI::App& app, Globals& g);
 // status [IFACE]: the attachments, their offloads and the policy rules that can match there.

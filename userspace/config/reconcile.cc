@@ -234,6 +234,10 @@ absl::StatusOr<Steps> Plan(const Config& desired, const Current& current) {
       out.interfaces.push_back(std::move(st));
       continue;
     }
+    // A record this build cannot read (another pin ABI's): re-attaching would remove its pins
+    // and orphan its filters. Nothing of the config is applied; the message says what to do.
+    if (it->second->state == "unreadable")
+      return absl::FailedPreconditionError(it->second->problem);
     st.old = *it->second;
     const std::string redirect_to = Find(current.redirect_to, st.old.ifname);
     const control::AttachRequest& r = st.req;

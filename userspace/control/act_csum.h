@@ -17,9 +17,13 @@
 namespace csumfix::control {
 
 // Adds the selector + act_csum filter at `ctx.hook` of `ifindex` (creating the clsact qdisc when
-// needed: `made_clsact`), records its program id in `st` and its undo in ctx.rb.
-absl::Status AddActCsum(const bpf::Programs& progs, uint32_t ifindex, const std::string& where,
-                        const StepCtx& ctx, bool* made_clsact, csf_attach_state* st);
+// needed: `made_clsact`), pins the selector at `base`_act_prog (`base`: the hook's pin base,
+// ActPinBase), records its program id in `st` and its undo in ctx.rb.
+absl::Status AddActCsum(const bpf::Programs& progs, uint32_t ifindex, const std::string& base,
+                        const std::string& where, const StepCtx& ctx, bool* made_clsact,
+                        csf_attach_state* st);
+// <base>_act: the pin base of the selector of the hook whose pin base is `base`.
+inline std::string ActPinBase(const std::string& base) { return base + "_act"; }
 
 // Removes that filter while it still runs the recorded selector.
 void RemoveActCsum(const csf_attach_state& st, uint32_t hook, const std::string& dir,

@@ -70,7 +70,7 @@ absl::Status MakePinDirs(const PinPaths& paths, Rollback* dirs) {
   });
   for (const std::string& d : {paths.base(), paths.namespaces(), paths.root(), paths.maps()})
     RETURN_IF_ERROR(MakeDir(d));
-  return absl::OkStatus();
+  return WriteMapsAbi(paths);
 }
 
 bpf_program* ProgramFor(const bpf::Programs& progs, uint32_t hook) {
@@ -123,7 +123,7 @@ absl::Status AttachHook(const bpf::Programs& progs, const AttachRequest& req, co
                             TcSteps{Step::kTcProgPin, Step::kTcAttach, Step::kTcLinkPin},
                             made_clsact));
   if (req.mechanism == CSF_MECH_ACT_CSUM)
-    RETURN_IF_ERROR(AddActCsum(progs, t.ifindex, where, ctx, made_clsact, st));
+    RETURN_IF_ERROR(AddActCsum(progs, t.ifindex, base, where, ctx, made_clsact, st));
   return absl::OkStatus();
 }
 
@@ -259,6 +259,8 @@ absl::Status Controller::AttachLocked(const AttachRequest& req, const ProbeResul
 
   RETURN_IF_ERROR(EnsureBpffs(paths_.bpffs()));
   ASSIGN_OR_RETURN(DirLock lock, DirLock::Acquire(paths_.top()));
+  // Another pin ABI's maps or records here: never load against them (mixed), never remove them.
+  RETURN_IF_ERROR(CheckPinAbi(paths_));
   RETURN_IF_ERROR(ClearStale(paths_, req.ifname, t.ifindex));
   // No record names this device now: a csumfix filter on it is a leftover (of an attach whose
   // pins vanished with a private bpffs), and would block ours.

@@ -149,6 +149,8 @@ absl::StatusOr<CleanReport> Controller::Clean(absl::string_view ifname) {
   CleanReport rep;
   RETURN_IF_ERROR(EnsureBpffs(paths_.bpffs()));
   ASSIGN_OR_RETURN(DirLock lock, DirLock::Acquire(paths_.top()));
+  // Another pin ABI's records cannot be read, so their filters and veths would look stray.
+  RETURN_IF_ERROR(CheckPinAbi(paths_));
   InUse in;
   for (const std::string& name : paths_.Interfaces()) {
     if (ifname.empty() || name == ifname) CleanRecord(paths_, name, &in, &rep);

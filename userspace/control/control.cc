@@ -31,7 +31,7 @@ absl::Status Controller::EnsurePinDirs() const {
   for (const std::string& d :
        {paths_.top(), paths_.base(), paths_.namespaces(), paths_.root(), paths_.maps()})
     RETURN_IF_ERROR(MakeDir(d));
-  return absl::OkStatus();
+  return WriteMapsAbi(paths_);
 }
 
 void RemoveEmptyPinDirs(const PinPaths& paths) {
@@ -50,6 +50,10 @@ Outcome Controller::Detach(absl::string_view ifname) {
   if (access(dir.c_str(), F_OK) != 0) return NotAttached(ifname);  // a failed attach we waited for
   std::vector<std::string> warnings;
   auto st = ReadState(dir);
+  // Another pin ABI's record: removing its pins would detach its tcx/XDP links and orphan the
+  // rest. Leave everything as it is; the message says how to detach it.
+  if (!st.ok() && st.status().code() == absl::StatusCode::kFailedPrecondition)
+    return Annotate(st.status(), absl::StrCat("detach ", ifname));
   if (st.ok()) DetachRecorded(*st, dir, PinnedMaps::Open(paths_), &warnings);
   std::error_code ec;
   fs::remove_all(dir, ec);

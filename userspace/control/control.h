@@ -44,6 +44,7 @@ struct HookStatus {
   std::string mode;       // "tcx", "clsact", "xdp"
   uint32_t prog_id = 0;   // id recorded at attach
   uint32_t act_prog_id = 0;  // act-csum: the classic selector filter's program (0: none)
+  std::string prog_tag;   // Detail::kFull: the pinned program's kernel tag ("" if unreadable)
   bool attached = false;  // the kernel still runs our program there
   uint32_t action = CSF_ACT_PASS;
 };
@@ -82,6 +83,16 @@ struct FlowRow {
   uint64_t netns_ino = 0;
   std::string ifname;
   std::string src, dst;  // printable addresses
+};
+
+// What Controller::Upgrade did to one attachment.
+struct UpgradeReport {
+  std::string ifname;
+  // One line per program replaced: "egress: prog 812 -> 907 (tag 3b1c.. -> 9e07..)".
+  std::vector<std::string> swapped;
+  // Why this attachment keeps (some of) its programs: not attached any more, a filter that runs
+  // someone else's program, a failed step. "" when it runs this build's programs now.
+  std::string error;
 };
 
 struct CleanReport {
@@ -143,6 +154,16 @@ class Controller {
   // pairs and csumfix filters. `ifname` "" = every interface. Returns what it removed; warnings
   // name what it left alone.
   absl::StatusOr<CleanReport> Clean(absl::string_view ifname);
+  // Makes every attachment of this namespace (`ifname` "": all) run this build's programs,
+  // replacing in place those another build loaded (told apart by the kernel's program tag): a
+  // tcx or XDP link is updated to the new program, a cls_bpf filter is replaced on its own
+  // handle and priority (the act-csum selector too), the bounce return program likewise; the
+  // pins follow by rename and the record last. Every swap is atomic, so each packet meets the
+  // old program or the new one; the pinned maps (counters, flows, rules) are shared by both.
+  // Nothing else changes: hooks, mechanism, actions. FailedPrecondition before anything changes
+  // when the pins are another pin ABI's; a problem with one attachment is reported in its
+  // UpgradeReport and the others go on.
+  absl::StatusOr<std::vector<UpgradeReport>> Upgrade(absl::string_view ifname = "");
   // Changes the default action of an attached hook (atomic map update).
   absl::Status SetAction(absl::string_view ifname, uint32_t hook, uint32_t action);
   // What Status() reads: everything (`csumfix status`, metrics), or only the records and whether
@@ -153,7 +174,10 @@ class Controller {
   absl::StatusOr<std::vector<IfaceStatus>> Status(Detail detail = Detail::kFull) const;
   // The record of `ifname` when it names `ifindex` (the interface that just went): one pin read.
   bool Records(absl::string_view ifname, uint32_t ifindex) const;
-  absl::StatusOr<std::vector<CounterRow>> Counters() const;
+  // `known`: this namespace's records as Status() just returned them, to name the rows without
+  // reading every record again (serve's scrape); nullptr reads them.
+  absl::StatusOr<std::vector<CounterRow>> Counters(
+      const std::vector<IfaceStatus>* known = nullptr) const;
   // The flows seen with partial or bad checksums, most affected first (at most `top`; 0 = all).
   absl::StatusOr<std::vector<FlowRow>> Flows(size_t top = 0) const;
 
@@ -179,7 +203,7 @@ class Controller {
   // Status(): the record of one pin directory, and its hooks.
   IfaceStatus StatusOf(const std::string& name, const bpf::Fd& ifcfg, Detail detail) const;
   // Counters(), Flows(): the name of an ifindex of this namespace ("" when unknown).
-  std::function<std::string(uint32_t)> Namer() const;
+  std::function<std::string(uint32_t)> Namer(const std::vector<IfaceStatus>* known = nullptr) const;
   // The programs for an attach: the kept ones when they still fit the pinned maps, else loaded.
   absl::StatusOr<std::shared_ptr<bpf::Programs>> LoadedPrograms();
   PinPaths paths_;

@@ -142,6 +142,13 @@ void RemoveFilter(uint32_t ifindex, bpf_tc_attach_point point, uint32_t priority
   bpf_tc_detach(&h, &d);
 }
 
+bool Ours(uint32_t running, uint32_t recorded, const std::string& base) {
+  if (running == 0) return false;
+  if (running == recorded) return true;
+  auto pinned = PinnedIdent(base + "_prog");
+  return pinned.ok() && pinned->id == running;
+}
+
 void DetachOne(uint32_t ifindex, bpf_tc_attach_point point, uint32_t mode, uint32_t prog_id,
                uint32_t handle, uint32_t priority, const std::string& base, absl::string_view what,
                std::vector<std::string>* warnings) {
@@ -149,7 +156,7 @@ void DetachOne(uint32_t ifindex, bpf_tc_attach_point point, uint32_t mode, uint3
     LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = static_cast<int>(ifindex), .attach_point = point);
     LIBBPF_OPTS(bpf_tc_opts, o, .handle = handle, .priority = priority);
     if (bpf_tc_query(&h, &o) == 0) {
-      if (o.prog_id == prog_id) {
+      if (Ours(o.prog_id, prog_id, base)) {
         LIBBPF_OPTS(bpf_tc_opts, d, .handle = handle, .priority = priority);
         if (bpf_tc_detach(&h, &d) != 0)
           warnings->push_back(
@@ -174,29 +181,32 @@ void DetachOne(uint32_t ifindex, bpf_tc_attach_point point, uint32_t mode, uint3
 
 namespace {
 
-// Whether the cls_bpf filter (handle, priority) at the hook runs `prog_id`.
-bool FilterRuns(const csf_attach_state& st, uint32_t hook, uint32_t priority, uint32_t prog_id) {
+// Whether the cls_bpf filter (handle, priority) at the hook runs `prog_id` (or the program
+// pinned at `base`_prog).
+bool FilterRuns(const csf_attach_state& st, uint32_t hook, uint32_t priority, uint32_t prog_id,
+                const std::string& base) {
   LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = static_cast<int>(st.ifindex),
               .attach_point = TcPoint(hook));
   LIBBPF_OPTS(bpf_tc_opts, o, .handle = st.tc_handle, .priority = priority);
-  return bpf_tc_query(&h, &o) == 0 && o.prog_id == prog_id;
+  return bpf_tc_query(&h, &o) == 0 && Ours(o.prog_id, prog_id, base);
 }
 
 }  // namespace
 
 bool HookAttached(const std::string& dir, const csf_attach_state& st, uint32_t hook) {
   // act-csum: the classic selector + act_csum filter must still be there as well.
+  const std::string base = absl::StrCat(dir, "/", PinBase(hook));
   if (hook != CSF_HOOK_XDP && st.act_prog_id[hook] != 0 &&
-      !FilterRuns(st, hook, st.tc_priority + 1, st.act_prog_id[hook]))
+      !FilterRuns(st, hook, st.tc_priority + 1, st.act_prog_id[hook], base + "_act"))
     return false;
   if (st.mode[hook] == CSF_TC_MODE_CLSACT)
-    return FilterRuns(st, hook, st.tc_priority, st.prog_id[hook]);
-  Fd fd(bpf_obj_get(absl::StrCat(dir, "/", PinBase(hook), "_link").c_str()));
+    return FilterRuns(st, hook, st.tc_priority, st.prog_id[hook], base);
+  Fd fd(bpf_obj_get((base + "_link").c_str()));
   if (!fd.valid()) return false;
   bpf_link_info info{};
   uint32_t len = sizeof(info);
   if (bpf_link_get_info_by_fd(fd.get(), &info, &len) != 0) return false;
-  if (info.prog_id != st.prog_id[hook]) return false;
+  if (!Ours(info.prog_id, st.prog_id[hook], base)) return false;
   // A link whose device went away stays pinned but reports ifindex 0.
   if (info.type == BPF_LINK_TYPE_TCX) return info.tcx.ifindex == st.ifindex;
   if (info.type == BPF_LINK_TYPE_XDP) return info.xdp.ifindex == st.ifindex;

@@ -61,8 +61,12 @@ absl::StatusOr<bool> DeleteClsactIfEmpty(uint32_t ifindex);
 // Removes csumfix's cls_bpf filter (handle, priority) at `point`, unconditionally (rollback).
 void RemoveFilter(uint32_t ifindex, bpf_tc_attach_point point, uint32_t priority);
 
+// Whether `running` (a program id the kernel reports at a hook) is csumfix's: the `recorded` one,
+// or the one pinned at `base`_prog (an upgrade swaps the program and its pin before the record).
+bool Ours(uint32_t running, uint32_t recorded, const std::string& base);
+
 // Removes a tc or XDP attachment recorded as (mode, prog_id) on ifindex, pinned at <base>_link /
-// <base>_prog; a cls_bpf filter only while it still runs our program.
+// <base>_prog; a cls_bpf filter only while it still runs our program (Ours).
 void DetachOne(uint32_t ifindex, bpf_tc_attach_point point, uint32_t mode, uint32_t prog_id,
                uint32_t handle, uint32_t priority, const std::string& base, absl::string_view what,
                std::vector<std::string>* warnings);

@@ -299,7 +299,7 @@ absl::Status DisableIpv6(const std::string& ifname) {
 }
 
 absl::Status AddActCsumFilter(uint32_t ifindex, bool ingress, uint32_t handle, uint32_t priority,
-                              int prog_fd, const std::string& prog_name) {
+                              int prog_fd, const std::string& prog_name, bool replace) {
   // Message layout as iproute2's tc builds it (tc/f_bpf.c, tc/m_csum.c) and net/sched/cls_bpf.c,
   // act_csum.c parse it: tcmsg + TCA_KIND "bpf" + TCA_OPTIONS { TCA_BPF_FD, TCA_BPF_NAME,
   // TCA_BPF_FLAGS (0: classic), TCA_BPF_ACT { [1] { TCA_ACT_KIND "csum",
@@ -307,7 +307,9 @@ absl::Status AddActCsumFilter(uint32_t ifindex, bool ingress, uint32_t handle, u
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE, 0);
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
   nlh->nlmsg_type = RTM_NEWTFILTER;
-  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL;
+  // tc_new_tfilter (net/sched/cls_api.c) hands an existing filter to cls_bpf_change unless
+  // NLM_F_EXCL is set; cls_bpf then replaces the entry with list_replace_rcu.
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | (replace ? NLM_F_REPLACE : NLM_F_EXCL);
   auto* tcm = static_cast<tcmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(tcmsg)));
   tcm->tcm_family = AF_UNSPEC;
   tcm->tcm_ifindex = static_cast<int>(ifindex);
@@ -332,7 +334,7 @@ absl::Status AddActCsumFilter(uint32_t ifindex, bool ingress, uint32_t handle, u
   mnl_attr_nest_end(nlh, act);
   mnl_attr_nest_end(nlh, acts);
   mnl_attr_nest_end(nlh, opts);
-  return Talk(nlh, absl::StrCat("add cls_bpf + act_csum filter on ifindex ", ifindex,
+  return Talk(nlh, absl::StrCat(replace ? "replace" : "add", " cls_bpf + act_csum filter on ifindex ", ifindex,
                                 ingress ? " ingress" : " egress"));
 }
 

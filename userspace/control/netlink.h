@@ -42,9 +42,11 @@ std::vector<std::pair<std::string, bool>> Offloads(const std::string& ifname);
 // UDP-Lite and SCTP checksums with control "continue" — the netlink form of
 //   tc filter add dev D ingress prio P handle H bpf fd F action csum tcp udp udplite sctp continue
 // The clsact qdisc must exist. Fails with EEXIST if a filter with that priority/handle exists,
-// and with ENOENT/EOPNOTSUPP when the kernel has no act_csum.
+// and with ENOENT/EOPNOTSUPP when the kernel has no act_csum. With `replace`, an existing filter
+// of that priority/handle is changed in place instead (cls_bpf swaps it under RCU: a packet
+// meets the old filter or the new one, never none).
 absl::Status AddActCsumFilter(uint32_t ifindex, bool ingress, uint32_t handle, uint32_t priority,
-                              int prog_fd, const std::string& prog_name);
+                              int prog_fd, const std::string& prog_name, bool replace = false);
 
 // Whether the clsact qdisc of `ifindex` holds any tc filter, ingress or egress (false as well when
 // the interface has no clsact qdisc): an RTM_GETTFILTER dump of both clsact parents.

@@ -183,6 +183,44 @@ absl::StatusOr<uint32_t> ProgId(int prog_fd) {
   return info.id;
 }
 
+absl::StatusOr<ProgIdent> Ident(int prog_fd) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_prog_get_info_by_fd(prog_fd, &info, &len) != 0) return ErrnoStatus(errno, "prog info");
+  ProgIdent id;
+  id.id = info.id;
+  for (uint8_t b : info.tag) absl::StrAppend(&id.tag, absl::Hex(b, absl::kZeroPad2));
+  return id;
+}
+
+absl::StatusOr<ProgIdent> PinnedIdent(const std::string& path) {
+  Fd fd(bpf_obj_get(path.c_str()));
+  if (!fd.valid()) return ErrnoStatus(errno, "open " + path);
+  return Ident(fd.get());
+}
+
+absl::Status RepinFd(int fd, const std::string& path) {
+  // bpffs refuses '.' in a name: the temporary pin is <path>_new.
+  const std::string tmp = path + CSF_PIN_TMP_SUFFIX;
+  unlink(tmp.c_str());  // left by an earlier run that stopped between pin and rename
+  RETURN_IF_ERROR(PinFd(fd, tmp));
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    unlink(tmp.c_str());
+    return ErrnoStatus(e, absl::StrCat("rename ", tmp, " to ", path));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AbiMismatch(const std::string& where, uint32_t found) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      where, " was made by a csumfix with pin ABI ", found, "; this csumfix has pin ABI ",
+      CSF_ABI_VERSION, " (`csumfix -V`) and does not adopt, upgrade or detach another ABI's "
+      "pins. Nothing was changed, and the programs attached there keep running. Detach them "
+      "with the csumfix that made them (`csumfix detach --all`, and `csumfix policy flush` for "
+      "its rules; with -n NS for a named namespace), then use this one"));
+}
+
 absl::StatusOr<csf_attach_state> ReadState(const std::string& dir) {
   std::string path = dir + "/" CSF_PIN_STATE;
   Fd fd(bpf_obj_get(path.c_str()));
@@ -190,21 +228,59 @@ absl::StatusOr<csf_attach_state> ReadState(const std::string& dir) {
   uint32_t key = 0;
   csf_attach_state st{};
   if (bpf_map_lookup_elem(fd.get(), &key, &st) != 0) return ErrnoStatus(errno, "read " + path);
-  if (st.abi_version != CSF_ABI_VERSION) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path, " was written by csumfix ABI ", st.abi_version, ", this is ",
-                     CSF_ABI_VERSION, ": detach with the csumfix that attached it"));
-  }
+  if (st.abi_version != CSF_ABI_VERSION) return AbiMismatch(path, st.abi_version);
   return st;
 }
 
-absl::Status WriteState(const std::string& dir, const csf_attach_state& st) {
+namespace {
+
+absl::StatusOr<Fd> StateMap(const csf_attach_state& st) {
   Fd fd(bpf_map_create(BPF_MAP_TYPE_ARRAY, "csf_state", sizeof(uint32_t), sizeof(st), 1, nullptr));
   if (!fd.valid()) return ErrnoStatus(errno, "create state map");
   uint32_t key = 0;
   if (bpf_map_update_elem(fd.get(), &key, &st, BPF_ANY) != 0)
     return ErrnoStatus(errno, "write state map");
+  return fd;
+}
+
+}  // namespace
+
+absl::Status WriteState(const std::string& dir, const csf_attach_state& st) {
+  ASSIGN_OR_RETURN(Fd fd, StateMap(st));
   return PinFd(fd.get(), dir + "/" CSF_PIN_STATE);
+}
+
+absl::Status ReplaceState(const std::string& dir, const csf_attach_state& st) {
+  ASSIGN_OR_RETURN(Fd fd, StateMap(st));
+  return RepinFd(fd.get(), dir + "/" CSF_PIN_STATE);
+}
+
+absl::Status WriteMapsAbi(const PinPaths& paths) {
+  const std::string path = paths.map(CSF_PIN_ABI);
+  if (access(path.c_str(), F_OK) == 0) return absl::OkStatus();
+  Fd fd(bpf_map_create(BPF_MAP_TYPE_ARRAY, CSF_PIN_ABI, sizeof(uint32_t), sizeof(uint32_t), 1,
+                       nullptr));
+  if (!fd.valid()) return ErrnoStatus(errno, "create " + path);
+  const uint32_t key = 0, abi = CSF_ABI_VERSION;
+  if (bpf_map_update_elem(fd.get(), &key, &abi, BPF_ANY) != 0)
+    return ErrnoStatus(errno, "write " + path);
+  return PinFd(fd.get(), path);
+}
+
+absl::Status CheckPinAbi(const PinPaths& paths) {
+  const std::string marker = paths.map(CSF_PIN_ABI);
+  if (Fd fd(bpf_obj_get(marker.c_str())); fd.valid()) {
+    uint32_t key = 0, abi = 0;
+    if (bpf_map_lookup_elem(fd.get(), &key, &abi) != 0) return ErrnoStatus(errno, "read " + marker);
+    if (abi != CSF_ABI_VERSION) return AbiMismatch(paths.maps(), abi);
+  } else if (errno != ENOENT) {
+    return ErrnoStatus(errno, "open " + marker);
+  }
+  for (const std::string& name : paths.Interfaces()) {
+    auto st = ReadState(paths.iface(name));
+    if (!st.ok() && st.status().code() == absl::StatusCode::kFailedPrecondition) return st.status();
+  }
+  return absl::OkStatus();
 }
 
 PinnedMaps PinnedMaps::Open(const PinPaths& paths) {

@@ -99,11 +99,37 @@ bool PinLockHeld(const std::string& top, int wait_ms);
 
 absl::Status PinFd(int fd, const std::string& path);
 absl::StatusOr<uint32_t> ProgId(int prog_fd);
+// A loaded program as the kernel knows it: its id, and its tag (bpf_prog_info.tag, 16 hex
+// digits), a digest of the instructions the loader submitted with the map references zeroed.
+// The same object loaded twice on one kernel has one tag; any changed instruction changes it.
+struct ProgIdent {
+  uint32_t id = 0;
+  std::string tag;
+};
+absl::StatusOr<ProgIdent> Ident(int prog_fd);
+// The program pinned at `path`; NotFound when nothing is pinned there.
+absl::StatusOr<ProgIdent> PinnedIdent(const std::string& path);
+// Pins `fd` at `path` in place of what is pinned there (pin under a temporary name, then
+// rename(2), which bpffs does atomically): a reader sees the old pin or the new one.
+absl::Status RepinFd(int fd, const std::string& path);
 
 // The attachment's record, <ifname dir>/state. NotFound: no record (an attach in progress or
-// interrupted); FailedPrecondition: written by another ABI version.
+// interrupted); FailedPrecondition: written by another pin ABI (AbiMismatch's message).
 absl::StatusOr<csf_attach_state> ReadState(const std::string& dir);
 absl::Status WriteState(const std::string& dir, const csf_attach_state& st);
+// Writes a new record over the existing one (RepinFd): `status` never sees none.
+absl::Status ReplaceState(const std::string& dir, const csf_attach_state& st);
+
+// The pin ABI (CSF_ABI_VERSION) of a namespace's map set, kept in maps/csf_abi (CSF_PIN_ABI).
+// WriteMapsAbi records this build's when the map set has no marker yet (a fresh one, or one
+// made by a build from before the marker, all of which were ABI 1).
+absl::Status WriteMapsAbi(const PinPaths& paths);
+// Whether this build may use and change the pins of `paths`' namespace: its map set's marker
+// and every state record say CSF_ABI_VERSION. FailedPrecondition naming the version found and
+// what to do otherwise; nothing is changed either way. Callers hold the pin lock.
+absl::Status CheckPinAbi(const PinPaths& paths);
+// The message for pins of ABI `found` at `where`.
+absl::Status AbiMismatch(const std::string& where, uint32_t found);
 
 // The shared maps as pinned, each opened by its name in abi.h. A map that is not pinned (nothing
 // attached, no rule) has an invalid fd; nothing is created.

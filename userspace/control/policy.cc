@@ -81,6 +81,7 @@ absl::StatusOr<Policy> Policy::Open(const std::string& bpffs) {
   const std::string maps = c.paths().maps();
   // Serialised with attach/detach and other policy changes for the life of the object.
   ASSIGN_OR_RETURN(std::shared_ptr<void> lock, LockPins(bpffs));
+  RETURN_IF_ERROR(CheckPinAbi(c.paths()));
   // Loading the object with the pin directory creates (or reuses) every shared map.
   RETURN_IF_ERROR(c.EnsurePinDirs());
   bpf::LoadOptions lo;

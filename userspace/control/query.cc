@@ -49,6 +49,9 @@ HookStatus HookOf(const std::string& dir, const csf_attach_state& st, uint32_t h
   h.prog_id = st.prog_id[hook];
   h.act_prog_id = hook == CSF_HOOK_XDP ? 0 : st.act_prog_id[hook];
   h.attached = present && (!query || HookAttached(dir, st, hook));
+  if (query)
+    if (auto id = PinnedIdent(absl::StrCat(dir, "/", PinBase(hook), "_prog")); id.ok())
+      h.prog_tag = id->tag;
   if (ifcfg.valid()) {
     csf_if_key k{st.ifindex, hook};
     csf_ifcfg c{};
@@ -85,13 +88,19 @@ std::string NameOf(uint32_t ifindex) {
 
 }  // namespace
 
-std::function<std::string(uint32_t)> Controller::Namer() const {
+std::function<std::string(uint32_t)> Controller::Namer(
+    const std::vector<IfaceStatus>* known) const {
   // The records say which name each attached ifindex had, in whatever namespace; a counter or
   // flow of an ifindex without one (detached meanwhile) is named from here when this is its
-  // namespace.
+  // namespace. `known`: those records as Status() just read them (not read again).
   auto names = std::make_shared<std::map<uint32_t, std::string>>();
-  for (const std::string& name : paths_.Interfaces())
-    if (auto st = ReadState(paths_.iface(name)); st.ok()) (*names)[st->ifindex] = name;
+  if (known != nullptr) {
+    for (const IfaceStatus& s : *known)
+      if (s.state == "ok" && s.netns_ino == paths_.netns_ino()) (*names)[s.ifindex] = s.ifname;
+  } else {
+    for (const std::string& name : paths_.Interfaces())
+      if (auto st = ReadState(paths_.iface(name)); st.ok()) (*names)[st->ifindex] = name;
+  }
   const bool here = paths_.netns_ino() == CurrentNetnsIno();
   return [names, here](uint32_t ifindex) {
     auto it = names->find(ifindex);
@@ -169,7 +178,8 @@ absl::StatusOr<std::vector<FlowRow>> Controller::Flows(size_t top) const {
   return rows;
 }
 
-absl::StatusOr<std::vector<CounterRow>> Controller::Counters() const {
+absl::StatusOr<std::vector<CounterRow>> Controller::Counters(
+    const std::vector<IfaceStatus>* known) const {
   std::vector<CounterRow> rows;
   const PinnedMaps maps = PinnedMaps::Open(paths_);
   ASSIGN_OR_RETURN(bool pinned, Pinned(paths_, CSF_MAP_COUNTERS, maps.counters));
@@ -177,7 +187,7 @@ absl::StatusOr<std::vector<CounterRow>> Controller::Counters() const {
   using Entry = std::pair<csf_if_key, csf_counters>;
   ASSIGN_OR_RETURN(std::vector<Entry> entries,
                    (Entries<csf_if_key, csf_counters>(maps.Counters())));
-  const auto name_of = Namer();
+  const auto name_of = Namer(known);
   for (const auto& [k, v] : entries) {
     CounterRow r;
     r.netns_ino = paths_.netns_ino();

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <memory>
 #include <cerrno>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -136,9 +137,9 @@ absl::Status Daemon::Run() {
   }
   httplib::Server& svr = *svr_ptr;
   if (!web.users.empty()) {
-    svr.set_pre_routing_handler([users = web.users](const httplib::Request& req,
-                                                    httplib::Response& res) {
-      if (CheckBasicAuth(users, req.get_header_value("Authorization")))
+    svr.set_pre_routing_handler([users = web.users, cache = std::make_shared<AuthCache>()](
+                                    const httplib::Request& req, httplib::Response& res) {
+      if (CheckBasicAuth(users, req.get_header_value("Authorization"), cache.get()))
         return httplib::Server::HandlerResponse::Unhandled;
       res.status = 401;
       res.set_header("WWW-Authenticate", "Basic realm=\"csumfix\"");
@@ -172,15 +173,23 @@ absl::Status Daemon::Run() {
     return ErrnoStatus(errno, absl::StrCat("serve: listen on ", o_.listen,
                                            " (in use? choose another with "
                                            "--web.listen-address HOST:PORT)"));
-  std::thread http([&svr] { svr.listen_after_bind(); });
+  std::atomic<bool> http_done{false};
+  std::thread http([&svr, &http_done] {
+    svr.listen_after_bind();
+    http_done = true;
+  });
   struct StopHttp {
     httplib::Server& svr;
     std::thread& t;
+    std::atomic<bool>& done;
     ~StopHttp() {
+      // stop() does nothing until the server thread has started listening (is_running): a serve
+      // that fails right after the bind (another pin ABI, a bad config) would wait for ever.
+      while (!svr.is_running() && !done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       svr.stop();
       t.join();
     }
-  } stop_http{svr, http};
+  } stop_http{svr, http, http_done};
 
   // The kernel's fill mechanism, for mechanism = "auto" and the info metric.
   features_.reset();
@@ -253,6 +262,18 @@ absl::Status Daemon::Run() {
 
 absl::Status Daemon::AdoptPinned() {
   owned_ = config::Owned::LoadFile(state_path_, c_);
+  // A new build (a package upgrade restarted serve): the attachments still run the programs the
+  // old build attached. Swap this build's in, in place, before anything else. Pins of another
+  // pin ABI stop serve here, before it changed anything.
+  auto up = c_.Upgrade();
+  if (!up.ok()) return Annotate(up.status(), "serve");
+  for (const auto& r : *up) {
+    for (const auto& s : r.swapped) Log(absl::StrCat("upgraded ", r.ifname, " ", s));
+    if (!r.error.empty())
+      Log(absl::StrCat("upgrade of ", r.ifname, " incomplete, it keeps programs of the build "
+                       "that attached it: ", r.error),
+          kWarning);
+  }
   // Adopt what is pinned: nothing is attached again; the metrics export it from now on.
   auto st = c_.Status();
   if (!st.ok()) return Annotate(st.status(), "serve: read the pinned attachments");

@@ -2,6 +2,7 @@
 
 #include <crypt.h>
 #include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <unistd.h>
 
@@ -136,13 +137,48 @@ absl::StatusOr<WebConfig> LoadWebConfig(const std::string& path) {
   return w;
 }
 
-bool CheckBasicAuth(const std::map<std::string, std::string>& users, absl::string_view header) {
+size_t AuthCache::size() {
+  std::lock_guard<std::mutex> l(mu_);
+  return ok_.size();
+}
+
+bool AuthCache::Has(const std::string& digest) {
+  std::lock_guard<std::mutex> l(mu_);
+  return ok_.count(digest) != 0;
+}
+
+void AuthCache::Add(const std::string& digest) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (ok_.size() >= 64) ok_.clear();
+  ok_.insert(digest);
+}
+
+namespace {
+
+std::string Sha256(const std::string& s) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), md);
+  return std::string(reinterpret_cast<const char*>(md), sizeof(md));
+}
+
+}  // namespace
+
+bool CheckBasicAuth(const std::map<std::string, std::string>& users, absl::string_view header,
+                    AuthCache* cache) {
   if (users.empty()) return false;
   if (!absl::ConsumePrefix(&header, "Basic ")) return false;
   std::string plain;
   if (!absl::Base64Unescape(header, &plain)) return false;
   const size_t colon = plain.find(':');
   if (colon == std::string::npos) return false;
+  auto known = users.find(plain.substr(0, colon));
+  // Keyed by the stored hash too: a user whose hash changed is verified again.
+  const std::string digest =
+      cache != nullptr && known != users.end() ? Sha256(plain + '\n' + known->second) : "";
+  if (!digest.empty() && cache->Has(digest)) {
+    OPENSSL_cleanse(plain.data(), plain.size());
+    return true;
+  }
   const std::string user = plain.substr(0, colon), password = plain.substr(colon + 1);
   auto it = users.find(user);
   // An unknown user still costs one hash, so timing does not tell which users exist.
@@ -152,7 +188,10 @@ bool CheckBasicAuth(const std::map<std::string, std::string>& users, absl::strin
   const bool match = got != nullptr && std::strlen(got) == hash.size() &&
                      CRYPTO_memcmp(got, hash.data(), hash.size()) == 0;
   OPENSSL_cleanse(data.get(), sizeof(crypt_data));
-  return match && it != users.end();
+  OPENSSL_cleanse(plain.data(), plain.size());
+  const bool ok = match && it != users.end();
+  if (ok && !digest.empty()) cache->Add(digest);
+  return ok;
 }
 
 }  // namespace csumfix::daemon

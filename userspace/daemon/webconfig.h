@@ -18,6 +18,8 @@
 #define CSUMFIX_USERSPACE_DAEMON_WEBCONFIG_H_
 
 #include <map>
+#include <mutex>
+#include <set>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -39,9 +41,26 @@ struct WebConfig {
 // user's hash a bcrypt hash. Errors name the file, the key and what to write instead.
 absl::StatusOr<WebConfig> LoadWebConfig(const std::string& path);
 
+// Credentials already verified, kept as SHA-256 digests of "user:password" and the user's stored
+// hash (never the password),
+// so that a scraper sending the same header every few seconds costs one SHA-256 instead of one
+// bcrypt (as exporter-toolkit caches). Bounded: emptied when it reaches 64 entries. Thread-safe.
+class AuthCache {
+ public:
+  bool Has(const std::string& digest);
+  void Add(const std::string& digest);
+  size_t size();
+
+ private:
+  std::mutex mu_;
+  std::set<std::string> ok_;
+};
+
 // Whether an Authorization header value ("Basic base64(user:password)") names a user of `users`
-// with the right password. Compared in constant time once hashed.
-bool CheckBasicAuth(const std::map<std::string, std::string>& users, absl::string_view header);
+// with the right password. Compared in constant time once hashed. With `cache`, a header that
+// was verified before is accepted without bcrypt.
+bool CheckBasicAuth(const std::map<std::string, std::string>& users, absl::string_view header,
+                    AuthCache* cache = nullptr);
 
 }  // namespace csumfix::daemon
 

@@ -83,7 +83,7 @@ absl::Status Collect(const control::Controller& c, Snapshot* out) {
   namespaces.insert(namespaces.begin(), c.netns_ino());
   absl::Status first = absl::OkStatus();
   for (uint64_t ino : namespaces) {
-    auto rows = ino == c.netns_ino() ? c.Counters()
+    auto rows = ino == c.netns_ino() ? c.Counters(&out->ifaces)
                                      : control::Controller(c.paths().bpffs(), ino).Counters();
     if (!rows.ok()) {
       if (first.ok()) first = Annotate(rows.status(), absl::StrCat("metrics: read counters of netns ", ino));
@@ -164,6 +164,7 @@ std::string Render(const Snapshot& s) {
                   {"mode", h.mode},
                   {"prog_id", std::to_string(h.prog_id)},
                   {"action", std::string(names::ActionName(h.action))}};
+      if (!h.prog_tag.empty()) l.emplace_back("prog_tag", h.prog_tag);
       if (h.act_prog_id != 0) l.emplace_back("act_csum_prog_id", std::to_string(h.act_prog_id));
       info.Add(with(l, ns), 1);
       attached.Add(with({{"device", i.ifname}, {"hook", hook}}, ns), h.attached ? 1 : 0);

@@ -1,0 +1,292 @@
+// Upgrades under traffic (docs/UPGRADES.md): a csumfix of another build takes over attachments
+// made by this one, swapping its programs in place, while a stream of locally generated UDP
+// datagrams (CHECKSUM_PARTIAL on va egress, filled there) runs from A to B and an AF_PACKET
+// reader on vb counts every datagram that arrives with only its checksum seed. The other build
+// is csumfix-upgrade-variant: this csumfix with the test variant of the BPF object (every
+// program's tag differs, bpf/CMakeLists.txt). A detach + attach during the same stream is the
+// negative control: it must show seeds, or the stream could not have seen a gap.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "netns/serve_fixture.h"
+
+namespace csumfix::testing {
+namespace {
+
+std::string VariantPath() {
+  const std::string c = CsumfixPath();
+  return c.substr(0, c.rfind('/') + 1) + "csumfix-upgrade-variant";
+}
+
+class Upgrade : public Serve {
+ protected:
+  void SetUp() override {
+    Serve::SetUp();
+    ASSERT_TRUE(PathExists(VariantPath())) << VariantPath() << " not built";
+    WriteConfig("[[interface]]\nname = \"va\"\nhooks = [\"egress\"]\naction = \"fill\"\n");
+  }
+
+  // The egress hook of va as status reports it.
+  json Hook() {
+    json s = Status();
+    EXPECT_EQ(s.size(), 1u) << s.dump();
+    if (!s.empty())
+      for (const auto& h : s[0]["hooks"])
+        if (h["hook"] == "egress") return h;
+    return json::object();
+  }
+  uint64_t Filled() {
+    CmdResult r = Csumfix({"-n", a_.name(), "stats", "va", "-j"});
+    EXPECT_EQ(r.rc, 0) << r.err;
+    json rows = json::parse(r.out);
+    return rows.empty() ? uint64_t{0} : rows[0].value("filled", uint64_t{0});
+  }
+
+  // Streams 200-byte datagrams from A to vb:port at about 1000 per second for `seconds` (scaled
+  // for slow guests) while `during` runs, then returns "got csumnotready valid" of the reader
+  // on vb; `sent` is how many the sender sent. `during` must end before the stream does: it
+  // fails the test if the sender had finished first.
+  std::string Stream(int port, double seconds, const std::function<void()>& during,
+                     int* sent) {
+    const std::string done = tmp_ + "/sent-" + std::to_string(port);
+    const double s = seconds * TimeScale();
+    return RawRead(b_, "vb", port, 100000000, [&] {
+      a_.Exec("python3 -c \"import socket,time; s=socket.socket(socket.AF_INET,"
+              "socket.SOCK_DGRAM); t=time.time(); n=0\nwhile time.time()-t<" +
+              std::to_string(s) + ":\n s.sendto(b'z'*200,('10.67.0.2'," + std::to_string(port) +
+              ")); n+=1; time.sleep(0.001)\nopen('" + done + "','w').write(str(n))\" "
+              "> /dev/null 2>&1 &");
+      // Until the first datagram was filled: the sender is really running.
+      ASSERT_TRUE(WaitFor([&] { return Filled() > filled_before_; }, 30)) << "no stream";
+      during();
+      EXPECT_FALSE(PathExists(done)) << "the stream ended before the swap was done: the test "
+                                        "proves nothing (slow machine? raise the duration)";
+      ASSERT_TRUE(WaitFor([&] { return PathExists(done); }, s + 60));
+      *sent = std::stoi(ReadFile(done));
+    });
+  }
+
+  // The run of an upgrade: serve of `binary` started after the running one stopped; what the
+  // new one logged until it was ready (the log file is appended to).
+  std::string RestartServeAs(const std::string& binary) {
+    EXPECT_EQ(StopServe(SIGTERM), 0);
+    const size_t from = ReadFile(log_).size();
+    StartServe({"--config", cfg_}, binary);
+    return ReadFile(log_).substr(from);
+  }
+
+  uint64_t filled_before_ = 0;
+};
+
+// A package upgrade (serve restarted as the new build) and a downgrade back, both under
+// traffic, with the attachment made by serve (tcx on this kernel: link update) and made by the
+// CLI through clsact + cls_bpf (filter replace). The bounce mechanism's return program (on
+// this host) or the act-csum selector (VM matrix) is swapped too.
+TEST_F(Upgrade, ServeSwapsProgramsInPlaceAndNoSeedPasses) {
+  for (const std::string api : {"auto", "clsact"}) {
+    SCOPED_TRACE("tc api " + api);
+    if (api == "clsact") {
+      ASSERT_EQ(Csumfix({"-n", a_.name(), "attach", "va", "--egress", "--action", "fill",
+                         "--tc-api", "clsact"})
+                    .rc,
+                0);
+    }
+    StartServe({"--config", cfg_});
+    const json a = Hook();
+    ASSERT_EQ(a["mode"], api == "clsact" ? "clsact" : "tcx") << a.dump();
+    ASSERT_EQ(a["prog_tag"].get<std::string>().size(), 16u) << a.dump();
+    filled_before_ = Filled();
+    json b;
+    std::string log_b, log_a;
+    int sent = 0;
+    const std::string got = Stream(api == "clsact" ? 7302 : 7301, 8, [&] {
+      log_b = RestartServeAs(VariantPath());
+      b = Hook();
+      log_a = RestartServeAs("");  // and back: a downgrade within the pin ABI
+    }, &sent);
+    ASSERT_GT(sent, 0);
+    EXPECT_EQ(got, std::to_string(sent) + " 0 " + std::to_string(sent))
+        << "got, CSUMNOTREADY, valid: every datagram, none with a seed";
+    EXPECT_NE(log_b.find("upgraded va egress: prog"), std::string::npos) << log_b;
+    EXPECT_NE(b["prog_id"], a["prog_id"]);
+    EXPECT_NE(b["prog_tag"], a["prog_tag"]) << "the variant build runs its own programs";
+    EXPECT_EQ(b["mode"], a["mode"]);
+    EXPECT_TRUE(b["attached"].get<bool>()) << b.dump();
+    const json back = Hook();
+    EXPECT_EQ(back["prog_tag"], a["prog_tag"]) << "this build's programs again";
+    EXPECT_NE(back["prog_id"], b["prog_id"]);
+    EXPECT_TRUE(back["attached"].get<bool>()) << back.dump();
+    // The maps were shared: counting went on across both swaps, never reset.
+    EXPECT_GE(Filled(), filled_before_ + static_cast<uint64_t>(sent));
+    // One csumfix program at the hook, one filter per priority, nothing left of the old ones.
+    const std::string net = a_.Capture("bpftool net show dev va");
+    size_t n = 0;
+    for (size_t pos = 0; (pos = net.find("csf_tc_egress", pos)) != std::string::npos; ++pos) ++n;
+    EXPECT_EQ(n, 1u) << net;
+    const std::string pins = a_.Capture("ls " + a_.PinRoot() + "/va");
+    EXPECT_EQ(pins.find("_new"), std::string::npos) << pins;
+    // A restart of the same build swaps nothing.
+    const std::string same = RestartServeAs("");
+    EXPECT_EQ(same.find("upgraded"), std::string::npos) << same;
+    EXPECT_EQ(Hook()["prog_id"], back["prog_id"]);
+    EXPECT_EQ(StopServe(SIGTERM), 0);
+    ASSERT_EQ(Csumfix({"-n", a_.name(), "detach", "va"}).rc, 0);
+  }
+}
+
+// The negative control: detach and attach again (the CLI, tens of milliseconds without a
+// program) during the same kind of stream lets seeds through, which the reader sees.
+TEST_F(Upgrade, DetachAndAttachLetsSeedsThrough) {
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "attach", "va", "--egress", "--action", "fill"}).rc, 0);
+  filled_before_ = Filled();
+  int sent = 0;
+  const std::string got = Stream(7303, 6, [&] {
+    ASSERT_EQ(Csumfix({"-n", a_.name(), "detach", "va"}).rc, 0);
+    ASSERT_EQ(Csumfix({"-n", a_.name(), "attach", "va", "--egress", "--action", "fill"}).rc, 0);
+  }, &sent);
+  int g = 0, notready = 0, valid = 0;
+  ASSERT_EQ(sscanf(got.c_str(), "%d %d %d", &g, &notready, &valid), 3) << got;
+  EXPECT_GT(notready, 0) << got << ": the gap was not seen, so a zero elsewhere proves nothing";
+  EXPECT_EQ(g, sent) << got;
+}
+
+// The CLI's upgrade: each way reports what it swapped (the XDP link too), then nothing more to
+// do.
+TEST_F(Upgrade, CliUpgradeReportsSwapsAndIsIdempotent) {
+  ASSERT_EQ(
+      Csumfix({"-n", a_.name(), "attach", "va", "--egress", "--xdp", "--action", "fill"}).rc, 0);
+  auto xdp = [&] {
+    const json s = Status();
+    if (!s.empty())
+      for (const auto& h : s[0]["hooks"])
+        if (h["hook"] == "xdp") return h;
+    return json::object();
+  };
+  const json x = xdp();
+  ASSERT_EQ(x["mode"], "xdp") << x.dump();
+  const json a = Hook();
+  CmdResult v = csumfix::testing::Run({VariantPath(), "-n", a_.name(), "upgrade", "-j"});
+  ASSERT_EQ(v.rc, 0) << v.err;
+  json j = json::parse(v.out);
+  ASSERT_EQ(j.size(), 1u) << v.out;
+  EXPECT_EQ(j[0]["ifname"], "va");
+  EXPECT_EQ(j[0]["error"], "");
+  EXPECT_GE(j[0]["swapped"].size(), 2u) << v.out;  // egress (and its bounce return), xdp
+  EXPECT_NE(v.out.find("xdp: prog"), std::string::npos) << v.out;
+  EXPECT_NE(Hook()["prog_tag"], a["prog_tag"]);
+  EXPECT_NE(xdp()["prog_tag"], x["prog_tag"]);
+  EXPECT_TRUE(xdp()["attached"].get<bool>());
+  EXPECT_EQ(a_.Capture("ip -d link show va").find("prog/xdp id " +
+                                                  std::to_string(x["prog_id"].get<uint32_t>())),
+            std::string::npos)
+      << "the old XDP program still runs";
+  CmdResult again = csumfix::testing::Run({VariantPath(), "-n", a_.name(), "upgrade"});
+  EXPECT_EQ(again.rc, 0) << again.err;
+  EXPECT_EQ(again.out, "every attachment runs this build's programs\n");
+  CmdResult back = Csumfix({"-n", a_.name(), "upgrade", "va"});
+  EXPECT_EQ(back.rc, 0) << back.err;
+  EXPECT_NE(back.out.find("va egress: prog"), std::string::npos) << back.out;
+  EXPECT_EQ(Hook()["prog_tag"], a["prog_tag"]);
+  EXPECT_EQ(xdp()["prog_tag"], x["prog_tag"]);
+  EXPECT_EQ(SendAndRead(20, 7306), "20 0 20") << "got, CSUMNOTREADY, valid";
+  CmdResult none = Csumfix({"-n", a_.name(), "upgrade", "vx"});
+  EXPECT_EQ(none.rc, 1);
+  EXPECT_NE(none.err.find("vx is not attached"), std::string::npos) << none.err;
+}
+
+// An upgrade that stopped after its swaps but before the record (a crash, a kill): the record
+// still names the old programs while the kernel and the pins run the new ones. status still
+// counts the hooks as csumfix's, the next upgrade completes the record without swapping, and
+// detach then removes everything (a cls_bpf filter is removed only when it is csumfix's).
+TEST_F(Upgrade, AnUpgradeStoppedBeforeItsRecordIsFinishedByTheNext) {
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "attach", "va", "--egress", "--action", "fill", "--tc-api",
+                     "clsact"})
+                .rc,
+            0);
+  const std::string state = a_.PinRoot() + "/va/state";
+  auto record = [&] {
+    return csumfix::testing::Run({"sh", "-c", "bpftool -j map lookup pinned " + state +
+                                                  " key 0 0 0 0 | python3 -c \"import json,sys; "
+                                                  "print(' '.join(json.load(sys.stdin)['value']))\""})
+        .out;
+  };
+  const std::string old = record();
+  ASSERT_FALSE(old.empty());
+  CmdResult v = csumfix::testing::Run({VariantPath(), "-n", a_.name(), "upgrade"});
+  ASSERT_EQ(v.rc, 0) << v.err;
+  ASSERT_NE(record(), old);
+  // Put the old record back: as if the upgrade had stopped right before writing it.
+  ASSERT_EQ(csumfix::testing::Run({"sh", "-c", "bpftool map update pinned " + state +
+                                                   " key 0 0 0 0 value " + old})
+                .rc,
+            0);
+  json h = Hook();
+  EXPECT_TRUE(h["attached"].get<bool>()) << "the pinned (new) program is csumfix's: " << h.dump();
+  CmdResult again = csumfix::testing::Run({VariantPath(), "-n", a_.name(), "upgrade"});
+  EXPECT_EQ(again.rc, 0) << again.err;
+  EXPECT_EQ(again.out, "every attachment runs this build's programs\n") << "nothing to swap";
+  EXPECT_NE(record(), old) << "the record was completed";
+  const std::string running = a_.Capture("tc filter show dev va egress");
+  EXPECT_NE(running.find("id " + std::to_string(Hook()["prog_id"].get<uint32_t>())),
+            std::string::npos)
+      << "the record names the program that runs: " << running;
+  EXPECT_EQ(SendAndRead(20, 7305), "20 0 20") << "got, CSUMNOTREADY, valid";
+  CmdResult d = Csumfix({"-n", a_.name(), "detach", "va"});
+  EXPECT_EQ(d.rc, 0) << d.err;
+  EXPECT_EQ(d.err, "");
+  EXPECT_EQ(a_.Capture("tc filter show dev va egress"), "");
+  EXPECT_EQ(a_.Capture("ip -o link show | grep -E '^[0-9]+: csf'"), "");
+}
+
+// Pins of another pin ABI: serve of the new build refuses to start and changes nothing (the
+// programs keep running and filling); detach refuses too; the message says what to do.
+TEST_F(Upgrade, OtherPinAbiIsRefusedAndKeepsRunning) {
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "attach", "va", "--egress", "--action", "fill"}).rc, 0);
+  const json a = Hook();
+  const std::string state = a_.PinRoot() + "/va/state";
+  auto set_abi = [&](int v) {
+    // Byte 0 of the record is abi_version (little endian __u32).
+    const std::string cmd =
+        "v=$(bpftool -j map lookup pinned " + state + " key 0 0 0 0 | python3 -c \"import json,"
+        "sys; v=json.load(sys.stdin)['value']; v[0]='" + std::to_string(v) +
+        "'; print(' '.join(v))\") && bpftool map update pinned " + state + " key 0 0 0 0 value $v";
+    ASSERT_EQ(csumfix::testing::Run({"sh", "-c", cmd}).rc, 0) << cmd;
+  };
+  set_abi(2);
+  // Whatever fails below, the record is ABI 1 again before TearDown detaches.
+  struct Restore {
+    std::function<void()> f;
+    ~Restore() { f(); }
+  } restore{[&] { set_abi(1); }};
+  log_ = tmp_ + "/serve.log";
+  pid_t p = Spawn({VariantPath(), "-n", a_.name(), "serve", "--config", cfg_}, {}, log_);
+  int st = 0;
+  ASSERT_TRUE(WaitFor([&] { return waitpid(p, &st, WNOHANG) == p; }, 30))
+      << "serve did not stop:\n" << ReadFile(log_);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) != 0) << ReadFile(log_);
+  const std::string log = ReadFile(log_);
+  EXPECT_NE(log.find("pin ABI 2"), std::string::npos) << log;
+  EXPECT_NE(log.find("Nothing was changed"), std::string::npos) << log;
+  EXPECT_NE(log.find("csumfix detach --all"), std::string::npos) << log;
+  CmdResult d = Csumfix({"-n", a_.name(), "detach", "va"});
+  EXPECT_EQ(d.rc, 1);
+  EXPECT_NE(d.err.find("pin ABI 2"), std::string::npos) << d.err;
+  CmdResult u = Csumfix({"-n", a_.name(), "upgrade"});
+  EXPECT_EQ(u.rc, 1);
+  // Untouched, and still filling.
+  restore.f();
+  restore.f = [] {};
+  const json after = Hook();
+  EXPECT_EQ(after["prog_id"], a["prog_id"]);
+  EXPECT_EQ(after["prog_tag"], a["prog_tag"]);
+  EXPECT_TRUE(after["attached"].get<bool>());
+  EXPECT_EQ(SendAndRead(20, 7304), "20 0 20") << "got, CSUMNOTREADY, valid";
+}
+
+}  // namespace
+}  // namespace csumfix::testing
