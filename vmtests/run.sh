@@ -5,6 +5,10 @@
 # As root:
 #   vmtests/run.sh [options] [NAME ...]     NAMEs from kernels.txt; none = every kernel
 #   --ci            the kernels marked `ci` in kernels.txt
+#   --smoke         CI's smoke (.ci/run): only the oldest kernel of the list (lowest version),
+#                   with probe (mechanism asserted), check, the BPF suite (the differential at
+#                   5,000 cases) and of the netns suite only the fill tests (PartialFill.*, every
+#                   mechanism that kernel has); VM timeout 1800 s unless CSUMFIX_VM_TIMEOUT is set
 #   --no-build      do not run scripts/deps.sh and scripts/build.sh first (scripts/test.sh --vm)
 #   --build-dir D   csumfix build to test (default $CSUMFIX_BUILD_DIR or build/)
 #   --list          print the matrix and exit
@@ -35,15 +39,16 @@ memory=${CSUMFIX_VM_MEMORY:-4G}
 cpus=${CSUMFIX_VM_CPUS:-2}
 build=${CSUMFIX_BUILD_DIR:-$top/build}
 matrix=$top/vmtests/kernels.txt
-do_build=1 ci=0 list=0 names=() jobs=${CSUMFIX_VM_JOBS:-1}
+do_build=1 ci=0 smoke=0 list=0 names=() jobs=${CSUMFIX_VM_JOBS:-1}
 while [[ $# -gt 0 ]]; do
   case $1 in
     --ci) ci=1 ;;
+    --smoke) smoke=1 ;;
     --no-build) do_build=0 ;;
     --build-dir) build=$(realpath "$2"); shift ;;
     --list) list=1 ;;
     --jobs) jobs=$2; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     -*) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) names+=("$1") ;;
   esac
@@ -66,6 +71,17 @@ done < "$matrix"
 if [[ $list == 1 ]]; then
   grep -v '^#' "$matrix" | grep -v '^$'
   exit 0
+fi
+netns_filter=
+if [[ $smoke == 1 ]]; then
+  if [[ ${#names[@]} -gt 0 || $ci == 1 ]]; then
+    echo "run.sh: --smoke picks its kernel itself (the oldest of $matrix): no NAME, no --ci" >&2
+    exit 2
+  fi
+  names=("$(printf '%s\n' "${order[@]}" | sort -V | head -n1)")
+  netns_filter='PartialFill.*'
+  timeout_s=${CSUMFIX_VM_TIMEOUT:-1800}
+  echo "run.sh: smoke: the oldest kernel of the list, ${names[0]}; netns tests $netns_filter"
 fi
 if [[ ${#names[@]} -eq 0 ]]; then
   for n in "${order[@]}"; do
@@ -205,6 +221,7 @@ run_one() {
   nonce=$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
   env_args="CSUMFIX_DIFF_CASES=${CSUMFIX_DIFF_CASES:-5000}"
   [[ -n ${CSUMFIX_DIFF_SEED:-} ]] && env_args+=" CSUMFIX_DIFF_SEED=$CSUMFIX_DIFF_SEED"
+  [[ -n $netns_filter ]] && env_args+=" CSUMFIX_NETNS_FILTER=$netns_filter"
   # The guest runs its own copy: bash reads a script as it goes, so an edit of vmtests/guest.sh
   # during a run would change what the guest executes midway.
   cp "$top/vmtests/guest.sh" "$out/guest.sh"
