@@ -60,12 +60,16 @@ if ! [[ $jobs =~ ^[1-9][0-9]*$ ]]; then
 fi
 
 # ---- the matrix ----
-declare -A pkg ver expect inci skips
+declare -A pkg ver expect inci skips archive
 order=()
-while read -r n p v e c s _; do
+while read -r n p v e c s a _; do
   [[ -z $n || $n == \#* ]] && continue
   if [[ -z $s ]]; then echo "run.sh: $matrix: line for $n has fewer than 6 fields" >&2; exit 2; fi
-  pkg[$n]=$p ver[$n]=$v expect[$n]=$e inci[$n]=$c skips[$n]=$s
+  pkg[$n]=$p ver[$n]=$v expect[$n]=$e inci[$n]=$c skips[$n]=$s archive[$n]=${a:--}
+  case ${archive[$n]} in
+    -|bullseye-security) ;;
+    *) echo "run.sh: $matrix: $n: unknown archive '${archive[$n]}' (- or bullseye-security)" >&2; exit 2 ;;
+  esac
   order+=("$n")
 done < "$matrix"
 if [[ $list == 1 ]]; then
@@ -152,22 +156,39 @@ vpy=$vmroot/usr/lib/python3/dist-packages
 # host may have none. An empty directory is harmless to the host.
 mkdir -p /lib/modules
 
+# apt_opts ARCHIVE: the apt options for a kernel line's archive column. "-": the system's sources
+# (bookworm, -security, -backports). bullseye-security (Debian 11's kernels): a private apt state
+# under $cache, as for trixie's virtme-ng; the system's sources and dpkg database stay untouched.
+apt_opts() {
+  aopt=(-o APT::Sandbox::User=root -o Acquire::Retries=3)
+  [[ $1 == - ]] && return 0
+  local a=$cache/apt-$1
+  mkdir -p "$a/lists/partial" "$a/cache/archives/partial" "$a/sources.list.d" "$a/preferences.d"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security $1 main" \
+    > "$a/sources.list"
+  aopt+=(-o "Dir::Etc::SourceList=$a/sources.list" -o "Dir::Etc::SourceParts=$a/sources.list.d"
+         -o "Dir::Etc::Preferences=$a/preferences" -o "Dir::Etc::PreferencesParts=$a/preferences.d"
+         -o "Dir::State::Lists=$a/lists" -o "Dir::Cache=$a/cache" -o "Dir::State::status=/dev/null")
+}
+
 # ensure_kernel NAME: fetch and unpack the package, run depmod; sets kimg.
 ensure_kernel() {
   local n=$1 p=${pkg[$1]} v=${ver[$1]}
   local root=$cache/kernels/$p
   if [[ ! -f $root/.ok || $(cat "$root/.ok") != "$v" ]]; then
-    if ! apt-cache show "$p=$v" >/dev/null 2>&1; then
-      apt-get update -o Acquire::Retries=3 >/dev/null
+    local aopt
+    apt_opts "${archive[$n]}"
+    if ! apt-cache "${aopt[@]}" show "$p=$v" >/dev/null 2>&1; then
+      apt-get "${aopt[@]}" update >/dev/null
     fi
-    if ! apt-cache show "$p=$v" >/dev/null 2>&1; then
+    if ! apt-cache "${aopt[@]}" show "$p=$v" >/dev/null 2>&1; then
       echo "run.sh: $p=$v is not in the archive (any more): see \`apt-cache madison $p\`, pick a version and change $matrix" >&2
       return 1
     fi
     echo "run.sh: fetching $p=$v"
     local t0=$SECONDS deb kver
     rm -f "$cache/debs/${p}_"*.deb
-    (cd "$cache/debs" && apt-get -o APT::Sandbox::User=root -o Acquire::Retries=3 download "$p=$v" >/dev/null) ||
+    (cd "$cache/debs" && apt-get "${aopt[@]}" download "$p=$v" >/dev/null) ||
       { echo "run.sh: apt-get download $p=$v failed" >&2; return 1; }
     deb=$(ls "$cache/debs/${p}_"*.deb) || return 1
     rm -rf "$root.tmp"

@@ -78,7 +78,7 @@ static __always_inline int csf_fill_trim(struct __sk_buff *skb, __u32 l4_off, __
 		return CSF_TRIM_UNTOUCHED;
 
 	struct csf_copy c = { .skb = skb, .start = field_off, .end = len };
-	bpf_loop(CSF_SAVE_CHUNKS, csf_copy_cb, &c, 0);
+	csf_loop(CSF_SAVE_CHUNKS, CSF_SAVE_CHUNKS, csf_copy_cb, &c);
 	if (c.err)
 		return CSF_TRIM_UNTOUCHED;
 
@@ -89,7 +89,7 @@ static __always_inline int csf_fill_trim(struct __sk_buff *skb, __u32 l4_off, __
 		return CSF_TRIM_DAMAGED;
 	c.store = 1;
 	c.err = 0;
-	bpf_loop(CSF_SAVE_CHUNKS, csf_copy_cb, &c, 0);
+	csf_loop(CSF_SAVE_CHUNKS, CSF_SAVE_CHUNKS, csf_copy_cb, &c);
 	if (c.err || skb->len != len)
 		return CSF_TRIM_DAMAGED;
 	if (still_partial)

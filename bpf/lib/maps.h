@@ -13,9 +13,26 @@
 #include <bpf/bpf_helpers.h>
 #include "csumfix/abi.h"
 
+/* csf_loop(MAX, N, CB, CTX): CB(i, CTX) for i in [0, N) until CB returns non-zero; N <= MAX.
+ * bpf_loop (5.17+) in the main object; in the compat object (CSF_COMPAT, for kernels without
+ * bpf_loop, docs/KERNELS.md) a bounded loop, which the verifier walks iteration by iteration:
+ * there MAX must stay small, and the long walks (lib/csum.h) are global functions, each
+ * verified once whatever calls it. */
+#ifdef CSF_COMPAT
+#define csf_loop(max, n, cb, ctx)                                      \
+	do {                                                           \
+		for (__u32 csf_i = 0; csf_i < (max); csf_i++) {        \
+			if (csf_i >= (__u32)(n) || (cb)(csf_i, (ctx))) \
+				break;                                 \
+		}                                                      \
+	} while (0)
+#else
+#define csf_loop(max, n, cb, ctx) bpf_loop((n), (cb), (ctx), 0)
+#endif
+
 /* ---- Per-CPU scratch buffers (not pinned) ---- */
 
-#define CSF_CHUNK 512 /* bytes summed per bpf_loop step (lib/csum.h) */
+#define CSF_CHUNK 512 /* bytes summed per loop step (lib/csum.h) */
 
 struct csf_scratch {
 	__u8 buf[CSF_CHUNK + 4];

@@ -218,6 +218,7 @@ static __always_inline __u32 csf_parse_inline(void *ctx, const bool xdp, struct 
 	return r;
 }
 
+#ifndef CSF_COMPAT
 /* Global functions: the verifier checks each once, whatever state its callers are in, which keeps
  * the programs far below the complexity limit (verifier hygiene, STYLE.md). */
 __noinline int csf_parse_tc(struct __sk_buff *skb, struct csf_pkt *p)
@@ -238,5 +239,37 @@ static __always_inline __u32 csf_parse(void *ctx, const bool xdp, struct csf_pkt
 {
 	return xdp ? csf_parse_xdp(ctx, p) : csf_parse_tc(ctx, p);
 }
+#else
+/* The compat object: a global function may take no pointer but the context before 5.12, so the
+ * parse writes its result into the per-CPU scratch buffer (free until a sum or CRC needs it)
+ * and the caller copies it out at once. Still verified once each. */
+_Static_assert(sizeof(struct csf_pkt) <= sizeof(struct csf_scratch), "csf_pkt fits the scratch");
+
+#define CSF_PARSE_G(name, ctx_t, is_xdp)                                          \
+	__noinline int name(ctx_t *ctx)                                           \
+	{                                                                         \
+		__u32 zero = 0;                                                   \
+		struct csf_scratch *s = bpf_map_lookup_elem(&csf_scratch_map, &zero); \
+		if (!ctx || !s)                                                   \
+			return CSF_CLASS_UNPARSABLE;                              \
+		struct csf_pkt *g = (void *)s->buf;                               \
+		__builtin_memset(g, 0, sizeof(*g));                               \
+		return csf_parse_inline(ctx, is_xdp, g);                          \
+	}
+CSF_PARSE_G(csf_parse_tc_g, struct __sk_buff, false)
+CSF_PARSE_G(csf_parse_xdp_g, struct xdp_md, true)
+
+static __always_inline __u32 csf_parse(void *ctx, const bool xdp, struct csf_pkt *p)
+{
+	__u32 zero = 0;
+	const int r = xdp ? csf_parse_xdp_g(ctx) : csf_parse_tc_g(ctx);
+	struct csf_scratch *s = bpf_map_lookup_elem(&csf_scratch_map, &zero);
+
+	if (!s)
+		return CSF_CLASS_UNPARSABLE;
+	__builtin_memcpy(p, s->buf, sizeof(*p));
+	return r;
+}
+#endif
 
 #endif

@@ -93,7 +93,7 @@ static __always_inline bool csf_policy(void *ctx, const bool xdp, __u32 ifindex,
 	w.best.priority = csf_opaque_zero;
 	w.best.rule_id = csf_opaque_zero;
 	w.best.action = csf_opaque_zero;
-	bpf_loop(CSF_POL_MAX_MASKS, csf_pol_step, &w, 0);
+	csf_loop(CSF_POL_MAX_MASKS, CSF_POL_MAX_MASKS, csf_pol_step, &w);
 	if (!w.found || w.best.action >= CSF_ACT_MAX)
 		return false;
 	*action = w.best.action;

@@ -24,6 +24,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bpf/loader.h"
+#include "bpf/programs_fixture.h"
 #include "control/pins.h"
 #include "control/policy.h"
 #include "csumfix/abi.h"
@@ -153,6 +154,7 @@ class PolicyDiff : public ::testing::Test {
     std::filesystem::create_directories(maps_);
     bpf::LoadOptions lo;
     lo.pin_maps_dir = maps_;
+    lo.object = csumfix::testing::TestObject();
     auto p = bpf::Programs::Load(lo);
     ASSERT_TRUE(p.ok()) << p.status();
     progs_ = std::move(p).value();

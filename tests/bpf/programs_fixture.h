@@ -5,18 +5,30 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <string>
 
 #include "bpf/loader.h"
 
 namespace csumfix::testing {
 
+// The object the BPF suites test: CSUMFIX_TEST_BPF_OBJECT=main|compat (ctest runs the suites
+// once per object: `bpf` and `bpf_compat`); unset: what this kernel gets (auto).
+inline bpf::Object TestObject() {
+  const char* e = std::getenv("CSUMFIX_TEST_BPF_OBJECT");
+  const std::string v = e ? e : "";
+  return v == "main" ? bpf::Object::kMain : v == "compat" ? bpf::Object::kCompat
+                                                          : bpf::Object::kAuto;
+}
+
 class LoadedPrograms : public ::testing::Test {
  protected:
   // Each suite deriving from this loads its own copy (gtest runs suites one after another).
   static void SetUpTestSuite() {
     if (geteuid() != 0) return;
-    auto p = bpf::Programs::Load();
+    bpf::LoadOptions lo;
+    lo.object = TestObject();
+    auto p = bpf::Programs::Load(lo);
     if (!p.ok()) {
       load_error_ = new std::string(p.status().ToString());
       return;

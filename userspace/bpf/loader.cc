@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "base/memlock.h"
 #include "base/status.h"
 #include "bpf/fd.h"
 #include "csumfix.skel.h"
@@ -39,7 +40,30 @@ std::string Tail(const std::string& log, size_t lines) {
 
 }  // namespace
 
+const char* ObjectName(Object o) {
+  switch (o) {
+    case Object::kMain: return "main";
+    case Object::kCompat: return "compat";
+    default: return "auto";
+  }
+}
+
+Object ProbeObject() {
+  static const Object probed = [] {
+    // 1: the kernel knows the helper for that program type; 0: it does not; < 0: the probe
+    // itself failed (no privilege): assume the main object, whose load then says why.
+    libbpf_print_fn_t old = libbpf_set_print(nullptr);
+    const int loop = libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_loop, nullptr);
+    const int xdp = libbpf_probe_bpf_helper(BPF_PROG_TYPE_XDP, BPF_FUNC_xdp_load_bytes, nullptr);
+    libbpf_set_print(old);
+    return loop == 0 || xdp == 0 ? Object::kCompat : Object::kMain;
+  }();
+  return probed;
+}
+
 absl::StatusOr<std::unique_ptr<Programs>> Programs::Load(const LoadOptions& opts) {
+  base::RaiseMemlockLimit();  // pre-5.11 kernels charge the maps to RLIMIT_MEMLOCK
+  const Object object = opts.object == Object::kAuto ? ProbeObject() : opts.object;
   std::lock_guard lock(g_log_mu);
   std::string log;
   g_log = &log;
@@ -49,7 +73,7 @@ absl::StatusOr<std::unique_ptr<Programs>> Programs::Load(const LoadOptions& opts
     g_log = nullptr;
   };
 
-  csumfix_bpf* skel = OpenSkeleton();
+  csumfix_bpf* skel = object == Object::kCompat ? OpenCompatSkeleton() : OpenSkeleton();
   if (skel == nullptr) {
     int e = errno;
     restore();
@@ -95,11 +119,12 @@ absl::StatusOr<std::unique_ptr<Programs>> Programs::Load(const LoadOptions& opts
   restore();
   if (err != 0) {
     csumfix_bpf__destroy(skel);
-    return ErrnoStatus(err, absl::StrCat("load csumfix BPF programs (verifier said:",
+    return ErrnoStatus(err, absl::StrCat("load csumfix BPF programs (", ObjectName(object),
+                                         " object; verifier said:",
                                          opts.full_verifier_log ? "\n" + log : Tail(log, 12),
                                          ")"));
   }
-  return std::unique_ptr<Programs>(new Programs(skel));
+  return std::unique_ptr<Programs>(new Programs(skel, object));
 }
 
 Programs::~Programs() { csumfix_bpf__destroy(skel_); }

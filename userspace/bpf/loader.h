@@ -3,6 +3,7 @@
 #ifndef CSUMFIX_USERSPACE_BPF_LOADER_H_
 #define CSUMFIX_USERSPACE_BPF_LOADER_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -17,7 +18,18 @@ struct csumfix_bpf;
 
 namespace csumfix::bpf {
 
+// Which build of the BPF object to load: the main one (bpf_loop, 5.17; XDP byte helpers, 5.18)
+// or the compat one (bounded loops and global functions; docs/KERNELS.md). kAuto probes the
+// kernel for those helpers — never its version number.
+enum class Object { kAuto, kMain, kCompat };
+// "main" / "compat" ("auto" for kAuto).
+const char* ObjectName(Object o);
+// What kAuto loads on this kernel: kMain when it has bpf_loop for tc and bpf_xdp_load_bytes for
+// XDP, else kCompat. Probed once per process (two tiny program loads).
+Object ProbeObject();
+
 struct LoadOptions {
+  Object object = Object::kAuto;
   // Keep the full verifier log of a failed load in the error (long); otherwise the last lines.
   bool full_verifier_log = false;
   // When set, the shared maps (CSF_PINNED_MAPS in abi.h) are pinned in this bpffs directory, and
@@ -29,8 +41,13 @@ struct LoadOptions {
 };
 
 // csumfix_bpf__open() of the skeleton this binary embeds (bpf/skel_open.cc, the only file that
-// instantiates the object's bytes; the upgrade tests' variant binary links another one).
+// instantiates the object's bytes; the upgrade tests' variant binary links another one), and of
+// the compat object (bpf/skel_open_compat.cc).
 csumfix_bpf* OpenSkeleton();
+csumfix_bpf* OpenCompatSkeleton();
+// Opens another build of the object (`elf`, the bytes of its skeleton) through the main
+// skeleton's struct: map and program names are the same, so libbpf fills the same fields.
+csumfix_bpf* OpenSkeletonWithBytes(const void* elf, size_t size);
 
 class Programs {
  public:
@@ -51,6 +68,8 @@ class Programs {
   Map<uint32_t, csf_bounce_ret> bounce() const;
 
   csumfix_bpf* skel() const { return skel_; }
+  // The object these programs came from: kMain or kCompat.
+  Object object() const { return object_; }
 
   // Whether the maps pinned in `dir` (CSF_PINNED_MAPS) are this object's own maps, so that its
   // programs may be attached again for them: false when a pin is missing or holds another map
@@ -58,8 +77,9 @@ class Programs {
   bool UsesMapsPinnedAt(const std::string& dir) const;
 
  private:
-  explicit Programs(csumfix_bpf* skel) : skel_(skel) {}
+  Programs(csumfix_bpf* skel, Object object) : skel_(skel), object_(object) {}
   csumfix_bpf* skel_;
+  Object object_;
 };
 
 struct TestRunResult {

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/caps.h"
+#include "base/memlock.h"
 #include "base/status.h"
 #include "base/version.h"
 #include "cli/commands.h"
@@ -107,6 +108,10 @@ void AddGlobalOptions(CLI::App& app, Globals& g) {
             moved.status(), "moving csumfix 0.1's pins into one directory per network namespace")));
       for (const std::string& m : *moved) std::cerr << "csumfix: 0.1 pins: " << m << "\n";
     }
+    // Before the capabilities go (CAP_SYS_RESOURCE): pre-5.11 kernels charge BPF memory to it.
+    base::RaiseMemlockLimit();
+    // Before the capabilities go (CAP_SYS_RESOURCE): pre-5.11 kernels charge BPF memory to it.
+    base::RaiseMemlockLimit();
     // Least privilege (SECURITY.md): keep only what this command needs, for good.
     if (auto s = base::ApplyPlan(cmd, base::PlanFor(cmd, g.bpffs)); !s.ok())
       throw CLI::RuntimeError(Fail(s));
