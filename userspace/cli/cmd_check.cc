@@ -11,11 +11,11 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
-#include "absl/strings/str_cat.h"
 #include "base/status.h"
 #include "bpf/loader.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "control/pins.h"
 #include "csumfix.skel.h"
 #include "nlohmann/json.hpp"
 
@@ -55,15 +55,11 @@ nlohmann::json CheckJson(const Loaded& p, bpf::Object object,
   if (p.ok()) {
     bpf_program* prog;
     bpf_object__for_each_program(prog, (*p)->skel()->obj) {
-      bpf_prog_info info{};
-      uint32_t len = sizeof(info);
-      const bool got = bpf_prog_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0;
-      std::string tag;
-      for (uint8_t b : info.tag) absl::StrAppend(&tag, absl::Hex(b, absl::kZeroPad2));
+      const auto id = control::Ident(bpf_program__fd(prog));  // as upgrade compares them
       progs.push_back({{"name", bpf_program__name(prog)},
                        {"type", libbpf_bpf_prog_type_str(bpf_program__type(prog))},
-                       {"prog_id", got ? info.id : 0},
-                       {"tag", got ? tag : ""}});
+                       {"prog_id", id.ok() ? id->id : 0},
+                       {"tag", id.ok() ? id->tag : ""}});
     }
   } else {
     j["error"] = std::string(p.status().message());
