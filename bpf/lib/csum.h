@@ -69,7 +69,7 @@ static __always_inline __u32 csf_load_chunk(struct csf_walk *w, const bool xdp, 
 	if (last > CSF_CHUNK)
 		return 0;
 	*(__u32 *)&s->buf[last] = 0;
-	if (csf_load(w->ctx, xdp, off, s->buf, n)) {
+	if (csf_load_var(w->ctx, xdp, off, s->buf, n)) {
 		w->err = 1;
 		return 0;
 	}
@@ -298,7 +298,7 @@ static __always_inline int csf_ip4_hdr_ok(void *ctx, const bool xdp, const struc
 	csf_barrier_var(n);
 	if (n > 60)
 		return -1;
-	if (csf_load(ctx, xdp, p->l3_off, h, n))
+	if (csf_load_var(ctx, xdp, p->l3_off, h, n))
 		return -1;
 	return csf_fold((__u32)bpf_csum_diff(NULL, 0, (__be32 *)h, n, 0)) == 0xffff;
 }
