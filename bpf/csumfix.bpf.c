@@ -35,7 +35,7 @@ static __always_inline int csf_tc(struct __sk_buff *skb, __u32 hook)
 {
 	CSF_VARIANT_MARK();
 	/* csf_handle reads the kernel's checksum state (PARTIAL, GSO, back from the bounce veth)
-	 * only where the interface's configuration needs it: a pass costs two hash-map lookups. */
+	 * only where the interface's configuration needs it: a pass costs one hash-map lookup. */
 	struct csf_meta m = {};
 	struct csf_outcome o = {};
 	__u32 target = 0;
@@ -93,9 +93,9 @@ int csf_bounce_return(struct __sk_buff *skb)
 	struct csf_if_key key = { .ifindex = ret->target_ifindex, .hook = ret->hook };
 	if (csf_skb_is_partial(skb)) {
 		/* Not completed (should not happen: tx csum is off): never loop. */
-		struct csf_counters *c = csf_counters_get(&key);
-		if (c)
-			c->c[CSF_CTR_FILL_ERROR]++;
+		struct csf_slot *s = csf_slot_get(&key);
+		if (s)
+			s->ctr.c[CSF_CTR_FILL_ERROR]++;
 		return TC_ACT_SHOT;
 	}
 #pragma unroll
@@ -117,10 +117,10 @@ static __always_inline int csf_act_select(struct __sk_buff *skb, __u32 hook)
 	if (!csf_skb_is_partial(skb) || skb->gso_size || csf_skb_bounced(skb))
 		return 0;
 	struct csf_if_key key = { .ifindex = skb->ifindex, .hook = hook };
-	struct csf_ifcfg *cfg = bpf_map_lookup_elem(&csf_ifcfg, &key);
-	if (!cfg || cfg->mechanism != CSF_MECH_ACT_CSUM)
+	struct csf_slot *s = csf_slot_get(&key);
+	if (!s || !s->has_cfg || s->cfg.mechanism != CSF_MECH_ACT_CSUM)
 		return 0;
-	__u32 action = cfg->action;
+	__u32 action = s->cfg.action;
 	struct csf_pkt p = {};
 	__u32 parsed = CSF_NOT_PARSED;
 	csf_policy(skb, false, key.ifindex, hook, &action, &p, &parsed);
@@ -130,9 +130,7 @@ static __always_inline int csf_act_select(struct __sk_buff *skb, __u32 hook)
 		parsed = csf_parse(skb, false, &p);
 	if (parsed)
 		return 0;
-	struct csf_counters *c = csf_counters_get(&key);
-	if (c)
-		c->c[CSF_CTR_ACT_SELECTED]++;
+	s->ctr.c[CSF_CTR_ACT_SELECTED]++;
 	return -1;
 }
 

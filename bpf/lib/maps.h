@@ -65,17 +65,27 @@ struct {
 
 /* ---- Per-attachment state (pinned) ---- */
 
-/* Pinned as <bpffs>/csumfix/v1/maps/csf_counters: the CSF_CTR_* counters per (ifindex, hook),
- * per CPU; userspace sums the CPUs. */
+/* Pinned as <bpffs>/csumfix/v1/maps/csf_slots: per (ifindex, hook), per CPU, the CSF_CTR_*
+ * counters and this CPU's copy of the csf_ifcfg entry (abi.h struct csf_slot; lib/pipeline.h
+ * csf_slot_get). userspace sums the counters over the CPUs. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, CSF_MAX_IFACES * CSF_HOOK_MAX);
 	__type(key, struct csf_if_key);
-	__type(value, struct csf_counters);
-} csf_counters SEC(".maps");
+	__type(value, struct csf_slot);
+} csf_slots SEC(".maps");
+
+/* Pinned as <bpffs>/csumfix/v1/maps/csf_cfg_gen: changes after every change of csf_ifcfg. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct csf_cfg_gen);
+} csf_cfg_gen SEC(".maps");
 
 /* Pinned as <bpffs>/csumfix/v1/maps/csf_ifcfg: per (ifindex, hook), the default action, the fill
- * mechanism and the bounce or XDP redirect target. No entry: pass. */
+ * mechanism and the bounce or XDP redirect target. No entry: pass. Read only when csf_cfg_gen
+ * changed: packets use their CPU's copy in csf_slots. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, CSF_MAX_IFACES * CSF_HOOK_MAX);

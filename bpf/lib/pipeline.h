@@ -15,18 +15,39 @@
 
 /* Zero values for new map entries, kept off the stack: a tc program, its callee and a bpf_loop
  * callback share 512 bytes (6.1 rounds each frame up to 32 and refused 544). */
-static const struct csf_counters csf_counters_zero;
+static const struct csf_slot csf_slot_zero;
 static const struct csf_flow_val csf_flow_zero;
 
-/* The counters of (ifindex, hook), created zeroed on first use. */
-static __always_inline struct csf_counters *csf_counters_get(const struct csf_if_key *key)
+/* The slot of (ifindex, hook) on this CPU, created zeroed on first use, with its copy of the
+ * csf_ifcfg entry brought up to date when csf_cfg_gen moved: one hash lookup per packet, plus an
+ * array lookup the verifier inlines. The generation is read before the entry, so an entry
+ * changed meanwhile is copied again by the next packet. */
+static __always_inline struct csf_slot *csf_slot_get(const struct csf_if_key *key)
 {
-	struct csf_counters *c = bpf_map_lookup_elem(&csf_counters, key);
+	__u32 zero = 0;
+	struct csf_cfg_gen *g = bpf_map_lookup_elem(&csf_cfg_gen, &zero);
+	struct csf_slot *s = bpf_map_lookup_elem(&csf_slots, key);
 
-	if (c)
-		return c;
-	bpf_map_update_elem(&csf_counters, key, &csf_counters_zero, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&csf_counters, key);
+	if (!g)
+		return NULL;
+	if (!s) {
+		bpf_map_update_elem(&csf_slots, key, &csf_slot_zero, BPF_NOEXIST);
+		s = bpf_map_lookup_elem(&csf_slots, key);
+		if (!s)
+			return NULL;
+	}
+	const __u64 gen = *(volatile __u64 *)&g->gen;
+	if (s->gen != gen) {
+		struct csf_ifcfg *cfg = bpf_map_lookup_elem(&csf_ifcfg, key);
+		if (cfg) {
+			s->cfg = *cfg;
+			s->has_cfg = 1;
+		} else {
+			s->has_cfg = 0;
+		}
+		s->gen = gen;
+	}
+	return s;
 }
 
 struct csf_meta {
@@ -266,8 +287,6 @@ static __always_inline void csf_flow_note(const struct csf_pkt *p, __u32 ifindex
 static __always_inline void csf_count(struct csf_counters *c, __u32 len, __u32 action,
 				      const struct csf_outcome *o)
 {
-	if (!c)
-		return;
 	c->c[CSF_CTR_PACKETS]++;
 	c->c[CSF_CTR_BYTES] += len;
 	__u32 ci = CSF_CTR_CLASS_BASE + o->cls;
@@ -303,28 +322,30 @@ static __always_inline void csf_handle(void *ctx, const bool xdp, __u32 hook, st
 				       struct csf_outcome *o, __u32 *target_ifindex)
 {
 	struct csf_if_key key = { .ifindex = csf_ifindex(ctx, xdp), .hook = hook };
-	struct csf_ifcfg *cfg = bpf_map_lookup_elem(&csf_ifcfg, &key);
-	__u32 action = cfg ? cfg->action : CSF_ACT_PASS;
+	struct csf_slot *slot = csf_slot_get(&key);
 
-	if (cfg) {
-		m->mechanism = cfg->mechanism;
-		*target_ifindex = cfg->target_ifindex;
-		m->xdp_redirect = xdp && (cfg->flags & CSF_IFCFG_F_XDP_REDIRECT);
+	if (!slot)
+		return; /* cannot happen (the map holds every attachment): let it go uncounted */
+	const bool has_cfg = slot->has_cfg;
+	__u32 action = has_cfg ? slot->cfg.action : CSF_ACT_PASS;
+
+	if (has_cfg) {
+		m->mechanism = slot->cfg.mechanism;
+		*target_ifindex = slot->cfg.target_ifindex;
+		m->xdp_redirect = xdp && (slot->cfg.flags & CSF_IFCFG_F_XDP_REDIRECT);
 	}
 	if (!xdp && m->mechanism == CSF_MECH_BOUNCE && csf_skb_bounced(ctx)) {
 		/* Second pass of a packet the bounce veth completed (it comes back only to an
 		 * interface using bounce): it was counted the first time; note its return and let
 		 * it go. */
-		struct csf_counters *c = csf_counters_get(&key);
-		if (c)
-			c->c[CSF_CTR_BOUNCE_RETURNED]++;
+		slot->ctr.c[CSF_CTR_BOUNCE_RETURNED]++;
 		return;
 	}
 	if (action >= CSF_ACT_MAX)
 		action = CSF_ACT_PASS;
 	struct csf_pkt p = {};
 	__u32 parsed = CSF_NOT_PARSED;
-	bool hit = cfg && csf_policy(ctx, xdp, key.ifindex, hook, &action, &p, &parsed);
+	bool hit = has_cfg && csf_policy(ctx, xdp, key.ifindex, hook, &action, &p, &parsed);
 	if (action != CSF_ACT_PASS) {
 		if (!xdp) {
 			m->is_partial = csf_skb_is_partial(ctx);
@@ -335,10 +356,9 @@ static __always_inline void csf_handle(void *ctx, const bool xdp, __u32 hook, st
 	if (action == CSF_ACT_DROP_BAD)
 		o->drop = o->cls == CSF_CLASS_BAD || o->ip4_bad;
 	/* (o->drop may also be set by a pure-BPF fill that could not restore a trimmed packet.) */
-	struct csf_counters *c = csf_counters_get(&key);
-	csf_count(c, csf_frame_len(ctx, xdp), action, o);
-	if (c && hit)
-		c->c[CSF_CTR_POLICY_HIT]++;
+	csf_count(&slot->ctr, csf_frame_len(ctx, xdp), action, o);
+	if (hit)
+		slot->ctr.c[CSF_CTR_POLICY_HIT]++;
 }
 
 #endif

@@ -87,6 +87,26 @@ struct csf_ifcfg {
  * leaves without checksum metadata), never on XDP_PASS. */
 #define CSF_IFCFG_F_XDP_REDIRECT 1
 
+/* Value of csf_slots (per-CPU hash, key csf_if_key): one lookup gives a packet everything its
+ * attachment needs. The counters, and this CPU's copy of the csf_ifcfg entry, taken when
+ * csf_cfg_gen last changed: userspace changes csf_ifcfg, then writes a new csf_cfg_gen, and each
+ * CPU's copy is taken again by the next packet there (docs/OPERATIONS.md). Userspace never
+ * writes a slot, so the counters lose no increment; it sums ctr over the CPUs. */
+struct csf_slot {
+	struct csf_counters ctr;
+	struct csf_ifcfg cfg; /* valid when has_cfg */
+	__u32 has_cfg;        /* csf_ifcfg had an entry for the key */
+	__u32 pad;
+	__u64 gen;            /* csf_cfg_gen.gen when cfg was copied (0: never) */
+};
+
+/* Value of csf_cfg_gen (1-entry array): any new value makes every slot copy its csf_ifcfg entry
+ * again. Userspace writes a random non-zero value after each change of csf_ifcfg: writers need
+ * no lock, and a value is never reused. */
+struct csf_cfg_gen {
+	__u64 gen;
+};
+
 /* ---- Fill mechanisms (README "Fill mechanisms"; chosen by `csumfix probe`) ----
  * A packet the kernel holds as CHECKSUM_PARTIAL must get its checksum AND lose that state,
  * otherwise a later completion would checksum the checksum. Packets that are not PARTIAL in the
@@ -229,7 +249,11 @@ struct csf_pol_ifname {
 /* The pinned shared maps, by the C name of their definition in bpf/lib/maps.h (libbpf pins a map
  * under its name). tests/bpf/btf_abi_test.cc checks that the object pins exactly these. */
 #define CSF_MAP_IFCFG "csf_ifcfg"           /* csf_if_key -> csf_ifcfg: action per hook        */
-#define CSF_MAP_COUNTERS "csf_counters"     /* csf_if_key -> per-CPU csf_counters              */
+#define CSF_MAP_SLOTS "csf_slots"           /* csf_if_key -> per-CPU csf_slot: counters, cfg   */
+#define CSF_MAP_CFG_GEN "csf_cfg_gen"       /* the generation of csf_ifcfg                     */
+/* Made by csumfix 0.1 (csf_if_key -> per-CPU csf_counters), no longer by the programs: where it is
+ * still pinned, its counts (from programs of before an upgrade) are added to csf_slots'. */
+#define CSF_MAP_LEGACY_COUNTERS "csf_counters"
 #define CSF_MAP_BOUNCE "csf_bounce"         /* bounce return ifindex -> csf_bounce_ret         */
 #define CSF_MAP_FLOWS "csf_flows"           /* csf_tuple -> csf_flow_val (LRU)                 */
 #define CSF_MAP_POL_ACTIVE "csf_pol_active" /* the active policy generation                    */
@@ -237,8 +261,8 @@ struct csf_pol_ifname {
 #define CSF_MAP_POL_RULES "csf_pol_rules"   /* csf_pol_key -> csf_pol_val (tuple-space tables) */
 #define CSF_MAP_POL_STORE "csf_pol_store"   /* rule id -> csf_pol_rule, as the user wrote it   */
 #define CSF_PINNED_MAPS                                                                      \
-	{ CSF_MAP_IFCFG, CSF_MAP_COUNTERS, CSF_MAP_BOUNCE, CSF_MAP_FLOWS, CSF_MAP_POL_ACTIVE, \
-	  CSF_MAP_POL_MASKS, CSF_MAP_POL_RULES, CSF_MAP_POL_STORE }
+	{ CSF_MAP_IFCFG, CSF_MAP_SLOTS, CSF_MAP_CFG_GEN, CSF_MAP_BOUNCE, CSF_MAP_FLOWS,         \
+	  CSF_MAP_POL_ACTIVE, CSF_MAP_POL_MASKS, CSF_MAP_POL_RULES, CSF_MAP_POL_STORE }
 
 /* How a tc hook was attached (csf_attach_state.tc_mode[]). */
 #define CSF_TC_MODE_NONE 0

@@ -50,6 +50,13 @@ TEST(BtfAbi, MapTypesMatchCxxLayout) {
                {{"target_ifindex", offsetof(csf_bounce_ret, target_ifindex), 4},
                 {"hook", offsetof(csf_bounce_ret, hook), 4}});
   ExpectStruct(b, "csf_counters", sizeof(csf_counters), {{"c", 0, sizeof(csf_counters)}});
+  ExpectStruct(b, "csf_slot", sizeof(csf_slot),
+               {{"ctr", offsetof(csf_slot, ctr), sizeof(csf_counters)},
+                {"cfg", offsetof(csf_slot, cfg), sizeof(csf_ifcfg)},
+                {"has_cfg", offsetof(csf_slot, has_cfg), 4},
+                {"pad", offsetof(csf_slot, pad), 4},
+                {"gen", offsetof(csf_slot, gen), 8}});
+  ExpectStruct(b, "csf_cfg_gen", sizeof(csf_cfg_gen), {{"gen", 0, 8}});
   ExpectStruct(b, "csf_tuple", sizeof(csf_tuple),
                {{"ifindex", offsetof(csf_tuple, ifindex), 4},
                 {"hook", offsetof(csf_tuple, hook), 1},
@@ -81,7 +88,7 @@ TEST(BtfAbi, PinnedMapNamesAreMapsOfTheObject) {
   bpf_object* obj = bpf_object__open_file(path.c_str(), nullptr);
   ASSERT_NE(obj, nullptr) << "cannot open " << path;
   std::vector<std::string> names = CSF_PINNED_MAPS;
-  EXPECT_EQ(names.size(), 8u);
+  EXPECT_EQ(names.size(), 9u);
   for (const std::string& n : names) {
     bpf_map* m = bpf_object__find_map_by_name(obj, n.c_str());
     ASSERT_NE(m, nullptr) << n << " (abi.h CSF_PINNED_MAPS) is not a map of " << path;

@@ -213,7 +213,7 @@ struct Snapshot {
 // only keys are compared).
 json SharedMapKeys(const Netns& ns) {
   json out = json::object();
-  for (const char* m : {"csf_ifcfg", "csf_counters", "csf_bounce"}) {
+  for (const char* m : {"csf_ifcfg", "csf_slots", "csf_bounce"}) {
     const std::string pin = ns.PinRoot() + "/maps/" + m;
     if (!PathExists(pin)) continue;
     CmdResult r = testing::Run({"bpftool", "-j", "map", "dump", "pinned", pin});

@@ -214,7 +214,7 @@ TEST_F(NetnsState, PinsOfVersion01AreMovedIntoTheirNamespace) {
   ASSERT_EQ(s.rc, 0) << s.err;
   EXPECT_NE(s.err.find("0.1 pins: moved va to " + root), std::string::npos) << s.err;
   EXPECT_TRUE(PathExists(a_.PinDir("va") + "/state"));
-  EXPECT_TRUE(PathExists(root + "/maps/csf_counters"));
+  EXPECT_TRUE(PathExists(root + "/maps/csf_slots"));
   EXPECT_FALSE(PathExists(v1 + "/maps"));
   EXPECT_FALSE(PathExists(v1 + "/va"));
   json st = json::parse(s.out);

@@ -13,6 +13,11 @@ static_assert(offsetof(csf_ifcfg, action) == 0);
 static_assert(offsetof(csf_ifcfg, flags) == 4);
 static_assert(offsetof(csf_ifcfg, mechanism) == 8);
 static_assert(offsetof(csf_ifcfg, target_ifindex) == 12);
+// csf_slot: the counters first (bpf::SlotCounters sums that prefix), 8-byte multiple (per-CPU
+// values are laid out without padding only then).
+static_assert(offsetof(csf_slot, ctr) == 0);
+static_assert(sizeof(csf_slot) == sizeof(csf_counters) + 32);
+static_assert(sizeof(csf_slot) % 8 == 0);
 static_assert(sizeof(csf_bounce_ret) == 8);
 static_assert(sizeof(csf_counters) == CSF_CTR_MAX * 8);
 static_assert(CSF_CTR_CLASS_BASE + CSF_CLASS_MAX == CSF_CTR_ACTION_BASE);

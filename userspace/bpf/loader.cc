@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/random.h>
 
 #include <cstdarg>
 #include <cstdio>
@@ -142,14 +143,39 @@ int Programs::prog_fd(uint32_t hook) const {
   return -1;
 }
 
-Map<csf_if_key, csf_ifcfg> Programs::ifcfg() const {
-  return {bpf_map__fd(skel_->maps.csf_ifcfg), CSF_MAP_IFCFG};
+IfcfgMap Programs::ifcfg() const {
+  return {bpf_map__fd(skel_->maps.csf_ifcfg), bpf_map__fd(skel_->maps.csf_cfg_gen)};
 }
 Map<uint32_t, csf_bounce_ret> Programs::bounce() const {
   return {bpf_map__fd(skel_->maps.csf_bounce), CSF_MAP_BOUNCE};
 }
-PerCpuSumMap<csf_if_key, csf_counters> Programs::counters() const {
-  return {bpf_map__fd(skel_->maps.csf_counters), CSF_MAP_COUNTERS};
+SlotCounters Programs::counters() const {
+  return {bpf_map__fd(skel_->maps.csf_slots), CSF_MAP_SLOTS};
+}
+
+absl::Status IfcfgMap::Update(const csf_if_key& key, const csf_ifcfg& value) {
+  RETURN_IF_ERROR(map_.Update(key, value));
+  return NewGeneration();
+}
+
+absl::Status IfcfgMap::Delete(const csf_if_key& key) {
+  RETURN_IF_ERROR(map_.Delete(key));
+  return NewGeneration();
+}
+
+absl::Status IfcfgMap::NewGeneration() {
+  if (gen_fd_ < 0) return absl::OkStatus();
+  csf_cfg_gen g{};
+  // Random, non-zero: concurrent writers (the CLI beside serve) need no lock, since a value is
+  // never written twice (0 is "never copied" in a slot).
+  while (g.gen == 0) {
+    if (getrandom(&g.gen, sizeof(g.gen), 0) != static_cast<ssize_t>(sizeof(g.gen)))
+      return ErrnoStatus(errno, "getrandom for " CSF_MAP_CFG_GEN);
+  }
+  const uint32_t key = 0;
+  if (bpf_map_update_elem(gen_fd_, &key, &g, BPF_ANY) != 0)
+    return ErrnoStatus(errno, "update of map " CSF_MAP_CFG_GEN);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<TestRunResult> TestRun(int prog_fd, std::span<const uint8_t> frame,

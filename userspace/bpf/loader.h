@@ -49,6 +49,32 @@ csumfix_bpf* OpenCompatSkeleton();
 // skeleton's struct: map and program names are the same, so libbpf fills the same fields.
 csumfix_bpf* OpenSkeletonWithBytes(const void* elf, size_t size);
 
+// csf_ifcfg, with csf_cfg_gen: every change of an entry also writes a new generation, which makes
+// the programs take their per-CPU copies of the entries (csf_slots) again. Writers need no lock
+// (abi.h struct csf_cfg_gen). gen_fd < 0 (maps pinned by csumfix 0.1, whose programs read
+// csf_ifcfg on every packet): no generation to write.
+class IfcfgMap {
+ public:
+  IfcfgMap(int fd, int gen_fd) : map_(fd, CSF_MAP_IFCFG), gen_fd_(gen_fd) {}
+  int fd() const { return map_.fd(); }
+  absl::StatusOr<std::optional<csf_ifcfg>> Lookup(const csf_if_key& key) const {
+    return map_.Lookup(key);
+  }
+  absl::StatusOr<std::vector<csf_if_key>> Keys() const { return map_.Keys(); }
+  absl::Status Update(const csf_if_key& key, const csf_ifcfg& value);
+  // Deleting an absent key is not an error.
+  absl::Status Delete(const csf_if_key& key);
+
+ private:
+  absl::Status NewGeneration();
+
+  Map<csf_if_key, csf_ifcfg> map_;
+  int gen_fd_;
+};
+
+// csf_slots' counters, summed over the CPUs.
+using SlotCounters = PerCpuSumMap<csf_if_key, csf_slot, csf_counters>;
+
 class Programs {
  public:
   // Opens and loads every program and map. Fails with the verifier's last words on rejection.
@@ -63,8 +89,8 @@ class Programs {
   // The program for a hook (CSF_HOOK_*).
   int prog_fd(uint32_t hook) const;
 
-  Map<csf_if_key, csf_ifcfg> ifcfg() const;
-  PerCpuSumMap<csf_if_key, csf_counters> counters() const;
+  IfcfgMap ifcfg() const;
+  SlotCounters counters() const;
   Map<uint32_t, csf_bounce_ret> bounce() const;
 
   csumfix_bpf* skel() const { return skel_; }

@@ -57,10 +57,12 @@ class Map {
   std::string name_;
 };
 
-// Per-CPU map whose value type V is a struct of __u64 counters: Lookup sums over all CPUs.
-template <typename K, typename V>
+// Per-CPU map whose value V starts with S, a struct of __u64 counters: Lookup sums S over all
+// CPUs (the rest of V, per-CPU state such as csf_slot's copy of the configuration, is not summed).
+template <typename K, typename V, typename S = V>
 class PerCpuSumMap {
-  static_assert(sizeof(V) % sizeof(uint64_t) == 0);
+  static_assert(sizeof(V) % sizeof(uint64_t) == 0 && sizeof(S) % sizeof(uint64_t) == 0);
+  static_assert(sizeof(S) <= sizeof(V));
 
  public:
   PerCpuSumMap(int fd, std::string name) : fd_(fd), name_(std::move(name)) {
@@ -69,17 +71,17 @@ class PerCpuSumMap {
   }
   int fd() const { return fd_; }
 
-  absl::StatusOr<std::optional<V>> Lookup(const K& key) const {
+  absl::StatusOr<std::optional<S>> Lookup(const K& key) const {
     std::vector<V> per(ncpu_);  // value size is a multiple of 8: no per-CPU padding
     if (bpf_map_lookup_elem(fd_, &key, per.data()) != 0) {
       if (errno == ENOENT) return std::nullopt;
       return ErrnoStatus(errno, "lookup in per-CPU map " + name_);
     }
-    V sum{};
+    S sum{};
     auto* s = reinterpret_cast<uint64_t*>(&sum);
     for (const V& v : per) {
       const auto* p = reinterpret_cast<const uint64_t*>(&v);
-      for (size_t i = 0; i < sizeof(V) / sizeof(uint64_t); ++i) s[i] += p[i];
+      for (size_t i = 0; i < sizeof(S) / sizeof(uint64_t); ++i) s[i] += p[i];
     }
     return sum;
   }

@@ -27,7 +27,8 @@ void DetachHook(const csf_attach_state& st, uint32_t hook, const std::string& di
   RemoveBounce(st, hook, dir, maps, warnings);
   const csf_if_key key{st.ifindex, hook};
   if (maps.ifcfg.valid()) (void)maps.Ifcfg().Delete(key);
-  if (maps.counters.valid()) (void)maps.Counters().Delete(key);
+  if (maps.slots.valid()) (void)maps.Counters().Delete(key);
+  if (maps.legacy_counters.valid()) (void)maps.LegacyCounters().Delete(key);
 }
 
 }  // namespace

@@ -287,7 +287,9 @@ PinnedMaps PinnedMaps::Open(const PinPaths& paths) {
   auto get = [&](const char* name) { return Fd(bpf_obj_get(paths.map(name).c_str())); };
   PinnedMaps m;
   m.ifcfg = get(CSF_MAP_IFCFG);
-  m.counters = get(CSF_MAP_COUNTERS);
+  m.cfg_gen = get(CSF_MAP_CFG_GEN);
+  m.slots = get(CSF_MAP_SLOTS);
+  m.legacy_counters = get(CSF_MAP_LEGACY_COUNTERS);
   m.bounce = get(CSF_MAP_BOUNCE);
   m.flows = get(CSF_MAP_FLOWS);
   m.pol_store = get(CSF_MAP_POL_STORE);

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "bpf/fd.h"
+#include "bpf/loader.h"
 #include "bpf/map.h"
 #include "csumfix/abi.h"
 
@@ -136,11 +137,13 @@ absl::Status AbiMismatch(const std::string& where, uint32_t found);
 struct PinnedMaps {
   static PinnedMaps Open(const PinPaths& paths);
 
-  bpf::Fd ifcfg, counters, bounce, flows, pol_store;
+  // legacy_counters: csumfix 0.1's counters map, where its programs left one (abi.h).
+  bpf::Fd ifcfg, cfg_gen, slots, legacy_counters, bounce, flows, pol_store;
 
-  bpf::Map<csf_if_key, csf_ifcfg> Ifcfg() const { return {ifcfg.get(), CSF_MAP_IFCFG}; }
-  bpf::PerCpuSumMap<csf_if_key, csf_counters> Counters() const {
-    return {counters.get(), CSF_MAP_COUNTERS};
+  bpf::IfcfgMap Ifcfg() const { return {ifcfg.get(), cfg_gen.valid() ? cfg_gen.get() : -1}; }
+  bpf::SlotCounters Counters() const { return {slots.get(), CSF_MAP_SLOTS}; }
+  bpf::PerCpuSumMap<csf_if_key, csf_counters> LegacyCounters() const {
+    return {legacy_counters.get(), CSF_MAP_LEGACY_COUNTERS};
   }
   bpf::Map<uint32_t, csf_bounce_ret> Bounce() const { return {bounce.get(), CSF_MAP_BOUNCE}; }
   bpf::Map<csf_tuple, csf_flow_val> Flows() const { return {flows.get(), CSF_MAP_FLOWS}; }

@@ -182,19 +182,32 @@ absl::StatusOr<std::vector<CounterRow>> Controller::Counters(
     const std::vector<IfaceStatus>* known) const {
   std::vector<CounterRow> rows;
   const PinnedMaps maps = PinnedMaps::Open(paths_);
-  ASSIGN_OR_RETURN(bool pinned, Pinned(paths_, CSF_MAP_COUNTERS, maps.counters));
-  if (!pinned) return rows;
-  using Entry = std::pair<csf_if_key, csf_counters>;
-  ASSIGN_OR_RETURN(std::vector<Entry> entries,
-                   (Entries<csf_if_key, csf_counters>(maps.Counters())));
+  // csf_slots, plus what programs of csumfix 0.1 counted in csf_counters before an upgrade.
+  std::map<std::pair<uint32_t, uint32_t>, csf_counters> sum;
+  auto add = [&sum](const std::vector<std::pair<csf_if_key, csf_counters>>& entries) {
+    for (const auto& [k, v] : entries) {
+      csf_counters& s = sum[{k.ifindex, k.hook}];
+      for (size_t i = 0; i < CSF_CTR_MAX; ++i) s.c[i] += v.c[i];
+    }
+  };
+  ASSIGN_OR_RETURN(bool pinned, Pinned(paths_, CSF_MAP_SLOTS, maps.slots));
+  if (pinned) {
+    ASSIGN_OR_RETURN(auto entries, (Entries<csf_if_key, csf_counters>(maps.Counters())));
+    add(entries);
+  }
+  ASSIGN_OR_RETURN(bool legacy, Pinned(paths_, CSF_MAP_LEGACY_COUNTERS, maps.legacy_counters));
+  if (legacy) {
+    ASSIGN_OR_RETURN(auto entries, (Entries<csf_if_key, csf_counters>(maps.LegacyCounters())));
+    add(entries);
+  }
   const auto name_of = Namer(known);
-  for (const auto& [k, v] : entries) {
+  for (const auto& [k, v] : sum) {
     CounterRow r;
     r.netns_ino = paths_.netns_ino();
-    r.ifindex = k.ifindex;
-    r.hook = k.hook;
+    r.ifindex = k.first;
+    r.hook = k.second;
     r.counters = v;
-    r.ifname = name_of(k.ifindex);
+    r.ifname = name_of(k.first);
     rows.push_back(r);
   }
   std::sort(rows.begin(), rows.end(), [](const CounterRow& a, const CounterRow& b) {
