@@ -5,7 +5,9 @@
 // is csumfix-upgrade-variant: this csumfix with the test variant of the BPF object (every
 // program's tag differs, bpf/CMakeLists.txt). A detach + attach during the same stream is the
 // negative control: it must show seeds, or the stream could not have seen a gap.
+#include <bpf/libbpf.h>
 #include <signal.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include <chrono>
@@ -13,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "csumfix/abi.h"
 #include "netns/serve_fixture.h"
 
 namespace csumfix::testing {
@@ -286,6 +289,52 @@ TEST_F(Upgrade, OtherPinAbiIsRefusedAndKeepsRunning) {
   EXPECT_EQ(after["prog_tag"], a["prog_tag"]);
   EXPECT_TRUE(after["attached"].get<bool>());
   EXPECT_EQ(SendAndRead(20, 7304), "20 0 20") << "got, CSUMNOTREADY, valid";
+}
+
+// csumfix 0.1 counted in csf_counters (per-CPU counters only); this build counts in csf_slots.
+// Where 0.1's programs left that map pinned (counts from before an upgrade), stats adds its
+// entries, and detach removes the attachment's entry from both. The legacy map is made here as
+// 0.1 made it: a per-CPU hash of the same key, counters as value, pinned beside the others.
+TEST_F(Upgrade, CountsInTheMapOfCsumfix01AreAddedAndDetachRemovesThem) {
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "attach", "va", "--egress", "--action", "fill"}).rc, 0);
+  EXPECT_EQ(SendAndRead(10, 7305), "10 0 10") << "got, CSUMNOTREADY, valid";
+  CmdResult st = Csumfix({"-n", a_.name(), "stats", "va", "-j"});
+  ASSERT_EQ(st.rc, 0) << st.err;
+  const json before = json::parse(st.out);
+  ASSERT_EQ(before.size(), 1u) << st.out;
+  const uint64_t ifindex = before[0]["ifindex"].get<uint64_t>();
+  const uint64_t packets = before[0]["packets"].get<uint64_t>();
+  ASSERT_GE(packets, 10u);
+  const std::string legacy = a_.PinRoot() + "/maps/csf_counters";
+  const std::string value_size = std::to_string(CSF_CTR_MAX * 8);
+  ASSERT_EQ(csumfix::testing::Run({"bpftool", "map", "create", legacy, "type", "percpu_hash",
+                                   "key", "8", "value", value_size, "entries", "64", "name",
+                                   "csf_counters"}).rc, 0);
+  // Key {ifindex, hook 1 = egress}; value: packets (counter 0) = 1000 on every CPU (bpftool
+  // writes the one value to each).
+  auto le32 = [](uint64_t v) {
+    std::string o;
+    for (int i = 0; i < 4; ++i) o += " " + std::to_string((v >> (8 * i)) & 0xff);
+    return o;
+  };
+  std::string cmd = "bpftool map update pinned " + legacy + " key" + le32(ifindex) + le32(1) +
+                    " value" + le32(1000) + le32(0);
+  for (int i = 8; i < CSF_CTR_MAX * 8; ++i) cmd += " 0";
+  ASSERT_EQ(csumfix::testing::Run({"sh", "-c", cmd}).rc, 0) << cmd;
+  const int ncpu = libbpf_num_possible_cpus();
+  st = Csumfix({"-n", a_.name(), "stats", "va", "-j"});
+  ASSERT_EQ(st.rc, 0) << st.err;
+  const json after = json::parse(st.out);
+  ASSERT_EQ(after.size(), 1u) << st.out;
+  EXPECT_EQ(after[0]["packets"].get<uint64_t>(), packets + 1000u * ncpu) << st.out;
+  ASSERT_EQ(Csumfix({"-n", a_.name(), "detach", "va"}).rc, 0);
+  // The last detach of a namespace may remove its map set, the legacy map with it.
+  if (PathExists(legacy)) {
+    CmdResult dump = csumfix::testing::Run({"bpftool", "-j", "map", "dump", "pinned", legacy});
+    ASSERT_EQ(dump.rc, 0) << dump.err;
+    EXPECT_TRUE(json::parse(dump.out).empty()) << dump.out;
+    unlink(legacy.c_str());
+  }
 }
 
 }  // namespace
