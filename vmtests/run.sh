@@ -14,6 +14,8 @@
 #   --list          print the matrix and exit
 #   --jobs N        boot up to N kernels at once (default $CSUMFIX_VM_JOBS or 1). Each QEMU runs
 #                   single-threaded TCG, i.e. one host core: on 2 cores, --jobs 2 halves the time
+#   --netns-filter F  only the netns tests matching the gtest filter F (to run again what failed;
+#                   the summary marks such a run "filtered": it is not the whole suite)
 # Environment: CSUMFIX_VM_CACHE (default /var/lib/csumfix-vm), CSUMFIX_VM_TIMEOUT (seconds per VM,
 # default 5400: the suite takes ~4000 s under TCG on a 2-core host), CSUMFIX_VM_MEMORY (default 4G), CSUMFIX_VM_CPUS (default 2),
 # CSUMFIX_DIFF_CASES (default 5000 in the guest), CSUMFIX_DIFF_SEED (passed on).
@@ -39,7 +41,7 @@ memory=${CSUMFIX_VM_MEMORY:-4G}
 cpus=${CSUMFIX_VM_CPUS:-2}
 build=${CSUMFIX_BUILD_DIR:-$top/build}
 matrix=$top/vmtests/kernels.txt
-do_build=1 ci=0 smoke=0 list=0 names=() jobs=${CSUMFIX_VM_JOBS:-1}
+do_build=1 ci=0 smoke=0 list=0 names=() jobs=${CSUMFIX_VM_JOBS:-1} netns_filter_opt=
 while [[ $# -gt 0 ]]; do
   case $1 in
     --ci) ci=1 ;;
@@ -48,7 +50,8 @@ while [[ $# -gt 0 ]]; do
     --build-dir) build=$(realpath "$2"); shift ;;
     --list) list=1 ;;
     --jobs) jobs=$2; shift ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    --netns-filter) netns_filter_opt=$2; shift ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     -*) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) names+=("$1") ;;
   esac
@@ -76,7 +79,11 @@ if [[ $list == 1 ]]; then
   grep -v '^#' "$matrix" | grep -v '^$'
   exit 0
 fi
-netns_filter=
+netns_filter=$netns_filter_opt
+if [[ $smoke == 1 && -n $netns_filter ]]; then
+  echo "run.sh: --smoke sets its own netns filter: no --netns-filter" >&2
+  exit 2
+fi
 if [[ $smoke == 1 ]]; then
   if [[ ${#names[@]} -gt 0 || $ci == 1 ]]; then
     echo "run.sh: --smoke picks its kernel itself (the oldest of $matrix): no NAME, no --ci" >&2
@@ -300,7 +307,7 @@ for n in "${names[@]}"; do
 done
 
 {
-  echo "# vmtests/run.sh $stamp; binaries from $build; $top at $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo ?)"
+  echo "# vmtests/run.sh $stamp; binaries from $build; $top at $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo ?)${netns_filter:+; filtered: netns tests $netns_filter only}"
   printf '%-10s %-9s %-10s %-6s %s\n' kernel expect probe result seconds
   for n in "${names[@]}"; do
     got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["mechanism"])' \

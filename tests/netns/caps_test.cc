@@ -4,6 +4,7 @@
 #include <linux/capability.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "base/caps.h"
+#include "base/memlock.h"
 #include "gtest/gtest.h"
 #include "netns/lab.h"
 #include "nlohmann/json.hpp"
@@ -121,6 +123,7 @@ class CapsCli : public ::testing::Test {
     ASSERT_EQ(ns_.Ip("link add ca type veth peer name cb"), 0);
     ASSERT_EQ(ns_.Ip("link set ca up"), 0);
     ASSERT_EQ(ns_.Ip("link set cb up"), 0);
+    base::RaiseMemlockLimit();
     // attach --mechanism auto reads this boot's probe result; probing itself needs more
     // (CAP_SYS_ADMIN, CAP_SYS_MODULE), so it is cached first with full privileges.
     CmdResult p = Csumfix({"probe"});
@@ -131,10 +134,17 @@ class CapsCli : public ::testing::Test {
     ns_.Destroy();
     EXPECT_FALSE(PathExists("/sys/fs/bpf/csumfix/v1")) << "pins left behind";
   }
-  CmdResult Limited(const std::string& caps, const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {"nsenter", "--net=/run/netns/" + ns_.name(), "setpriv",
-                                     "--bounding-set", "-all," + caps, "--inh-caps", "-all",
-                                     CsumfixPath()};
+  // csumfix with only `caps`. The locked-memory limit it inherits is this process's, lifted in
+  // SetUp as far as this process may, as the systemd unit (LimitMEMLOCK=infinity) and `ulimit -l
+  // unlimited` do: kernels before 5.11 charge BPF maps to it, and without CAP_SYS_RESOURCE
+  // csumfix cannot lift it itself (AMemlockLimitOnlyMattersBefore511). `memlock`: a lower one
+  // for csumfix (prlimit --memlock).
+  CmdResult Limited(const std::string& caps, const std::vector<std::string>& args,
+                    const std::string& memlock = "") {
+    std::vector<std::string> argv = {"nsenter", "--net=/run/netns/" + ns_.name()};
+    if (!memlock.empty()) argv.insert(argv.end(), {"prlimit", "--memlock=" + memlock});
+    argv.insert(argv.end(), {"setpriv", "--bounding-set", "-all," + caps, "--inh-caps", "-all",
+                             CsumfixPath()});
     argv.insert(argv.end(), args.begin(), args.end());
     return testing::Run(argv);
   }
@@ -183,6 +193,28 @@ TEST_F(CapsCli, AttachStatusStatsDetachWithOnlyThreeCaps) {
 // `probe` without CAP_SYS_ADMIN (no throwaway namespace) and CAP_SYS_MODULE (no modprobe)
 // cannot find everything out: it says what it could not determine, exits 3, and caches nothing,
 // so this boot's real result (cached in SetUp) stays and a later full probe is not misled.
+// With the usual 64 KiB locked-memory limit and no CAP_SYS_RESOURCE: a kernel that charges BPF
+// maps to RLIMIT_MEMLOCK (before 5.11) refuses csumfix's maps, and the error says what to lift and
+// how; a newer kernel (memory cgroup accounting) attaches.
+TEST_F(CapsCli, AMemlockLimitOnlyMattersBefore511) {
+  utsname u{};
+  ASSERT_EQ(uname(&u), 0);
+  int major = 0, minor = 0;
+  ASSERT_EQ(std::sscanf(u.release, "%d.%d", &major, &minor), 2) << u.release;
+  const bool charged = major < 5 || (major == 5 && minor < 11);
+  const std::string three = "+bpf,+net_admin,+perfmon";
+  CmdResult a = Limited(three, {"attach", "ca", "--egress", "--action", "fill"}, "65536");
+  if (charged) {
+    EXPECT_EQ(a.rc, 1) << a.out << a.err;
+    EXPECT_NE(a.err.find("RLIMIT_MEMLOCK"), std::string::npos) << a.err;
+    EXPECT_NE(a.err.find("ulimit -l unlimited"), std::string::npos) << a.err;
+    EXPECT_NE(a.err.find("LimitMEMLOCK=infinity"), std::string::npos) << a.err;
+    EXPECT_FALSE(PathExists(ns_.PinDir("ca"))) << "half-applied";
+  } else {
+    EXPECT_EQ(a.rc, 0) << "kernel " << u.release << " charges the memory cgroup: " << a.err;
+  }
+}
+
 TEST_F(CapsCli, ProbeWithoutSysAdminIsIncompleteAndNotCached) {
   const std::string cache = "/run/csumfix/probe.json";
   auto read = [](const std::string& path) {

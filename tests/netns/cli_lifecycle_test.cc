@@ -106,7 +106,9 @@ TEST_F(CliLifecycle, ClsactFallbackAttachesAndDetachesOnlyOurFilter) {
 TEST_F(CliLifecycle, AttachIsAllOrNothing) {
   // Someone else's XDP program on va makes csumfix's XDP attach fail after its tc hooks
   // succeeded: everything csumfix did must be undone, and the foreign program kept.
-  ASSERT_EQ(ns_.Ip(std::string("link set dev va xdpgeneric obj ") + BpfObjPath() + " sec xdp"), 0);
+  ASSERT_EQ(ns_.Ip(std::string("link set dev va xdpgeneric obj ") + BpfCompatObjPath() +
+                   " sec xdp"),
+            0);
   CmdResult a = Csumfix({"-n", ns_.name(), "attach", "va", "--both", "--xdp"});
   EXPECT_EQ(a.rc, 1);
   EXPECT_NE(a.err.find("attach XDP to va"), std::string::npos) << a.err;

@@ -67,6 +67,9 @@ std::string CsumfixPath() {
 }
 
 std::string BpfObjPath() { return std::string(CSUMFIX_BPF_OBJ_DIR) + "/csumfix.bpf.o"; }
+std::string BpfCompatObjPath() {
+  return std::string(CSUMFIX_BPF_OBJ_DIR) + "/compat/csumfix.bpf.o";
+}
 
 CmdResult Csumfix(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {CsumfixPath()};
@@ -104,7 +107,8 @@ double TimeScale() {
 
 bool WaitFor(const std::function<bool()>& cond, int seconds) {
   // A wall-clock deadline, not a number of tries: under TCG one try can take seconds.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0 * TimeScale()));
   while (std::chrono::steady_clock::now() < deadline) {
     if (cond()) return true;
     usleep(100000);

@@ -24,13 +24,17 @@ CmdResult Run(const std::vector<std::string>& argv);
 CmdResult Csumfix(const std::vector<std::string>& args);
 std::string CsumfixPath();
 std::string BpfObjPath();  // the built csumfix.bpf.o
+// The compat object (no bpf_loop): loads on every kernel of the matrix, 5.10 included, so tests
+// that load "someone else's" program with iproute2 use it.
+std::string BpfCompatObjPath();
 bool PathExists(const std::string& path);
 // csumfix's pin directory of this process's network namespace (as Netns::PinRoot).
 std::string SelfPinRoot();
 // How much slower than this 2-core host the machine is: CSUMFIX_TIME_SCALE (default 1; the VM
 // guests under TCG set it). Deadlines the tests wait for are multiplied by it.
 double TimeScale();
-// Polls cond every 100 ms for up to `seconds`; true once it holds.
+// Polls cond every 100 ms for up to `seconds` times TimeScale(); true once it holds. (Every wait
+// is for something that must happen: a slower machine only waits longer before failing.)
 bool WaitFor(const std::function<bool()>& cond, int seconds);
 
 class Netns;

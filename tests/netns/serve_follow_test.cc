@@ -67,7 +67,8 @@ class ServeFollow : public Serve {
     RecordProperty(what + "_seconds", std::to_string(seconds));
     std::printf("  %s followed in %.3f s\n", what.c_str(), seconds);
   }
-  int Deadline(int seconds) { return static_cast<int>(seconds * TimeScale()); }
+  // WaitFor scales it by TimeScale() itself.
+  int Deadline(int seconds) { return seconds; }
 };
 
 TEST_F(ServeFollow, BridgePortsAreAttachedAsTheyJoinAndDetachedAsTheyLeave) {

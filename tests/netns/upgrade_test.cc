@@ -69,7 +69,7 @@ class Upgrade : public Serve {
       during();
       EXPECT_FALSE(PathExists(done)) << "the stream ended before the swap was done: the test "
                                         "proves nothing (slow machine? raise the duration)";
-      ASSERT_TRUE(WaitFor([&] { return PathExists(done); }, s + 60));
+      ASSERT_TRUE(WaitFor([&] { return PathExists(done); }, seconds + 60));
       *sent = std::stoi(ReadFile(done));
     });
   }
@@ -326,7 +326,10 @@ TEST_F(Upgrade, CountsInTheMapOfCsumfix01AreAddedAndDetachRemovesThem) {
   ASSERT_EQ(st.rc, 0) << st.err;
   const json after = json::parse(st.out);
   ASSERT_EQ(after.size(), 1u) << st.out;
-  EXPECT_EQ(after[0]["packets"].get<uint64_t>(), packets + 1000u * ncpu) << st.out;
+  // (+ whatever the namespace itself sent meanwhile, e.g. IPv6 neighbour discovery: a few.)
+  const uint64_t now = after[0]["packets"].get<uint64_t>();
+  EXPECT_GE(now, packets + 1000u * ncpu) << st.out;
+  EXPECT_LT(now, packets + 1000u * ncpu + 100) << st.out;
   ASSERT_EQ(Csumfix({"-n", a_.name(), "detach", "va"}).rc, 0);
   // The last detach of a namespace may remove its map set, the legacy map with it.
   if (PathExists(legacy)) {

@@ -123,7 +123,7 @@ absl::StatusOr<std::unique_ptr<Programs>> Programs::Load(const LoadOptions& opts
     return ErrnoStatus(err, absl::StrCat("load csumfix BPF programs (", ObjectName(object),
                                          " object; verifier said:",
                                          opts.full_verifier_log ? "\n" + log : Tail(log, 12),
-                                         ")"));
+                                         ")", base::MemlockHint(err)));
   }
   return std::unique_ptr<Programs>(new Programs(skel, object));
 }
