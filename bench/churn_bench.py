@@ -33,7 +33,7 @@ the ack comes).
    its pins are gone (--churn-mode serial; `overlap` does not wait for the pins to go, so the next
    cycle may recreate a name serve is still cleaning up); names come from a pool of --names (16),
    as libvirt reuses vnetN. Before and after: pins, entries of the pinned csf_ifcfg /
-   csf_counters / csf_bounce maps (bpftool map dump), helper links (csf* veths), qdiscs, links of
+   csf_slots / csf_bounce maps (bpftool map dump), helper links (csf* veths), qdiscs, links of
    the namespace, serve's open fds (/proc/PID/fd), the interfaces serve records as its own
    (--state file), csf_* BPF programs loaded on the machine; serve's VmRSS at start and end.
 3. Many (--many, 1000): that many TAPs attached at once: time until all are attached, serve's
@@ -81,7 +81,7 @@ def abi_define(name, default):
 
 PIN_STATE = abi_define("CSF_PIN_STATE", "state")
 PIN_MAPS = abi_define("CSF_PIN_MAPS", "maps")
-COUNTED_MAPS = ("csf_ifcfg", "csf_counters", "csf_bounce")
+COUNTED_MAPS = ("csf_ifcfg", "csf_slots", "csf_bounce")
 
 
 def log(*a):
@@ -628,12 +628,12 @@ def summary(values):
 
 # What must come back to where it was once every TAP is gone. Reported, not judged: RSS (the
 # allocator keeps memory), csf_* programs on the machine (other users load programs) and
-# csf_counters entries (made by the first packet on a hook: canchor gets the bridge's multicast
+# csf_slots entries (made by the first packet on a hook: canchor gets the bridge's multicast
 # some time in the run); a counters entry of a deleted interface is judged, as "_stale".
 LEAK_KEYS = ("pin_dirs", "pin_files", "csf_ifcfg_entries", "csf_bounce_entries",
-             "csf_ifcfg_stale", "csf_counters_stale", "csf_bounce_stale", "helper_links",
+             "csf_ifcfg_stale", "csf_slots_stale", "csf_bounce_stale", "helper_links",
              "links", "qdiscs", "clsact_qdiscs", "serve_fds", "serve_owned")
-INFO_KEYS = ("csf_counters_entries", "serve_rss_kb", "serve_threads", "csf_progs_on_machine")
+INFO_KEYS = ("csf_slots_entries", "serve_rss_kb", "serve_threads", "csf_progs_on_machine")
 
 
 def leaks(before, after):

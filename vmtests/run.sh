@@ -249,7 +249,10 @@ run_one() {
   nonce=$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
   env_args="CSUMFIX_DIFF_CASES=${CSUMFIX_DIFF_CASES:-5000}"
   [[ -n ${CSUMFIX_DIFF_SEED:-} ]] && env_args+=" CSUMFIX_DIFF_SEED=$CSUMFIX_DIFF_SEED"
-  [[ -n $netns_filter ]] && env_args+=" CSUMFIX_NETNS_FILTER=$netns_filter"
+  # The filter goes in a file: the guest's command line is the kernel's (2048 bytes on x86), and
+  # a long one hung the boot silently.
+  rm -f "$out/netns-filter"
+  [[ -n $netns_filter ]] && printf '%s\n' "$netns_filter" > "$out/netns-filter"
   # The guest runs its own copy: bash reads a script as it goes, so an edit of vmtests/guest.sh
   # during a run would change what the guest executes midway.
   cp "$top/vmtests/guest.sh" "$out/guest.sh"

@@ -75,6 +75,14 @@ struct {
 	__type(value, struct csf_slot);
 } csf_slots SEC(".maps");
 
+/* Not pinned: each CPU's spare slot, for when csf_slots is full (lib/pipeline.h csf_slot_get). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct csf_slot);
+} csf_slot_spare SEC(".maps");
+
 /* Pinned as <bpffs>/csumfix/v1/maps/csf_cfg_gen: changes after every change of csf_ifcfg. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -21,7 +21,11 @@ static const struct csf_flow_val csf_flow_zero;
 /* The slot of (ifindex, hook) on this CPU, created zeroed on first use, with its copy of the
  * csf_ifcfg entry brought up to date when csf_cfg_gen moved: one hash lookup per packet, plus an
  * array lookup the verifier inlines. The generation is read before the entry, so an entry
- * changed meanwhile is copied again by the next packet. */
+ * changed meanwhile is copied again by the next packet (on x86-64, whose loads are not
+ * reordered with each other; a weakly ordered CPU could pair a new generation with the old
+ * entry until the next change). Generation 0 is "none written yet" (a csf_cfg_gen just made,
+ * e.g. by an upgrade from 0.1 against csf_ifcfg entries it never saw): then the entry is read
+ * for every packet, as before the slots; userspace writes a generation at every load. */
 static __always_inline struct csf_slot *csf_slot_get(const struct csf_if_key *key)
 {
 	__u32 zero = 0;
@@ -33,11 +37,17 @@ static __always_inline struct csf_slot *csf_slot_get(const struct csf_if_key *ke
 	if (!s) {
 		bpf_map_update_elem(&csf_slots, key, &csf_slot_zero, BPF_NOEXIST);
 		s = bpf_map_lookup_elem(&csf_slots, key);
+	}
+	if (!s) {
+		/* csf_slots is full: the attachment still does its job, with this CPU's spare slot,
+		 * whose copy is taken for every packet and whose counts are nobody's. */
+		s = bpf_map_lookup_elem(&csf_slot_spare, &zero);
 		if (!s)
 			return NULL;
+		s->gen = 0;
 	}
 	const __u64 gen = *(volatile __u64 *)&g->gen;
-	if (s->gen != gen) {
+	if (s->gen != gen || gen == 0) {
 		struct csf_ifcfg *cfg = bpf_map_lookup_elem(&csf_ifcfg, key);
 		if (cfg) {
 			s->cfg = *cfg;
@@ -325,7 +335,7 @@ static __always_inline void csf_handle(void *ctx, const bool xdp, __u32 hook, st
 	struct csf_slot *slot = csf_slot_get(&key);
 
 	if (!slot)
-		return; /* cannot happen (the map holds every attachment): let it go uncounted */
+		return; /* cannot happen (csf_slot_get falls back to a spare slot) */
 	const bool has_cfg = slot->has_cfg;
 	__u32 action = has_cfg ? slot->cfg.action : CSF_ACT_PASS;
 

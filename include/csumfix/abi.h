@@ -97,12 +97,13 @@ struct csf_slot {
 	struct csf_ifcfg cfg; /* valid when has_cfg */
 	__u32 has_cfg;        /* csf_ifcfg had an entry for the key */
 	__u32 pad;
-	__u64 gen;            /* csf_cfg_gen.gen when cfg was copied (0: never) */
+	__u64 gen;            /* csf_cfg_gen.gen when cfg was copied (0: never, or none written) */
 };
 
 /* Value of csf_cfg_gen (1-entry array): any new value makes every slot copy its csf_ifcfg entry
- * again. Userspace writes a random non-zero value after each change of csf_ifcfg: writers need
- * no lock, and a value is never reused. */
+ * again. Userspace writes a random non-zero value after each change of csf_ifcfg and at every
+ * load (bpf::Programs::Load): writers need no lock, and a value is never reused. 0 (none written
+ * yet): the programs read csf_ifcfg for every packet. */
 struct csf_cfg_gen {
 	__u64 gen;
 };

@@ -6,15 +6,20 @@
 //   and the counters of before the change are kept;
 // - a change written into csf_ifcfg behind its back (no new generation) is NOT seen: the programs
 //   really use the copy. Then a new generation alone brings it in;
-// - deleting the entry through IfcfgMap makes the attachment pass, counted.
+// - deleting the entry through IfcfgMap makes the attachment pass, counted;
+// - generation 0 (a csf_cfg_gen just made, e.g. on an upgrade from 0.1 whose csf_ifcfg entries
+//   were written without one) means the entry is read for every packet, and every load writes a
+//   generation when it finds none.
 // The BPF_PROG_TEST_RUN packets run on this CPU, whose copy is the one looked at.
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 #include <cstdint>
 #include <vector>
 
 #include "bpf/loader.h"
 #include "bpf/programs_fixture.h"
+#include "csumfix.skel.h"
 #include "common/pktgen.h"
 #include "csumfix/abi.h"
 #include "gtest/gtest.h"
@@ -95,6 +100,32 @@ TEST_F(Slot, DeletingTheEntryMakesThePacketsPass) {
   EXPECT_EQ(Applied(c, CSF_ACT_VERIFY), 1u);
   EXPECT_EQ(Applied(c, CSF_ACT_PASS), 2u);
   EXPECT_EQ(c.c[CSF_CTR_PACKETS], 3u);
+}
+
+TEST_F(Slot, GenerationZeroReadsTheEntryForEveryPacket) {
+  auto cfg = progs_->ifcfg();
+  const int gen_fd = bpf_map__fd(progs_->skel()->maps.csf_cfg_gen);
+  const uint32_t zero = 0;
+  const csf_cfg_gen none{0};
+  ASSERT_EQ(bpf_map_update_elem(gen_fd, &zero, &none, BPF_ANY), 0);
+  const csf_if_key k = Key();
+  const csf_ifcfg observe{CSF_ACT_OBSERVE, 0, 0, 0}, verify{CSF_ACT_VERIFY, 0, 0, 0};
+  ASSERT_EQ(bpf_map_update_elem(cfg.fd(), &k, &observe, BPF_ANY), 0);
+  EXPECT_EQ(Applied(Run(1), CSF_ACT_OBSERVE), 1u) << "an entry of no generation was not taken";
+  ASSERT_EQ(bpf_map_update_elem(cfg.fd(), &k, &verify, BPF_ANY), 0);
+  EXPECT_EQ(Applied(Run(1), CSF_ACT_VERIFY), 1u) << "generation 0 must not be cached";
+  ASSERT_TRUE(cfg.NewGeneration().ok());
+}
+
+TEST_F(Slot, ALoadWritesAGenerationWhenThereIsNone) {
+  bpf::LoadOptions lo;
+  lo.object = testing::TestObject();
+  auto p = bpf::Programs::Load(lo);  // its own maps: csf_cfg_gen made as 0
+  ASSERT_TRUE(p.ok()) << p.status();
+  const uint32_t zero = 0;
+  csf_cfg_gen g{};
+  ASSERT_EQ(bpf_map_lookup_elem(bpf_map__fd((*p)->skel()->maps.csf_cfg_gen), &zero, &g), 0);
+  EXPECT_NE(g.gen, 0u);
 }
 
 }  // namespace

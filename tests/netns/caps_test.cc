@@ -190,9 +190,6 @@ TEST_F(CapsCli, AttachStatusStatsDetachWithOnlyThreeCaps) {
   EXPECT_FALSE(PathExists(ns_.PinDir("ca"))) << "pins left behind";
 }
 
-// `probe` without CAP_SYS_ADMIN (no throwaway namespace) and CAP_SYS_MODULE (no modprobe)
-// cannot find everything out: it says what it could not determine, exits 3, and caches nothing,
-// so this boot's real result (cached in SetUp) stays and a later full probe is not misled.
 // With the usual 64 KiB locked-memory limit and no CAP_SYS_RESOURCE: a kernel that charges BPF
 // maps to RLIMIT_MEMLOCK (before 5.11) refuses csumfix's maps, and the error says what to lift and
 // how; a newer kernel (memory cgroup accounting) attaches.
@@ -215,6 +212,9 @@ TEST_F(CapsCli, AMemlockLimitOnlyMattersBefore511) {
   }
 }
 
+// `probe` without CAP_SYS_ADMIN (no throwaway namespace) and CAP_SYS_MODULE (no modprobe)
+// cannot find everything out: it says what it could not determine, exits 3, and caches nothing,
+// so this boot's real result (cached in SetUp) stays and a later full probe is not misled.
 TEST_F(CapsCli, ProbeWithoutSysAdminIsIncompleteAndNotCached) {
   const std::string cache = "/run/csumfix/probe.json";
   auto read = [](const std::string& path) {

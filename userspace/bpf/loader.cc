@@ -125,7 +125,16 @@ absl::StatusOr<std::unique_ptr<Programs>> Programs::Load(const LoadOptions& opts
                                          opts.full_verifier_log ? "\n" + log : Tail(log, 12),
                                          ")", base::MemlockHint(err)));
   }
-  return std::unique_ptr<Programs>(new Programs(skel, object));
+  std::unique_ptr<Programs> progs(new Programs(skel, object));
+  // A csf_cfg_gen of 0 ("none written"), as libbpf makes it, e.g. beside the csf_ifcfg entries
+  // pinned by csumfix 0.1: give it a value, so that slots copy their entries once and stop
+  // reading csf_ifcfg for every packet (abi.h struct csf_cfg_gen).
+  const uint32_t key = 0;
+  csf_cfg_gen g{};
+  if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.csf_cfg_gen), &key, &g) != 0)
+    return ErrnoStatus(errno, "read map " CSF_MAP_CFG_GEN);
+  if (g.gen == 0) RETURN_IF_ERROR(progs->ifcfg().NewGeneration());
+  return progs;
 }
 
 Programs::~Programs() { csumfix_bpf__destroy(skel_); }
@@ -153,14 +162,22 @@ SlotCounters Programs::counters() const {
   return {bpf_map__fd(skel_->maps.csf_slots), CSF_MAP_SLOTS};
 }
 
+// A change whose generation could not be written is undone: no CPU may keep the old entry while
+// others take the new one.
 absl::Status IfcfgMap::Update(const csf_if_key& key, const csf_ifcfg& value) {
+  ASSIGN_OR_RETURN(std::optional<csf_ifcfg> before, map_.Lookup(key));
   RETURN_IF_ERROR(map_.Update(key, value));
-  return NewGeneration();
+  absl::Status s = NewGeneration();
+  if (!s.ok()) (void)(before ? map_.Update(key, *before) : map_.Delete(key));
+  return s;
 }
 
 absl::Status IfcfgMap::Delete(const csf_if_key& key) {
+  ASSIGN_OR_RETURN(std::optional<csf_ifcfg> before, map_.Lookup(key));
   RETURN_IF_ERROR(map_.Delete(key));
-  return NewGeneration();
+  absl::Status s = NewGeneration();
+  if (!s.ok() && before) (void)map_.Update(key, *before);
+  return s;
 }
 
 absl::Status IfcfgMap::NewGeneration() {
@@ -169,8 +186,10 @@ absl::Status IfcfgMap::NewGeneration() {
   // Random, non-zero: concurrent writers (the CLI beside serve) need no lock, since a value is
   // never written twice (0 is "never copied" in a slot).
   while (g.gen == 0) {
-    if (getrandom(&g.gen, sizeof(g.gen), 0) != static_cast<ssize_t>(sizeof(g.gen)))
-      return ErrnoStatus(errno, "getrandom for " CSF_MAP_CFG_GEN);
+    const ssize_t n = getrandom(&g.gen, sizeof(g.gen), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n != static_cast<ssize_t>(sizeof(g.gen)))
+      return ErrnoStatus(n < 0 ? errno : EIO, "getrandom for " CSF_MAP_CFG_GEN);
   }
   const uint32_t key = 0;
   if (bpf_map_update_elem(gen_fd_, &key, &g, BPF_ANY) != 0)

@@ -64,10 +64,10 @@ class IfcfgMap {
   absl::Status Update(const csf_if_key& key, const csf_ifcfg& value);
   // Deleting an absent key is not an error.
   absl::Status Delete(const csf_if_key& key);
-
- private:
+  // Writes a new generation alone (the loader, when it finds none).
   absl::Status NewGeneration();
 
+ private:
   Map<csf_if_key, csf_ifcfg> map_;
   int gen_fd_;
 };

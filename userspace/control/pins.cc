@@ -290,6 +290,15 @@ PinnedMaps PinnedMaps::Open(const PinPaths& paths) {
   m.cfg_gen = get(CSF_MAP_CFG_GEN);
   m.slots = get(CSF_MAP_SLOTS);
   m.legacy_counters = get(CSF_MAP_LEGACY_COUNTERS);
+  if (m.legacy_counters.valid()) {
+    // Read only if it is what 0.1 made: a per-CPU lookup writes value_size bytes per CPU.
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(m.legacy_counters.get(), &info, &len) != 0 ||
+        info.type != BPF_MAP_TYPE_PERCPU_HASH || info.key_size != sizeof(csf_if_key) ||
+        info.value_size != sizeof(csf_counters))
+      m.legacy_counters = bpf::Fd();
+  }
   m.bounce = get(CSF_MAP_BOUNCE);
   m.flows = get(CSF_MAP_FLOWS);
   m.pol_store = get(CSF_MAP_POL_STORE);
