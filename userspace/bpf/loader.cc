@@ -7,10 +7,12 @@
 #include <cstdarg>
 #include <cstdio>
 #include <mutex>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "base/memlock.h"
 #include "base/status.h"
 #include "bpf/fd.h"
@@ -39,7 +41,37 @@ std::string Tail(const std::string& log, size_t lines) {
   return out;
 }
 
+// The programs of LoadOptions::programs by their names in the object. A program not named here
+// (one added to bpf/ without a bit) is always loaded.
+constexpr std::pair<const char*, ProgramSet> kProgramBits[] = {
+    {"csf_tc_ingress", kProgTcIngress},
+    {"csf_tc_egress", kProgTcEgress},
+    {"csf_xdp", kProgXdp},
+    {"csf_bounce_return", kProgBounceReturn},
+    {"csf_act_select_ingress", kProgActSelectIngress},
+    {"csf_act_select_egress", kProgActSelectEgress},
+    {"csf_probe_tail", kProgProbeTail},
+};
+
+ProgramSet BitOf(absl::string_view name) {
+  for (const auto& [n, bit] : kProgramBits)
+    if (name == n) return bit;
+  return 0;
+}
+
 }  // namespace
+
+ProgramSet HookProgram(uint32_t hook) {
+  return hook == CSF_HOOK_TC_INGRESS  ? kProgTcIngress
+         : hook == CSF_HOOK_TC_EGRESS ? kProgTcEgress
+                                      : kProgXdp;
+}
+
+ProgramSet ActSelectProgram(uint32_t hook) {
+  return hook == CSF_HOOK_TC_INGRESS  ? kProgActSelectIngress
+         : hook == CSF_HOOK_TC_EGRESS ? kProgActSelectEgress
+                                      : 0;
+}
 
 const char* ObjectName(Object o) {
   switch (o) {
@@ -97,10 +129,23 @@ absl::StatusOr<std::unique_ptr<Programs>> Programs::Load(const LoadOptions& opts
       }
     }
   }
+  ProgramSet loaded = 0;
+  {
+    bpf_program* prog;
+    bpf_object__for_each_program(prog, skel->obj) {
+      const ProgramSet bit = BitOf(bpf_program__name(prog));
+      if (bit != 0 && (opts.programs & bit) == 0) {
+        bpf_program__set_autoload(prog, false);
+      } else {
+        loaded |= bit;
+      }
+    }
+  }
   std::vector<std::pair<bpf_program*, std::unique_ptr<char[]>>> logs;
   if (opts.verifier_stats) {
     bpf_program* prog;
     bpf_object__for_each_program(prog, skel->obj) {
+      if (!bpf_program__autoload(prog)) continue;
       auto buf = std::make_unique<char[]>(4096);
       buf[0] = 0;
       bpf_program__set_log_level(prog, 4);  // BPF_LOG_STATS
@@ -125,7 +170,7 @@ absl::StatusOr<std::unique_ptr<Programs>> Programs::Load(const LoadOptions& opts
                                          opts.full_verifier_log ? "\n" + log : Tail(log, 12),
                                          ")", base::MemlockHint(err)));
   }
-  std::unique_ptr<Programs> progs(new Programs(skel, object));
+  std::unique_ptr<Programs> progs(new Programs(skel, object, loaded));
   // A csf_cfg_gen of 0 ("none written"), as libbpf makes it, e.g. beside the csf_ifcfg entries
   // pinned by csumfix 0.1: give it a value, so that slots copy their entries once and stop
   // reading csf_ifcfg for every packet (abi.h struct csf_cfg_gen).

@@ -28,8 +28,28 @@ const char* ObjectName(Object o);
 // XDP, else kCompat. Probed once per process (two tiny program loads).
 Object ProbeObject();
 
+// The object's programs as bits of a set. A load verifies only the programs asked for: each
+// costs verifier time (the compat object's tc programs take a quarter of a second each on this
+// host's kernel, ten to fifteen seconds under TCG on 5.10), so an attach of one tc hook loads
+// one program, not seven, and a policy change none (the maps alone).
+using ProgramSet = uint32_t;
+inline constexpr ProgramSet kProgTcIngress = 1u << 0;
+inline constexpr ProgramSet kProgTcEgress = 1u << 1;
+inline constexpr ProgramSet kProgXdp = 1u << 2;
+inline constexpr ProgramSet kProgBounceReturn = 1u << 3;      // bounce: the veth's return side
+inline constexpr ProgramSet kProgActSelectIngress = 1u << 4;  // act-csum: the classic selector
+inline constexpr ProgramSet kProgActSelectEgress = 1u << 5;
+inline constexpr ProgramSet kProgProbeTail = 1u << 6;         // `csumfix probe`'s change_tail test
+inline constexpr ProgramSet kAllPrograms = (1u << 7) - 1;
+// The program that runs at a hook (CSF_HOOK_*), and a tc hook's act-csum selector.
+ProgramSet HookProgram(uint32_t hook);
+ProgramSet ActSelectProgram(uint32_t hook);
+
 struct LoadOptions {
   Object object = Object::kAuto;
+  // Which programs to load (verify); the others stay unloaded (bpf_program__fd < 0). The maps
+  // are made (or reused from pin_maps_dir) whatever the set, also when it is empty.
+  ProgramSet programs = kAllPrograms;
   // Keep the full verifier log of a failed load in the error (long); otherwise the last lines.
   bool full_verifier_log = false;
   // When set, the shared maps (CSF_PINNED_MAPS in abi.h) are pinned in this bpffs directory, and
@@ -96,6 +116,8 @@ class Programs {
   csumfix_bpf* skel() const { return skel_; }
   // The object these programs came from: kMain or kCompat.
   Object object() const { return object_; }
+  // Whether every program of `set` was loaded (LoadOptions::programs).
+  bool Has(ProgramSet set) const { return (loaded_ & set) == set; }
 
   // Whether the maps pinned in `dir` (CSF_PINNED_MAPS) are this object's own maps, so that its
   // programs may be attached again for them: false when a pin is missing or holds another map
@@ -103,9 +125,11 @@ class Programs {
   bool UsesMapsPinnedAt(const std::string& dir) const;
 
  private:
-  Programs(csumfix_bpf* skel, Object object) : skel_(skel), object_(object) {}
+  Programs(csumfix_bpf* skel, Object object, ProgramSet loaded)
+      : skel_(skel), object_(object), loaded_(loaded) {}
   csumfix_bpf* skel_;
   Object object_;
+  ProgramSet loaded_;
 };
 
 struct TestRunResult {

@@ -216,11 +216,32 @@ absl::Status ValidateAttach(const AttachRequest& req, const ProbeResult& pr) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::shared_ptr<bpf::Programs>> Controller::LoadedPrograms() {
-  if (programs_ != nullptr && programs_->UsesMapsPinnedAt(paths_.maps())) return programs_;
+namespace {
+
+// The programs an attach runs: each hook's, and the helpers of its mechanism.
+bpf::ProgramSet NeededPrograms(const AttachRequest& req) {
+  bpf::ProgramSet set = 0;
+  for (uint32_t hook : Hooks(req)) {
+    set |= bpf::HookProgram(hook);
+    if (hook == CSF_HOOK_XDP) continue;
+    if (req.mechanism == CSF_MECH_BOUNCE) set |= bpf::kProgBounceReturn;
+    if (req.mechanism == CSF_MECH_ACT_CSUM) set |= bpf::ActSelectProgram(hook);
+  }
+  return set;
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<bpf::Programs>> Controller::LoadedPrograms(
+    bpf::ProgramSet needed) {
+  if (programs_ != nullptr && programs_->UsesMapsPinnedAt(paths_.maps()) &&
+      programs_->Has(needed))
+    return programs_;
   programs_.reset();  // the shared maps were made again since: load for the new ones
   bpf::LoadOptions lo;
   lo.pin_maps_dir = paths_.maps();
+  // A CLI attach verifies only what it attaches; serve keeps one full set for every interface.
+  lo.programs = keep_programs_ ? bpf::kAllPrograms : needed;
   ASSIGN_OR_RETURN(std::unique_ptr<bpf::Programs> loaded, bpf::Programs::Load(lo));
   std::shared_ptr<bpf::Programs> p = std::move(loaded);
   if (keep_programs_) programs_ = p;
@@ -269,7 +290,7 @@ absl::Status Controller::AttachLocked(const AttachRequest& req, const ProbeResul
   Rollback dirs;  // declared before `progs`: undone after the map fds of a fresh load are closed
   RETURN_IF_ERROR(MakePinDirs(paths_, &dirs));
   RETURN_IF_ERROR(fi.At(Step::kPinDirs));
-  ASSIGN_OR_RETURN(std::shared_ptr<bpf::Programs> progs, LoadedPrograms());
+  ASSIGN_OR_RETURN(std::shared_ptr<bpf::Programs> progs, LoadedPrograms(NeededPrograms(req)));
   Rollback rb;  // declared after `progs`: runs while its map fds are still open
   RETURN_IF_ERROR(fi.At(Step::kLoad));
   RETURN_IF_ERROR(MakeDir(dir));

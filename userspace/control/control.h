@@ -204,8 +204,10 @@ class Controller {
   IfaceStatus StatusOf(const std::string& name, const bpf::Fd& ifcfg, Detail detail) const;
   // Counters(), Flows(): the name of an ifindex of this namespace ("" when unknown).
   std::function<std::string(uint32_t)> Namer(const std::vector<IfaceStatus>* known = nullptr) const;
-  // The programs for an attach: the kept ones when they still fit the pinned maps, else loaded.
-  absl::StatusOr<std::shared_ptr<bpf::Programs>> LoadedPrograms();
+  // The programs for an attach: the kept ones when they still fit the pinned maps and hold
+  // `needed`, else loaded: all of them when they are kept (serve), else only `needed`.
+  absl::StatusOr<std::shared_ptr<bpf::Programs>> LoadedPrograms(
+      bpf::ProgramSet needed = bpf::kAllPrograms);
   PinPaths paths_;
   bool keep_programs_ = false;
   std::shared_ptr<bpf::Programs> programs_;  // KeepProgramsLoaded: the last loaded

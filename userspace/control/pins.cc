@@ -177,6 +177,8 @@ absl::Status PinFd(int fd, const std::string& path) {
 }
 
 absl::StatusOr<uint32_t> ProgId(int prog_fd) {
+  if (prog_fd < 0)  // a program LoadOptions::programs left out: a bug of the caller's set
+    return absl::InternalError("a BPF program this step needs was not loaded");
   bpf_prog_info info{};
   uint32_t len = sizeof(info);
   if (bpf_prog_get_info_by_fd(prog_fd, &info, &len) != 0) return ErrnoStatus(errno, "prog info");

@@ -86,6 +86,7 @@ absl::StatusOr<Policy> Policy::Open(const std::string& bpffs) {
   RETURN_IF_ERROR(c.EnsurePinDirs());
   bpf::LoadOptions lo;
   lo.pin_maps_dir = maps;
+  lo.programs = 0;  // the maps alone: no program is verified for a rule
   ASSIGN_OR_RETURN(std::unique_ptr<bpf::Programs> progs, bpf::Programs::Load(lo));
   Policy p;
   auto fds = std::make_shared<std::vector<bpf::Fd>>();

@@ -148,7 +148,9 @@ absl::StatusOr<csf_probe_result> ProbeChangeTail(ActTry* act) {
     auto run = [&]() -> absl::Status {
       if (unshare(CLONE_NEWNET) != 0) return ErrnoStatus(errno, "unshare(CLONE_NEWNET)");
       RETURN_IF_ERROR(SetUpNoArp(1));
-      ASSIGN_OR_RETURN(std::unique_ptr<bpf::Programs> progs, bpf::Programs::Load());
+      bpf::LoadOptions lo;
+      lo.programs = bpf::kProgProbeTail | bpf::kProgActSelectIngress;
+      ASSIGN_OR_RETURN(std::unique_ptr<bpf::Programs> progs, bpf::Programs::Load(lo));
       bpf_program* prog = progs->skel()->progs.csf_probe_tail;
       bpf_link* link = bpf_program__attach_tcx(prog, 1, nullptr);
       if (link == nullptr) {
