@@ -9,15 +9,16 @@ Lab, in namespaces this script creates and removes:
 Locally generated TCP/UDP over veth is CHECKSUM_PARTIAL; the bridge forwards it PARTIAL, so a
 fill mechanism on the bridge ports has work to do.
 
-1. Throughput (iperf3 TCP and UDP, client -> server) in each configuration, interleaved round by
-   round so that load from other jobs hits all of them alike; each as a ratio to the no-program
-   run of the same round, median over the rounds:
+1. Throughput (iperf3 client -> server: TCP, UDP datagrams of 1400 B and of 64 B) in each
+   configuration, interleaved round by round so that load from other jobs hits all of them
+   alike; each as a ratio to the no-program run of the same round, median over the rounds:
      none      no program
      pass      csumfix on both ports, tc ingress, action pass
      fill      csumfix on both ports, tc ingress, action fill, mechanism bounce (the only one this
                kernel offers; `--mechanisms` takes others where `csumfix probe` finds them)
      iptables  iptables mangle POSTROUTING -j CHECKSUM --checksum-fill (tcp and udp) in the bridge
-               ns (bridged IPv4 traverses iptables: br_netfilter is built in, call-iptables=1)
+               ns (bridged IPv4 traverses iptables through br_netfilter: built in here, a module
+               in Debian's kernels, loaded; net.bridge.bridge-nf-call-iptables=1 in the bridge ns)
      txoff     ethtool -K bc tx off; ethtool -K bs tx off (the ports complete in software; TSO
                goes with tx checksumming)
    and, beside each throughput, the machine's busy CPU seconds per GB received (/proc/stat over
@@ -77,6 +78,11 @@ class Lab:
         sh(f"ip -n {NS_C} link add c0 type veth peer name bc netns {NS_B}")
         sh(f"ip -n {NS_S} link add s0 type veth peer name bs netns {NS_B}")
         sh(f"ip -n {NS_B} link add br0 type bridge")
+        # iptables sees bridged IPv4 only through br_netfilter (a module in Debian's kernels) and
+        # with bridge-nf-call-iptables set in the bridge's namespace (per namespace since 5.3).
+        if not os.path.exists("/proc/sys/net/bridge"):
+            sh("modprobe br_netfilter")
+        nsx(NS_B, "sysctl -q -w net.bridge.bridge-nf-call-iptables=1")
         for p in ("bc", "bs"):
             sh(f"ip -n {NS_B} link set {p} master br0")
         sh(f"ip -n {NS_C} addr add {C_IP}/24 dev c0")
@@ -125,6 +131,17 @@ class Lab:
 
 
 # ---- configurations ------------------------------------------------------------------------
+def work_done(lab, name):
+    """What the configuration has done so far: packets through the CHECKSUM rules (iptables),
+    csumfix's filled counter summed over both ports (fill); None for the others."""
+    if name == "iptables":
+        out = nsx(NS_B, "iptables -t mangle -L POSTROUTING -v -x -n", capture=True)
+        return sum(int(l.split()[0]) for l in out.splitlines() if "CHECKSUM" in l)
+    if name == "fill":
+        return sum(r.get("filled", 0) for r in json.loads(lab.cf("stats -j")))
+    return None
+
+
 def cfg_apply(lab, name, mech=None):
     if name == "none":
         return
@@ -168,14 +185,18 @@ def cpu_busy_seconds():
     return (sum(v) - v[3] - v[4]) / CLK_TCK
 
 
+# The measured streams: name -> (iperf3 options, transport).
+PROTOCOLS = {"tcp": ("", "tcp"), "udp": ("-u -b 0 -l 1400", "udp"),
+             "udp64": ("-u -b 0 -l 64", "udp")}
+
+
 def iperf(proto, seconds, port):
     srv = subprocess.Popen(["ip", "netns", "exec", NS_S, "iperf3", "-s", "-1", "-p", str(port)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.3)
         args = f"iperf3 -c {S_IP} -p {port} -t {seconds} -J"
-        if proto == "udp":
-            args += " -u -b 0 -l 1400"
+        args += " " + PROTOCOLS[proto][0]
         cpu0 = cpu_busy_seconds()
         out = nsx(NS_C, args, capture=True, check=False, timeout=seconds + 30)
         cpu = cpu_busy_seconds() - cpu0
@@ -185,7 +206,7 @@ def iperf(proto, seconds, port):
         end = j["end"]
         # CPU cost of moving the data, whatever the throughput: machine-wide busy CPU seconds
         # during the run per GB received (1e9 bytes). Includes iperf3 itself and its start.
-        if proto == "tcp":
+        if PROTOCOLS[proto][1] == "tcp":
             got = end["sum_received"]["bytes"]
             return {"bps": end["sum_received"]["bits_per_second"],
                     "retransmits": end["sum_sent"].get("retransmits", 0),
@@ -203,25 +224,33 @@ def iperf(proto, seconds, port):
             srv.wait()
 
 
-def throughput(lab, configs, rounds, seconds):
-    res = {c: {"tcp": [], "udp": []} for c in configs}
+def throughput(lab, configs, rounds, seconds, protocols):
+    res = {c: {p: [] for p in protocols} for c in configs}
     port = 5301
     for r in range(rounds):
         for c in configs:
             name, _, mech = c.partition(":")
             cfg_apply(lab, name, mech or None)
             try:
-                for proto in ("tcp", "udp"):
+                for proto in protocols:
                     port += 1
+                    w0 = work_done(lab, name)
                     x = iperf(proto, seconds, port)
+                    w1 = work_done(lab, name)
+                    if w0 is not None:
+                        x["work"] = w1 - w0
+                        if w1 <= w0:
+                            raise RuntimeError(f"{c} {proto}: the configuration did nothing "
+                                               f"(counter {w0} -> {w1}): the figure would lie")
                     res[c][proto].append(x)
-                    log(f"  round {r + 1}/{rounds} {c:14s} {proto}: {x['bps'] / 1e9:7.3f} Gbit/s")
+                    log(f"  round {r + 1}/{rounds} {c:14s} {proto:5s}: {x['bps'] / 1e9:7.3f} Gbit/s"
+                        + (f" ({x['work']} packets filled)" if "work" in x else ""))
             finally:
                 cfg_undo(lab, name)
     out = {}
     for c in configs:
         out[c] = {}
-        for proto in ("tcp", "udp"):
+        for proto in protocols:
             bps = [x["bps"] for x in res[c][proto]]
             base = [x["bps"] for x in res[configs[0]][proto]]
             ratios = [b / a for a, b in zip(base, bps)]
@@ -346,6 +375,8 @@ def main():
     ap.add_argument("--mechanisms", default="bounce", help="fill mechanisms to compare, comma-separated")
     ap.add_argument("--packets", type=int, default=20000, help="live: datagrams per size")
     ap.add_argument("--reps", type=int, default=3, help="live: repetitions per size (median)")
+    ap.add_argument("--protocols", default="tcp,udp,udp64",
+                    help="throughput streams: tcp, udp (1400 B datagrams), udp64 (64 B)")
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--skip-live", action="store_true")
     ap.add_argument("--json", required=True)
@@ -364,10 +395,15 @@ def main():
         lab.up()
         configs = ["none", "pass"] + [f"fill:{m}" for m in a.mechanisms.split(",") if m] + \
                   ["iptables", "txoff"]
+        protocols = [p for p in a.protocols.split(",") if p]
+        unknown = [p for p in protocols if p not in PROTOCOLS]
+        if unknown:
+            sys.exit(f"lab_bench.py: unknown --protocols {unknown} (known: {list(PROTOCOLS)})")
         if not a.skip_throughput:
-            log(f"throughput: {a.rounds} rounds x {len(configs)} configurations x tcp+udp, "
-                f"{a.seconds} s each")
-            out["throughput"] = throughput(lab, configs, a.rounds, a.seconds)
+            log(f"throughput: {a.rounds} rounds x {len(configs)} configurations x "
+                f"{'+'.join(protocols)}, {a.seconds} s each")
+            out["protocols"] = protocols
+            out["throughput"] = throughput(lab, configs, a.rounds, a.seconds, protocols)
         if not a.skip_live:
             log(f"live per-packet BPF time: {a.packets} datagrams x {a.reps} reps per size")
             out["live"] = live(lab, [64, 512, 1500, 9000], ["pass", "observe", "verify", "fill"],

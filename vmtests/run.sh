@@ -16,6 +16,16 @@
 #                   single-threaded TCG, i.e. one host core: on 2 cores, --jobs 2 halves the time
 #   --netns-filter F  only the netns tests matching the gtest filter F (to run again what failed;
 #                   the summary marks such a run "filtered": it is not the whole suite)
+#   --shards N      split each kernel's gtest suites over N guests (gtest sharding: every guest
+#                   runs probe and check, and 1/N of the BPF and netns tests; the kernel passes
+#                   only if every shard does). Each guest is its own kernel, so shards share
+#                   nothing. With --jobs N they run at once: on 2 cores, --shards 2 --jobs 2
+#                   roughly halves a kernel's time. Default $CSUMFIX_VM_SHARDS or 1
+#   --lab           instead of the tests: the interleaved throughput lab (bench/lab_bench.py)
+#                   in the guest, every fill mechanism its probe finds beside iptables CHECKSUM
+#                   and tx off; writes lab.json and lab.txt (ratios to "none" of the same round:
+#                   TCG makes absolute figures meaningless). CSUMFIX_LAB_ROUNDS (default 3),
+#                   CSUMFIX_LAB_SECONDS (default 5)
 # Environment: CSUMFIX_VM_CACHE (default /var/lib/csumfix-vm), CSUMFIX_VM_TIMEOUT (seconds per VM,
 # default 5400: the suite takes ~4000 s under TCG on a 2-core host), CSUMFIX_VM_MEMORY (default 4G), CSUMFIX_VM_CPUS (default 2),
 # CSUMFIX_DIFF_CASES (default 5000 in the guest), CSUMFIX_DIFF_SEED (passed on).
@@ -41,7 +51,8 @@ memory=${CSUMFIX_VM_MEMORY:-4G}
 cpus=${CSUMFIX_VM_CPUS:-2}
 build=${CSUMFIX_BUILD_DIR:-$top/build}
 matrix=$top/vmtests/kernels.txt
-do_build=1 ci=0 smoke=0 list=0 names=() jobs=${CSUMFIX_VM_JOBS:-1} netns_filter_opt=
+do_build=1 ci=0 smoke=0 list=0 names=() jobs=${CSUMFIX_VM_JOBS:-1} netns_filter_opt= lab=0
+shards=${CSUMFIX_VM_SHARDS:-1}
 while [[ $# -gt 0 ]]; do
   case $1 in
     --ci) ci=1 ;;
@@ -51,7 +62,9 @@ while [[ $# -gt 0 ]]; do
     --list) list=1 ;;
     --jobs) jobs=$2; shift ;;
     --netns-filter) netns_filter_opt=$2; shift ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    --lab) lab=1 ;;
+    --shards) shards=$2; shift ;;
+    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
     -*) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) names+=("$1") ;;
   esac
@@ -60,6 +73,9 @@ done
 
 if ! [[ $jobs =~ ^[1-9][0-9]*$ ]]; then
   echo "run.sh: --jobs needs a positive number, got '$jobs'" >&2; exit 2
+fi
+if ! [[ $shards =~ ^[1-9][0-9]*$ ]]; then
+  echo "run.sh: --shards needs a positive number, got '$shards'" >&2; exit 2
 fi
 
 # ---- the matrix ----
@@ -82,6 +98,10 @@ fi
 netns_filter=$netns_filter_opt
 if [[ $smoke == 1 && -n $netns_filter ]]; then
   echo "run.sh: --smoke sets its own netns filter: no --netns-filter" >&2
+  exit 2
+fi
+if [[ $lab == 1 && ( $smoke == 1 || -n $netns_filter || $shards != 1 ) ]]; then
+  echo "run.sh: --lab runs no tests: no --smoke, --netns-filter or --shards" >&2
   exit 2
 fi
 if [[ $smoke == 1 ]]; then
@@ -240,8 +260,15 @@ for n in "${names[@]}"; do
   cat "$results/$n/setup.log"
 done
 
+# The directory of one guest: the kernel's, or with --shards its shard's below it.
+guest_dir() { if [[ $shards == 1 ]]; then echo "$results/$1"; else echo "$results/$1/shard$2"; fi; }
+
 run_one() {
-  local n=$1 out=$results/$1 kimg nonce env_args cmd t0 vrc why
+  local n=$1 shard=$2 out kimg nonce env_args cmd t0 vrc why label=$1
+  out=$(guest_dir "$n" "$shard")
+  [[ $shards != 1 ]] && label+=" shard $shard of $shards"
+  mkdir -p "$out"
+  echo FAIL > "$out/verdict"; echo 0 > "$out/seconds"
   if ! ensure_kernel "$n" >/dev/null 2>&1 || [[ ! -f $kimg ]]; then   # sets kimg
     echo "the kernel could not be fetched (setup.log)" > "$out/why.txt"
     return
@@ -249,15 +276,20 @@ run_one() {
   nonce=$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
   env_args="CSUMFIX_DIFF_CASES=${CSUMFIX_DIFF_CASES:-5000}"
   [[ -n ${CSUMFIX_DIFF_SEED:-} ]] && env_args+=" CSUMFIX_DIFF_SEED=$CSUMFIX_DIFF_SEED"
+  [[ $shards != 1 ]] && env_args+=" GTEST_TOTAL_SHARDS=$shards GTEST_SHARD_INDEX=$shard"
+  # Guests side by side share the host's cores: give the tests' deadlines twice the room.
+  [[ $jobs != 1 ]] && env_args+=" CSUMFIX_TIME_SCALE=20"
   # The filter goes in a file: the guest's command line is the kernel's (2048 bytes on x86), and
   # a long one hung the boot silently.
-  rm -f "$out/netns-filter"
+  rm -f "$out/netns-filter" "$out/lab"
   [[ -n $netns_filter ]] && printf '%s\n' "$netns_filter" > "$out/netns-filter"
+  # The lab's script and arguments, the same way.
+  [[ $lab == 1 ]] && printf '%s\n' "$top/bench/lab_bench.py" "--rounds ${CSUMFIX_LAB_ROUNDS:-3} --seconds ${CSUMFIX_LAB_SECONDS:-5}" > "$out/lab"
   # The guest runs its own copy: bash reads a script as it goes, so an edit of vmtests/guest.sh
   # during a run would change what the guest executes midway.
   cp "$top/vmtests/guest.sh" "$out/guest.sh"
   cmd="env $env_args bash $out/guest.sh $out ${expect[$n]} $build ${skips[$n]} $nonce"
-  echo "run.sh: $n: booting $kimg (expect ${expect[$n]}); console in $out/console.log"
+  echo "run.sh: $label: booting $kimg (expect ${expect[$n]}); console in $out/console.log"
   t0=$SECONDS
   # timeout signals its whole process group: vng, virtme-run and qemu. /usr/bin/python3: vng
   # needs Debian's python3-argcomplete/-requests, not whatever python3 comes first in PATH.
@@ -284,9 +316,9 @@ run_one() {
   fi
   if [[ ${#why[@]} -eq 0 ]]; then
     echo PASS > "$out/verdict"
-    echo "run.sh: $n: PASS in $(cat "$out/seconds") s"
+    echo "run.sh: $label: PASS in $(cat "$out/seconds") s"
   else
-    echo "run.sh: $n: FAIL in $(cat "$out/seconds") s:"
+    echo "run.sh: $label: FAIL in $(cat "$out/seconds") s:"
     printf '    %s\n' "${why[@]}"
     [[ -f $out/guest.log ]] && grep -E 'FAILED|MISMATCH|NOT ALLOWED' "$out/guest.log" | sed 's/^/    /'
   fi
@@ -296,12 +328,28 @@ run_one() {
 set +e
 running=0
 for n in "${names[@]}"; do
-  if [[ $running -ge $jobs ]]; then wait -n; running=$((running - 1)); fi
-  run_one "$n" &
-  running=$((running + 1))
+  for ((k = 0; k < shards; k++)); do
+    if [[ $running -ge $jobs ]]; then wait -n; running=$((running - 1)); fi
+    run_one "$n" "$k" &
+    running=$((running + 1))
+  done
 done
 wait
 set -e
+# A sharded kernel passes only if every shard did; its time is the slowest shard's.
+if [[ $shards != 1 ]]; then
+  for n in "${names[@]}"; do
+    v=PASS t=0
+    for ((k = 0; k < shards; k++)); do
+      d=$(guest_dir "$n" "$k")
+      [[ $(cat "$d/verdict" 2>/dev/null) == PASS ]] || v=FAIL
+      sec=$(cat "$d/seconds" 2>/dev/null || echo 0)
+      [[ $sec -gt $t ]] && t=$sec
+    done
+    echo "$v" > "$results/$n/verdict"; echo "$t" > "$results/$n/seconds"
+    cp "$(guest_dir "$n" 0)/probe.json" "$results/$n/probe.json" 2>/dev/null || true
+  done
+fi
 declare -A verdict secs
 npass=0 nfail=0
 for n in "${names[@]}"; do
@@ -310,7 +358,7 @@ for n in "${names[@]}"; do
 done
 
 {
-  echo "# vmtests/run.sh $stamp; binaries from $build; $top at $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo ?)${netns_filter:+; filtered: netns tests $netns_filter only}"
+  echo "# vmtests/run.sh $stamp; binaries from $build; $top at $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo ?)${netns_filter:+; filtered: netns tests $netns_filter only}$([[ $shards != 1 ]] && echo "; $shards shards per kernel")$([[ $lab == 1 ]] && echo "; the throughput lab, no tests")"
   printf '%-10s %-9s %-10s %-6s %s\n' kernel expect probe result seconds
   for n in "${names[@]}"; do
     got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["mechanism"])' \
@@ -318,5 +366,10 @@ done
     printf '%-10s %-9s %-10s %-6s %s\n' "$n" "${expect[$n]}" "$got" "${verdict[$n]}" "${secs[$n]}"
   done
 } | tee "$results/summary.txt"
+if [[ $lab == 1 ]]; then
+  for n in "${names[@]}"; do
+    [[ -f $results/$n/lab.txt ]] && { echo "== $n"; cat "$results/$n/lab.txt"; }
+  done
+fi
 echo "vmtests: $npass passed, $nfail failed"
 [[ $nfail -eq 0 ]]
