@@ -70,6 +70,7 @@ class Lab:
     def __init__(self, csumfix):
         self.csumfix = os.path.abspath(csumfix)
         self.attached = False
+        self.loaded_br_netfilter = False
 
     def up(self, mtu=1500):
         for ns in (NS_C, NS_B, NS_S):
@@ -80,9 +81,12 @@ class Lab:
         sh(f"ip -n {NS_B} link add br0 type bridge")
         # iptables sees bridged IPv4 only through br_netfilter (a module in Debian's kernels) and
         # with bridge-nf-call-iptables set in the bridge's namespace (per namespace since 5.3).
+        # Only the iptables configuration turns it on (cfg_apply): the others do not pay for
+        # the netfilter traversal. A module loaded here is unloaded at the end (down()).
         if not os.path.exists("/proc/sys/net/bridge"):
             sh("modprobe br_netfilter")
-        nsx(NS_B, "sysctl -q -w net.bridge.bridge-nf-call-iptables=1")
+            self.loaded_br_netfilter = True
+        self.bridge_nf(False)
         for p in ("bc", "bs"):
             sh(f"ip -n {NS_B} link set {p} master br0")
         sh(f"ip -n {NS_C} addr add {C_IP}/24 dev c0")
@@ -96,6 +100,9 @@ class Lab:
                 return
             time.sleep(0.1)
         raise RuntimeError("lab: client cannot reach the server through the bridge")
+
+    def bridge_nf(self, on):
+        nsx(NS_B, f"sysctl -q -w net.bridge.bridge-nf-call-iptables={1 if on else 0}")
 
     def set_mtu(self, mtu):
         for ns, dev in ((NS_C, "c0"), (NS_B, "bc"), (NS_B, "bs"), (NS_S, "s0"), (NS_B, "br0")):
@@ -128,6 +135,8 @@ class Lab:
                 except (ProcessLookupError, ValueError):
                     pass
             sh(f"ip netns del {ns} 2>/dev/null", check=False)
+        if self.loaded_br_netfilter:
+            sh("modprobe -r br_netfilter", check=False)
 
 
 # ---- configurations ------------------------------------------------------------------------
@@ -153,6 +162,7 @@ def cfg_apply(lab, name, mech=None):
         if mech and mech not in st:
             raise RuntimeError(f"fill: mechanism {mech} not in status: {st}")
     elif name == "iptables":
+        lab.bridge_nf(True)
         for proto in ("tcp", "udp"):
             nsx(NS_B, f"iptables -t mangle -A POSTROUTING -p {proto} -j CHECKSUM --checksum-fill")
     elif name == "txoff":
@@ -167,6 +177,7 @@ def cfg_undo(lab, name):
         lab.detach()
     elif name == "iptables":
         nsx(NS_B, "iptables -t mangle -F POSTROUTING")
+        lab.bridge_nf(False)
     elif name == "txoff":
         for p in ("bc", "bs"):
             nsx(NS_B, f"ethtool -K {p} tx on")
@@ -244,7 +255,8 @@ def throughput(lab, configs, rounds, seconds, protocols):
                                                f"(counter {w0} -> {w1}): the figure would lie")
                     res[c][proto].append(x)
                     log(f"  round {r + 1}/{rounds} {c:14s} {proto:5s}: {x['bps'] / 1e9:7.3f} Gbit/s"
-                        + (f" ({x['work']} packets filled)" if "work" in x else ""))
+                        + (f" ({x['work']} packets {'through CHECKSUM' if name == 'iptables' else 'filled'})"
+                           if "work" in x else ""))
             finally:
                 cfg_undo(lab, name)
     out = {}
@@ -388,6 +400,10 @@ def main():
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_term)
+    protocols = [p for p in a.protocols.split(",") if p]
+    unknown = [p for p in protocols if p not in PROTOCOLS]
+    if unknown or not protocols:
+        sys.exit(f"lab_bench.py: --protocols {a.protocols!r}: name one or more of {list(PROTOCOLS)}")
     lab = Lab(a.csumfix)
     out = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rounds": a.rounds,
            "seconds": a.seconds}
@@ -395,10 +411,6 @@ def main():
         lab.up()
         configs = ["none", "pass"] + [f"fill:{m}" for m in a.mechanisms.split(",") if m] + \
                   ["iptables", "txoff"]
-        protocols = [p for p in a.protocols.split(",") if p]
-        unknown = [p for p in protocols if p not in PROTOCOLS]
-        if unknown:
-            sys.exit(f"lab_bench.py: unknown --protocols {unknown} (known: {list(PROTOCOLS)})")
         if not a.skip_throughput:
             log(f"throughput: {a.rounds} rounds x {len(configs)} configurations x "
                 f"{'+'.join(protocols)}, {a.seconds} s each")

@@ -33,8 +33,10 @@ def protocols(lab):
 
 PROTO_LABEL = {"tcp": "TCP", "udp": "UDP 1400 B", "udp64": "UDP 64 B"}
 
-# What each fill mechanism must reach against iptables CHECKSUM in the same rounds (issue 17):
+# What each fill mechanism must reach against iptables CHECKSUM in the same rounds, UDP streams:
 # pure BPF fills in place, act_csum in one tc action, the device passes cost an extra device.
+# TCP: >= 1.0 for every mechanism (the first throughput target: GSO super-frames are left to
+# segmentation by both, so only the ACKs are filled).
 FILL_VS_IPTABLES = {"bpf": 1.0, "act-csum": 0.95, "bounce": 0.90, "ifb": 0.90}
 
 
@@ -55,16 +57,15 @@ def fill_targets(lab):
         if limit is None:
             continue
         for proto in protocols(lab):
-            if proto == "tcp" and mech in ("bounce", "ifb"):
-                continue  # TCP is the earlier, separate target below
+            lim = 1.0 if proto == "tcp" else limit
             f = thr[c][proto].get("ratio_median")
             i = ipt[proto].get("ratio_median")
             pairs = [a["bps"] / b["bps"] for a, b in zip(thr[c][proto].get("runs", []),
                                                          ipt[proto].get("runs", [])) if b["bps"]]
             r = statistics.median(pairs) if pairs else None
-            t.append({"target": f"fill ({mech}) >= {limit}x iptables CHECKSUM, "
+            t.append({"target": f"fill ({mech}) >= {lim}x iptables CHECKSUM, "
                                 f"{PROTO_LABEL.get(proto, proto)}{where}",
-                      "value": r, "limit": limit, "met": r is not None and r >= limit,
+                      "value": r, "limit": lim, "met": r is not None and r >= lim,
                       "detail": f"per round {', '.join(fmt(x, '', 2) for x in pairs)}; ratio to "
                                 f"none: fill {fmt(f, '', 3)}, iptables {fmt(i, '', 3)}"})
     return t
@@ -110,16 +111,10 @@ def targets(micro, lab):
     if thr:
         fills = [c for c in thr if c.startswith("fill")]
         fk = fills[0] if fills else None
-        f_tcp = thr[fk]["tcp"]["bps_median"] if fk else None
-        i_tcp = thr.get("iptables", {}).get("tcp", {}).get("bps_median")
+        f_tcp = thr[fk].get("tcp", {}).get("bps_median") if fk else None
         x_tcp = thr.get("txoff", {}).get("tcp", {}).get("bps_median")
-        r3 = f_tcp / i_tcp if f_tcp and i_tcp else None
-        t.append({"target": "TCP throughput with csumfix filling >= iptables CHECKSUM",
-                  "value": r3, "limit": 1.0, "met": r3 is not None and r3 >= 1.0,
-                  "detail": f"{fk} {fmt(f_tcp and f_tcp / 1e9, ' Gbit/s', 2)} vs iptables "
-                            f"{fmt(i_tcp and i_tcp / 1e9, ' Gbit/s', 2)} (medians)"})
         r4 = f_tcp / x_tcp if f_tcp and x_tcp else None
-        f_cpu = thr[fk]["tcp"].get("cpu_s_per_gb_median") if fk else None
+        f_cpu = thr[fk].get("tcp", {}).get("cpu_s_per_gb_median") if fk else None
         x_cpu = thr.get("txoff", {}).get("tcp", {}).get("cpu_s_per_gb_median")
         t.append({"target": "with csumfix on, offload kept: TCP >= 2x `ethtool -K tx off`",
                   "value": r4, "limit": 2.0, "met": r4 is not None and r4 >= 2.0,
@@ -291,7 +286,7 @@ set ylabel "ratio"
 set yrange [0:*]
 set xtics auto
 set key top right
-plot "{dat2}" using 2:xtic(1) title "{PROTO_LABEL.get(protocols(lab)[0])}"{"".join(f', "" using {i + 2} title "{PROTO_LABEL.get(p, p)}"' for i, p in enumerate(protocols(lab)) if i)}
+plot "{dat2}" using 2:xtic(1) title "{PROTO_LABEL.get(protocols(lab)[0], protocols(lab)[0])}"{"".join(f', "" using {i + 2} title "{PROTO_LABEL.get(p, p)}"' for i, p in enumerate(protocols(lab)) if i)}
 """) + """unset multiplot
 """
     with open(os.path.join(out, "plot.gp"), "w") as f:

@@ -199,10 +199,13 @@ apt_opts() {
 }
 
 # ensure_kernel NAME: fetch and unpack the package, run depmod; sets kimg.
+# ensure_kernel NAME [check]: fetch and unpack the kernel unless it is there; sets kimg. With
+# `check`, only looks (guests start in parallel: only the loop before them fetches).
 ensure_kernel() {
   local n=$1 p=${pkg[$1]} v=${ver[$1]}
   local root=$cache/kernels/$p
   if [[ ! -f $root/.ok || $(cat "$root/.ok") != "$v" ]]; then
+    [[ ${2:-} == check ]] && return 1
     local aopt
     apt_opts "${archive[$n]}"
     if ! apt-cache "${aopt[@]}" show "$p=$v" >/dev/null 2>&1; then
@@ -269,7 +272,7 @@ run_one() {
   [[ $shards != 1 ]] && label+=" shard $shard of $shards"
   mkdir -p "$out"
   echo FAIL > "$out/verdict"; echo 0 > "$out/seconds"
-  if ! ensure_kernel "$n" >/dev/null 2>&1 || [[ ! -f $kimg ]]; then   # sets kimg
+  if ! ensure_kernel "$n" check >/dev/null 2>&1 || [[ ! -f $kimg ]]; then   # sets kimg
     echo "the kernel could not be fetched (setup.log)" > "$out/why.txt"
     return
   fi
@@ -336,7 +339,8 @@ for n in "${names[@]}"; do
 done
 wait
 set -e
-# A sharded kernel passes only if every shard did; its time is the slowest shard's.
+# A sharded kernel passes only if every shard did; its time is the slowest shard's (the shards
+# ran at once when --jobs >= --shards), its why.txt every shard's.
 if [[ $shards != 1 ]]; then
   for n in "${names[@]}"; do
     v=PASS t=0
@@ -347,6 +351,9 @@ if [[ $shards != 1 ]]; then
       [[ $sec -gt $t ]] && t=$sec
     done
     echo "$v" > "$results/$n/verdict"; echo "$t" > "$results/$n/seconds"
+    for ((k = 0; k < shards; k++)); do
+      sed "s/^/shard $k: /" "$(guest_dir "$n" "$k")/why.txt" 2>/dev/null
+    done > "$results/$n/why.txt"
     cp "$(guest_dir "$n" 0)/probe.json" "$results/$n/probe.json" 2>/dev/null || true
   done
 fi

@@ -121,6 +121,13 @@ TEST_F(LoadSetTest, ASubsetBesidePinnedMapsSharesThemWithAFullLoad) {
   char tmpl[] = "/sys/fs/bpf/csf-loadset-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr) << "mkdtemp on bpffs (is /sys/fs/bpf mounted?)";
   const std::string dir = tmpl;
+  struct RemovePins {  // also when an assertion below returns early
+    std::string dir;
+    ~RemovePins() {
+      for (const char* name : CSF_PINNED_MAPS) unlink((dir + "/" + name).c_str());
+      rmdir(dir.c_str());
+    }
+  } remove_pins{dir};
   {
     auto full = LoadSet(bpf::kAllPrograms, dir);
     ASSERT_TRUE(full.ok()) << full.status();
@@ -138,8 +145,6 @@ TEST_F(LoadSetTest, ASubsetBesidePinnedMapsSharesThemWithAFullLoad) {
     ASSERT_TRUE(c->has_value());
     EXPECT_EQ((*c)->c[CSF_CTR_PACKETS], 1u);
   }
-  for (const char* name : CSF_PINNED_MAPS) unlink((dir + "/" + name).c_str());
-  EXPECT_EQ(rmdir(dir.c_str()), 0) << "pins left in " << dir;
 }
 
 TEST_F(LoadSetTest, EveryProgramOfTheObjectHasABit) {
