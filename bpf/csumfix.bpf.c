@@ -107,7 +107,8 @@ int csf_bounce_return(struct __sk_buff *skb)
 
 /* act_csum mechanism: the selector of a classic (not direct-action) cls_bpf filter whose action
  * is `csum tcp udp udplite sctp` with control "continue", right after csumfix's own program (tcx,
- * or clsact at the next priority). act_csum recomputes whatever reaches it (net/sched/act_csum.c),
+ * or clsact at the next priority). The ifb mechanism uses the same selector with the action
+ * `mirred egress redirect dev <ifb>` (tc ingress only). act_csum recomputes whatever reaches it (net/sched/act_csum.c),
  * so the selector matches only what csumfix decided to fill: a kernel-PARTIAL, non-GSO packet
  * whose effective action (interface default or policy rule) is fill or zero-udp4 on an interface
  * using this mechanism. Returns -1 (match, the filter's classid) or 0 (no match). */
@@ -118,7 +119,8 @@ static __always_inline int csf_act_select(struct __sk_buff *skb, __u32 hook)
 		return 0;
 	struct csf_if_key key = { .ifindex = skb->ifindex, .hook = hook };
 	struct csf_slot *s = csf_slot_get(&key);
-	if (!s || !s->has_cfg || s->cfg.mechanism != CSF_MECH_ACT_CSUM)
+	if (!s || !s->has_cfg ||
+	    (s->cfg.mechanism != CSF_MECH_ACT_CSUM && s->cfg.mechanism != CSF_MECH_IFB))
 		return 0;
 	__u32 action = s->cfg.action;
 	struct csf_pkt p = {};

@@ -10,6 +10,8 @@
 #   --profile      also sample csumfix pass/verify with `perf record -e cpu-clock` and print
 #                  where the time goes (this kernel's KVM guest has no PMU: no hardware events)
 #   --publish      copy the results to bench/results/ (for BENCHMARKS.md)
+#   --mechanisms L fill mechanisms the lab compares, comma-separated (default: every one
+#                  `csumfix probe -j` finds on this kernel: bpf, act-csum, bounce, ifb)
 #   --skip-lab     micro-benchmarks only (no namespaces: no lab, no churn)
 #   --skip-churn   leave out serve following a bridge (bench/churn_bench.py: attach latency of a
 #                  burst of TAPs, leaks over create/delete churn, RSS with many interfaces)
@@ -21,7 +23,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 source "$top/scripts/lib.sh"
 csf_need_root
 
-runs=7 rounds=3 seconds=5 quick=0 profile=0 publish=0 skip_lab=0 skip_churn=0
+runs=7 rounds=3 seconds=5 quick=0 profile=0 publish=0 skip_lab=0 skip_churn=0 mechanisms=
 packets=20000 reps=3
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -29,11 +31,12 @@ while [[ $# -gt 0 ]]; do
     --rounds) rounds=$2; shift ;;
     --seconds) seconds=$2; shift ;;
     --quick) quick=1 ;;
+    --mechanisms) mechanisms=$2; shift ;;
     --profile) profile=1 ;;
     --publish) publish=1 ;;
     --skip-lab) skip_lab=1 ;;
     --skip-churn) skip_churn=1 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -51,6 +54,16 @@ cp "$build/bench/csumfix_bench" "$build/userspace/csumfix" "$work/"
 out=$build/bench/results
 mkdir -p "$out"
 
+if [[ -z $mechanisms ]]; then
+  # Every mechanism this kernel has (the lab attaches at tc ingress, where ifb works too).
+  mechanisms=$("$work/csumfix" probe -j | python3 -c '
+import json, sys
+p = json.load(sys.stdin)
+have = {"bpf": p.get("change_tail_clears_partial"), "act-csum": p.get("act_csum"),
+        "bounce": True, "ifb": p.get("ifb")}
+print(",".join(m for m, ok in have.items() if ok))')
+fi
+echo "== fill mechanisms compared in the lab: $mechanisms" >&2
 micro_args=(--runs "$runs" --json "$out/micro.json")
 lab_args=(--rounds "$rounds" --seconds "$seconds" --packets "$packets" --reps "$reps")
 churn_args=()  # 200 TAPs in the burst, 1000 churn cycles, 1000 interfaces at once
@@ -92,6 +105,7 @@ if [[ $skip_lab == 0 ]]; then
   echo "== lab (iperf3 throughput, live BPF run time); waiting for /tmp/csumfix-netns.lock" >&2
   flock /tmp/csumfix-netns.lock \
     python3 "$top/bench/lab_bench.py" --csumfix "$work/csumfix" "${lab_args[@]}" \
+      --mechanisms "$mechanisms" \
       --json "$out/lab.json"
 else
   rm -f "$out/lab.json"

@@ -91,9 +91,10 @@ static __always_inline void csf_fill_kernel_partial(void *ctx, __u32 action,
 	if (m->mechanism == CSF_MECH_BOUNCE) {
 		o->bounce = 1;
 		o->filled = 1;
-	} else if (m->mechanism == CSF_MECH_ACT_CSUM) {
+	} else if (m->mechanism == CSF_MECH_ACT_CSUM || m->mechanism == CSF_MECH_IFB) {
 		/* The classic cls_bpf selector behind us hands it to act_csum, which recomputes it
-		 * in software and sets CHECKSUM_NONE. */
+		 * in software and sets CHECKSUM_NONE, or (ifb) to mirred, which sends it through an
+		 * ifb whose transmit path completes it in software and which re-injects it. */
 		o->act_csum = 1;
 		o->filled = 1;
 	} else if (m->mechanism == CSF_MECH_BPF) {

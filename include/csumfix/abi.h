@@ -116,7 +116,9 @@ struct csf_cfg_gen {
 #define CSF_MECH_BPF 1     /* pure BPF: trim below the field with bpf_skb_change_tail, regrow  */
 #define CSF_MECH_ACT_CSUM 2 /* a classic act_csum behind the csumfix selector                  */
 #define CSF_MECH_BOUNCE 3  /* out of a tx-csum-off veth (the core completes it) and back        */
-#define CSF_MECH_MAX 4
+#define CSF_MECH_IFB 4     /* tc ingress only: the csumfix selector + mirred to a tx-csum-off ifb,
+			    * which completes it and hands it back to the interface's ingress     */
+#define CSF_MECH_MAX 5
 
 /* csf_bounce: key = ifindex of the bounce veth end that receives completed packets. */
 struct csf_bounce_ret {
@@ -289,9 +291,11 @@ struct csf_attach_state {
 	__u32 bounce_peer_ifindex[CSF_HOOK_MAX]; /* ... and the end they come back on */
 	__u32 bounce_mode[CSF_HOOK_MAX];     /* how the return program is attached */
 	__u32 bounce_prog_id[CSF_HOOK_MAX];
-	__u32 act_prog_id[CSF_HOOK_MAX]; /* CSF_MECH_ACT_CSUM: selector program of the classic
-					  * cls_bpf + act_csum filter (priority tc_priority + 1) */
-	__u32 pad;
+	__u32 act_prog_id[CSF_HOOK_MAX]; /* CSF_MECH_ACT_CSUM / CSF_MECH_IFB: selector program of
+					  * the classic cls_bpf filter (priority tc_priority + 1)
+					  * whose action is act_csum / mirred to the ifb */
+	__u32 ifb_ifindex; /* CSF_MECH_IFB: the interface's own ifb device (0 in older records,
+			    * where this was padding) */
 	/* The network namespace the interface was in (inode of /proc/self/ns/net at attach); 0 in
 	 * records of csumfix 0.1, which were shorter: reading one leaves it 0 ("unknown"). */
 	__u64 netns_ino;

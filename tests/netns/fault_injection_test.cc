@@ -193,7 +193,17 @@ std::vector<Flavour> Flavours() {
   };
   if (Probe().act_csum)
     f.push_back({"act-csum", {"--both", "--mechanism", "act-csum", "--action", "fill"}, 2});
+  if (Probe().ifb)
+    f.push_back({"ifb", {"--ingress", "--mechanism", "ifb", "--action", "fill"}, 1});
   return f;
+}
+
+// The flavour of that name (the list depends on the kernel).
+Flavour FlavourNamed(const std::string& name) {
+  for (const Flavour& f : Flavours())
+    if (f.name == name) return f;
+  ADD_FAILURE() << "no flavour " << name;
+  return {};
 }
 
 // What attach may change, seen from outside.
@@ -484,6 +494,13 @@ TEST_F(FaultInjection, ListedPointsCoverEveryStepAndUnknownStepsAreRefused) {
               std::string::npos)
         << r.err;
   }
+  if (!Probe().ifb) {
+    for (const char* s : {"ifb-device", "ifb-setup", "ifb-filter"})
+      unreachable[s] = "this kernel has no ifb devices or mirred action (csumfix probe)";
+    CmdResult r = Inject("ifb-device", Attach({"--ingress", "--mechanism", "ifb"}));
+    EXPECT_EQ(r.rc, 1);
+    EXPECT_NE(r.err.find("fill mechanism ifb needs ifb devices"), std::string::npos) << r.err;
+  }
   if (!Probe().tcx) {
     unreachable["tc-link-pin"] = "no tcx links on this kernel: clsact filters are not pinned";
     unreachable["bounce-return-link-pin"] = unreachable["tc-link-pin"];
@@ -528,7 +545,13 @@ TEST_F(FaultInjection, EveryStepRollsBackActCsum) {
   if (!Probe().act_csum)
     GTEST_SKIP() << "this kernel has no act_csum, so attach refuses --mechanism act-csum (checked "
                     "in ListedPointsCoverEveryStepAndUnknownStepsAreRefused)";
-  EveryStepRollsBack(Flavours()[5]);
+  EveryStepRollsBack(FlavourNamed("act-csum"));
+}
+TEST_F(FaultInjection, EveryStepRollsBackIfb) {
+  if (!Probe().ifb)
+    GTEST_SKIP() << "this kernel has no ifb devices or mirred action, so attach refuses "
+                    "--mechanism ifb (checked in ListedPointsCoverEveryStepAndUnknownStepsAreRefused)";
+  EveryStepRollsBack(FlavourNamed("ifb"));
 }
 
 // True when some string in `j` names a csumfix program (csf_...).

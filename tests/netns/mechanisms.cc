@@ -24,6 +24,7 @@ const ProbeFacts& Probe() {
     f.chosen = j.value("mechanism", "");
     f.change_tail = j.value("change_tail_clears_partial", false);
     f.act_csum = j.value("act_csum", false);
+    f.ifb = j.value("ifb", false);
     f.tcx = j.value("tcx", false);
     f.ok = !f.chosen.empty();
     if (!f.ok) f.error = "no \"mechanism\" in " + r.out;
@@ -36,15 +37,16 @@ std::string ExpectedChoice(const ProbeFacts& p) {
   return p.change_tail ? "bpf" : p.act_csum ? "act-csum" : "bounce";
 }
 
-std::vector<std::string> FillMechanisms() {
+std::vector<std::string> FillMechanisms(bool at_ingress) {
   const ProbeFacts& p = Probe();
   std::vector<std::string> m;
   if (!p.ok) return m;
   m.push_back(p.chosen);
-  for (const char* x : {"bpf", "act-csum", "bounce"}) {
+  for (const char* x : {"bpf", "act-csum", "bounce", "ifb"}) {
     const bool supported = std::string(x) == "bounce" ||
                            (std::string(x) == "bpf" && p.change_tail) ||
-                           (std::string(x) == "act-csum" && p.act_csum);
+                           (std::string(x) == "act-csum" && p.act_csum) ||
+                           (std::string(x) == "ifb" && p.ifb && at_ingress);
     if (supported && std::find(m.begin(), m.end(), x) == m.end()) m.push_back(x);
   }
   return m;

@@ -1,6 +1,7 @@
 // csumfix on the TAP / bridge lab (partial_lab.h): the reverse of partial_baseline_test.cc. A guest
 // writes NEEDS_CSUM frames to tapg; with csumfix filling — with every fill mechanism this kernel
-// supports (mechanisms.h: bounce everywhere, bpf with the change_tail fix, act-csum with act_csum)
+// supports (mechanisms.h: bounce everywhere, bpf with the change_tail fix, act-csum with act_csum,
+// ifb at the TAP's ingress where ifb and mirred are)
 // — the consumers behind the bridge see complete checksums, nothing is lost, the offloading TAP
 // never gets a complete checksum flagged NEEDS_CSUM, and the counters equal the packets sent.
 #include <unistd.h>
@@ -83,7 +84,7 @@ class PartialFill : public ::testing::Test {
     LabOptions o;
     o.vlan = vlan;
     ASSERT_NO_FATAL_FAILURE(Start(o));
-    const std::vector<std::string> mechs = FillMechanisms();
+    const std::vector<std::string> mechs = FillMechanisms(std::string(w.hook) == "--ingress");
     ASSERT_FALSE(mechs.empty()) << Probe().error;
     for (const std::string& m : mechs) {
       SCOPED_TRACE("fill mechanism " + m);
@@ -158,7 +159,8 @@ class PartialFill : public ::testing::Test {
     EXPECT_EQ(c["filled"], n) << c.dump();
     EXPECT_EQ(c["fill_error"], 0) << c.dump();
     EXPECT_EQ(c["dropped"], 0) << c.dump();
-    const size_t bounced = mech_ == "bounce" ? n : 0, selected = mech_ == "act-csum" ? n : 0;
+    const size_t bounced = mech_ == "bounce" ? n : 0;
+    const size_t selected = mech_ == "act-csum" || mech_ == "ifb" ? n : 0;
     EXPECT_EQ(c["bounced"], bounced) << c.dump();
     EXPECT_EQ(c["bounce_returned"], bounced) << c.dump();
     EXPECT_EQ(c["act_selected"], selected) << c.dump();
@@ -193,7 +195,7 @@ TEST_F(PartialFill, Tcp6AtBridgePortEgress) {
 // Flooded frames reach the offloading TAP tapr: never a complete checksum flagged NEEDS_CSUM.
 TEST_F(PartialFill, OffloadingTapNeverGetsCompleteWithNeedsCsum) {
   ASSERT_NO_FATAL_FAILURE(Start());
-  for (const std::string& m : FillMechanisms()) {
+  for (const std::string& m : FillMechanisms(/*at_ingress=*/true)) {
     SCOPED_TRACE("fill mechanism " + m);
     ASSERT_NO_FATAL_FAILURE(Attach(kTapIngress, "fill", m));
     TapReader tapr(lab_.tapr_fd(), {0, kDport});
@@ -265,7 +267,7 @@ TEST_F(PartialFill, DropBadAndZeroUdp4OnRealTraffic) {
   // Same interface, new action: zero-udp4, with every mechanism. The pure-BPF fill writes the
   // bytes itself, so it can write 0; the others complete the checksum in the kernel's way.
   ASSERT_NO_FATAL_FAILURE(Detach(kTapIngress));
-  for (const std::string& m : FillMechanisms()) {
+  for (const std::string& m : FillMechanisms(/*at_ingress=*/true)) {
     SCOPED_TRACE("fill mechanism " + m);
     ASSERT_NO_FATAL_FAILURE(Attach(kTapIngress, "zero-udp4", m));
     RawReader raw;

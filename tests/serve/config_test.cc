@@ -99,8 +99,10 @@ TEST_F(ConfigFile, EmptyFileIsNoInterfacesNoRules) {
 // Every fill mechanism `attach --mechanism` takes is accepted (whether the kernel has it is
 // attach's question, answered when the file is applied).
 TEST_F(ConfigFile, EveryMechanismName) {
-  for (const char* m : {"auto", "bpf", "act-csum", "bounce", "observe"}) {
-    auto c = Load(Write(std::string("[[interface]]\nname = \"lo\"\nmechanism = \"") + m + "\"\n"));
+  for (const char* m : {"auto", "bpf", "act-csum", "bounce", "ifb", "observe"}) {
+    // ifb works at tc ingress only (the default hooks are ingress and egress).
+    auto c = Load(Write(std::string("[[interface]]\nname = \"lo\"\nhooks = [\"ingress\"]\n"
+                                    "mechanism = \"") + m + "\"\n"));
     ASSERT_TRUE(c.ok()) << m << ": " << c.status();
     ASSERT_EQ(c->interfaces.size(), 1u);
     EXPECT_EQ(c->interfaces[0].mechanism, m);
@@ -223,7 +225,11 @@ TEST_F(ConfigFile, OtherMistakes) {
   EXPECT_EQ(e.rfind(path_ + ":2:8: [[interface]] #1 name must be a string", 0), 0u) << e;
   e = Error("[[interface]]\nname = \"lo\"\nmechanism = \"telepathy\"\n");
   EXPECT_EQ(e.rfind(path_ + ":3:13: unknown mechanism \"telepathy\": use auto, bpf, act-csum, "
-                            "bounce or observe", 0), 0u) << e;
+                            "bounce, ifb or observe", 0), 0u) << e;
+  e = Error("[[interface]]\nname = \"lo\"\nmechanism = \"ifb\"\n");
+  EXPECT_EQ(e.rfind(path_ + ":3:13: mechanism \"ifb\" works at tc ingress only", 0), 0u) << e;
+  e = Error("[[interface]]\nname = \"lo\"\nmechanism = \"ifb\"\nhooks = [\"egress\"]\n");
+  EXPECT_EQ(e.rfind(path_ + ":3:13: mechanism \"ifb\" works at tc ingress only", 0), 0u) << e;
   e = Error("interface = \"lo\"\n");
   EXPECT_EQ(e.rfind(path_ + ":1:13: interface must be an array of tables", 0), 0u) << e;
   e = Error("[[rule]]\naction = \"fill\"\nip = 5\n");

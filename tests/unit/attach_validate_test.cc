@@ -7,13 +7,15 @@
 namespace csumfix::control {
 namespace {
 
-ProbeResult Kernel(bool change_tail_fix, bool act_csum) {
+ProbeResult Kernel(bool change_tail_fix, bool act_csum, bool ifb = true) {
   ProbeResult p;
   p.kernel = "test";
   p.change_tail_clears_partial = change_tail_fix;
   p.change_tail_detail = change_tail_fix ? "fixed" : "the trim keeps CHECKSUM_PARTIAL";
   p.act_csum = act_csum;
   p.act_csum_detail = act_csum ? "present" : "no act_csum";
+  p.ifb = ifb;
+  p.ifb_detail = ifb ? "works" : "the kernel refused an ifb device";
   return p;
 }
 
@@ -42,6 +44,23 @@ TEST(ValidateAttach, ActCsumNeedsActCsum) {
   absl::Status s = ValidateAttach(Req(CSF_MECH_ACT_CSUM), Kernel(true, false));
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(absl::StrContains(s.message(), "CONFIG_NET_ACT_CSUM")) << s;
+}
+
+TEST(ValidateAttach, IfbNeedsIfbAndMirredAndWorksAtIngressOnly) {
+  absl::Status s = ValidateAttach(Req(CSF_MECH_IFB), Kernel(true, true, false));
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(s.message(), "the kernel refused an ifb device")) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "CONFIG_IFB")) << s;
+  AttachRequest egress = Req(CSF_MECH_IFB, false);
+  egress.egress = true;
+  s = ValidateAttach(egress, Kernel(true, true));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(s.message(), "works at tc ingress only")) << s;
+  egress.ingress = true;  // --both
+  EXPECT_EQ(ValidateAttach(egress, Kernel(true, true)).code(),
+            absl::StatusCode::kInvalidArgument);
+  // XDP alone needs no tc mechanism, ifb or not.
+  EXPECT_TRUE(ValidateAttach(Req(CSF_MECH_IFB, false, true), Kernel(false, false, false)).ok());
 }
 
 TEST(ValidateAttach, BounceAndObserveNeedNothing) {

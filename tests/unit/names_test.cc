@@ -41,7 +41,7 @@ TEST(Names, HooksAndMechanismsRoundTrip) {
     EXPECT_EQ(names::MechanismFromName(names::MechanismName(m)), m);
   }
   EXPECT_FALSE(names::MechanismFromName("auto").has_value()) << "auto asks the probe";
-  EXPECT_EQ(names::MechanismChoices(), "auto, observe, bpf, act-csum, bounce");
+  EXPECT_EQ(names::MechanismChoices(), "auto, observe, bpf, act-csum, bounce, ifb");
   EXPECT_EQ(names::Choices(names::kActions), "pass|observe|verify|drop-bad|fill|zero-udp4");
 }
 

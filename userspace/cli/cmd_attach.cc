@@ -102,7 +102,9 @@ void AddAttachCommand(CLI::App& app, Globals& g) {
                   "that never fill) | bpf (trim below the field and regrow; needs the "
                   "bpf_skb_change_tail fix) | act-csum (classic act_csum behind a csumfix "
                   "selector; needs CONFIG_NET_ACT_CSUM) | bounce (out of a tx-csum-off veth "
-                  "and back; any kernel) | observe (never fill them)")
+                  "and back; any kernel) | ifb (--ingress only: through a tx-csum-off ifb "
+                  "behind a csumfix selector; needs CONFIG_IFB, CONFIG_NET_ACT_MIRRED) | "
+                  "observe (never fill them)")
       ->check(CLI::IsMember(MechanismList()))
       ->capture_default_str();
   cmd->add_option("--tc-api", o->tc_api, "tc attach API")

@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "control/control.h"
+#include "control/ifb.h"
 #include "control/names.h"
 #include "control/pins.h"
 #include "control/policy.h"
@@ -33,7 +34,8 @@ constexpr Help kHelp{
     "present (the device still exists), fill mechanism, policy rules that can match there\n"
     "(rules; rules_iface: bound to it alone), the device's offload switches (tx/rx checksumming,\n"
     "TSO, GSO, GRO as `ethtool -k` shows them) and per hook: mode (tcx, clsact, xdp), program\n"
-    "id, act_csum selector program id (mechanism act-csum), attached, default action.\n"
+    "id, selector program id (mechanisms act-csum and ifb; ifb: the device, csfifb<hex\n"
+    "ifindex>), attached, default action.\n"
     "Warnings (stderr) name policy rules whose interface is gone. Attachments are per network\n"
     "namespace: this one's (-n NS for another; JSON: netns, the inode, and netns_name); a note\n"
     "(stderr) names the other namespaces that have attachments.\n"
@@ -64,6 +66,7 @@ json ToJson(const IfaceView& v) {
          {"rules_iface", v.rules_iface}};
   AddNetnsJson(j, s.netns_ino);
   if (!s.problem.empty()) j["problem"] = s.problem;
+  if (s.mechanism == CSF_MECH_IFB) j["ifb_device"] = control::IfbName(s.ifindex);
   json hooks = json::array();
   for (const control::HookStatus& h : s.hooks)
     hooks.push_back({{"hook", std::string(names::HookName(h.hook))},
@@ -98,7 +101,13 @@ void PrintText(const IfaceView& v) {
                 std::string(names::HookName(h.hook)).c_str(), h.mode.c_str(), h.prog_id,
                 std::string(names::ActionName(h.action)).c_str(),
                 h.attached ? "attached" : "NOT ATTACHED",
-                act ? absl::StrCat(" (act_csum selector prog ", act, ")").c_str() : "");
+                act ? absl::StrCat(s.mechanism == CSF_MECH_IFB
+                                       ? absl::StrCat(" (ifb selector prog ", act, " -> ",
+                                                      control::IfbName(s.ifindex))
+                                       : absl::StrCat(" (act_csum selector prog ", act),
+                                   ")")
+                          .c_str()
+                    : "");
   }
 }
 

@@ -166,8 +166,12 @@ absl::StatusOr<InterfaceSpec> ParseInterface(const std::string& path, const toml
   if (s.mechanism != "auto" && !names::MechanismFromName(s.mechanism))
     return ErrorAt(path, f.Where("mechanism"),
                    absl::StrCat("unknown mechanism \"", s.mechanism,
-                                "\": use auto, bpf, act-csum, bounce or observe (`csumfix probe` "
-                                "says which this kernel has)"));
+                                "\": use auto, bpf, act-csum, bounce, ifb or observe (`csumfix "
+                                "probe` says which this kernel has)"));
+  if (s.mechanism == "ifb" && s.egress)
+    return ErrorAt(path, f.Where("mechanism"),
+                   "mechanism \"ifb\" works at tc ingress only: write hooks = [\"ingress\"] "
+                   "(hooks defaults to ingress and egress), or another mechanism");
   RETURN_IF_ERROR(f.Str("redirect_to", &s.redirect_to));
   if (!s.redirect_to.empty()) {
     if (!s.xdp)

@@ -14,11 +14,12 @@
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
 #include "bpf/loader.h"
-#include "control/act_csum.h"
+#include "control/selector.h"
 #include "control/bounce.h"
 #include "control/control.h"
 #include "control/fault.h"
 #include "control/hooks.h"
+#include "control/ifb.h"
 #include "control/leftovers.h"
 #include "control/policy.h"
 #include "control/names.h"
@@ -123,7 +124,10 @@ absl::Status AttachHook(const bpf::Programs& progs, const AttachRequest& req, co
                             TcSteps{Step::kTcProgPin, Step::kTcAttach, Step::kTcLinkPin},
                             made_clsact));
   if (req.mechanism == CSF_MECH_ACT_CSUM)
-    RETURN_IF_ERROR(AddActCsum(progs, t.ifindex, base, where, ctx, made_clsact, st));
+    RETURN_IF_ERROR(AddSelector(progs, t.ifindex, base, where, ctx, /*mirred_to=*/0, made_clsact,
+                                st));
+  if (req.mechanism == CSF_MECH_IFB)
+    RETURN_IF_ERROR(AddIfb(progs, t.ifindex, base, where, ctx, made_clsact, st));
   return absl::OkStatus();
 }
 
@@ -206,6 +210,16 @@ absl::Status ValidateAttach(const AttachRequest& req, const ProbeResult& pr) {
         "attach: fill mechanism act-csum needs the act_csum tc action (CONFIG_NET_ACT_CSUM); "
         "this kernel: ",
         pr.act_csum_detail, ". Use --mechanism auto"));
+  if (req.egress && req.mechanism == CSF_MECH_IFB)
+    return absl::InvalidArgumentError(
+        "attach: fill mechanism ifb works at tc ingress only (what an ifb returns at egress "
+        "keeps a skip-classification mark that hides it from packet taps and tc behind a "
+        "veth); use --ingress, or another mechanism for egress (`csumfix probe`)");
+  if (req.ingress && req.mechanism == CSF_MECH_IFB && !pr.ifb)
+    return absl::FailedPreconditionError(absl::StrCat(
+        "attach: fill mechanism ifb needs ifb devices and the mirred action (CONFIG_IFB, "
+        "CONFIG_NET_ACT_MIRRED); this kernel: ",
+        pr.ifb_detail, ". Use --mechanism auto"));
   if (req.ifname.empty() || req.ifname.size() >= IFNAMSIZ ||
       req.ifname.find('/') != std::string::npos || req.ifname == "." || req.ifname == ".." ||
       req.ifname == CSF_PIN_MAPS)
@@ -225,7 +239,8 @@ bpf::ProgramSet NeededPrograms(const AttachRequest& req) {
     set |= bpf::HookProgram(hook);
     if (hook == CSF_HOOK_XDP) continue;
     if (req.mechanism == CSF_MECH_BOUNCE) set |= bpf::kProgBounceReturn;
-    if (req.mechanism == CSF_MECH_ACT_CSUM) set |= bpf::ActSelectProgram(hook);
+    if (req.mechanism == CSF_MECH_ACT_CSUM || req.mechanism == CSF_MECH_IFB)
+      set |= bpf::ActSelectProgram(hook);
   }
   return set;
 }

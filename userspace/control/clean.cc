@@ -13,6 +13,7 @@
 #include "base/status.h"
 #include "control/bounce.h"
 #include "control/control.h"
+#include "control/ifb.h"
 #include "control/leftovers.h"
 #include "control/netlink.h"
 
@@ -25,6 +26,7 @@ namespace fs = std::filesystem;
 struct InUse {
   std::set<uint32_t> progs;
   std::set<uint32_t> bounce_ifindexes;
+  std::set<uint32_t> ifb_ifindexes;
 };
 
 void NoteInUse(const csf_attach_state& st, InUse* in) {
@@ -34,6 +36,7 @@ void NoteInUse(const csf_attach_state& st, InUse* in) {
     for (uint32_t i : {st.bounce_ifindex[h], st.bounce_peer_ifindex[h]})
       if (i) in->bounce_ifindexes.insert(i);
   }
+  if (st.mechanism == CSF_MECH_IFB && st.ifb_ifindex != 0) in->ifb_ifindexes.insert(st.ifb_ifindex);
 }
 
 // One pin directory: a record of a deleted interface or one without a record goes.
@@ -80,6 +83,22 @@ void CleanBounces(uint32_t only_owner, const InUse& in, CleanReport* rep) {
         rep->removed.push_back(absl::StrCat("bounce veth pair ", name, "/",
                                             BounceName(owner, hook, 'b')));
     }
+  }
+  if_freenameindex(all);
+}
+
+// An ifb device of csumfix's naming (csfifb<hex ifindex>) that no live record uses.
+void CleanIfbs(uint32_t only_owner, const InUse& in, CleanReport* rep) {
+  struct if_nameindex* all = if_nameindex();
+  if (all == nullptr) return;
+  for (struct if_nameindex* i = all; i->if_index != 0; ++i) {
+    const std::string name = i->if_name;
+    uint32_t owner = 0;
+    if (in.ifb_ifindexes.count(i->if_index) || !absl::StartsWith(name, "csfifb") ||
+        !absl::SimpleHexAtoi(name.substr(6), &owner) || name != IfbName(owner))
+      continue;
+    if (only_owner != 0 && owner != only_owner) continue;
+    if (RemoveStrayIfb(owner)) rep->removed.push_back(absl::StrCat("ifb device ", name));
   }
   if_freenameindex(all);
 }
@@ -163,7 +182,10 @@ absl::StatusOr<CleanReport> Controller::Clean(absl::string_view ifname) {
       return absl::NotFoundError(absl::StrCat("clean: no interface named ", ifname,
                                               " and no csumfix record of it (see `ip link show`)"));
   }
-  if (ifname.empty() || only != 0) CleanBounces(only, in, &rep);
+  if (ifname.empty() || only != 0) {
+    CleanBounces(only, in, &rep);
+    CleanIfbs(only, in, &rep);
+  }
   struct if_nameindex* all = if_nameindex();
   for (struct if_nameindex* i = all; all != nullptr && i->if_index != 0; ++i) {
     if (only != 0 && i->if_index != only) continue;

@@ -2,7 +2,7 @@
 // <bpffs>/csumfix/v1/ so it survives the CLI and the daemon (see include/csumfix/abi.h).
 // Every mutation holds an flock on <bpffs>/csumfix; attach is all-or-nothing with rollback;
 // detach removes exactly what csumfix created. The jobs live in their own files: pins.h (bpffs,
-// lock, state, shared maps), hooks.h (tcx / clsact / XDP), bounce.h and act_csum.h (the fill
+// lock, state, shared maps), hooks.h (tcx / clsact / XDP), bounce.h, selector.h and ifb.h (the fill
 // mechanisms' helpers), attach.cc (the orchestrator), query.cc (status, counters, flows).
 #ifndef CSUMFIX_USERSPACE_CONTROL_CONTROL_H_
 #define CSUMFIX_USERSPACE_CONTROL_CONTROL_H_

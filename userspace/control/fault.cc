@@ -18,6 +18,8 @@ constexpr absl::string_view kStepNames[] = {
     "bounce-return-link-pin", "ifcfg",
     "tc-prog-pin",       "tc-attach",
     "tc-link-pin",       "act-csum-filter",
+    "ifb-device",        "ifb-setup",
+    "ifb-filter",
     "xdp-prog-pin",      "xdp-attach",
     "xdp-link-pin",      "state"};
 static_assert(std::size(kStepNames) == static_cast<size_t>(Step::kCount));

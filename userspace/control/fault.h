@@ -39,6 +39,9 @@ enum class Step : size_t {
   kTcAttach,             // ... attached (tcx link not yet pinned, or cls_bpf filter)
   kTcLinkPin,            // ... tcx link pinned
   kActCsumFilter,        // ... mechanism act-csum: selector + act_csum filter
+  kIfbDevice,            // ... mechanism ifb (ingress): the ifb device exists
+  kIfbSetup,             // ... IPv6 off, tx checksum off, up
+  kIfbFilter,            // ... selector + mirred filter to it
   kXdpProgPin,           // XDP: program pinned
   kXdpAttach,            // ... link attached, not yet pinned
   kXdpLinkPin,           // ... link pinned

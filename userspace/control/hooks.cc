@@ -1,6 +1,7 @@
 #include "control/hooks.h"
 
 #include <bpf/bpf.h>
+#include <net/if.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
 #include "bpf/fd.h"
+#include "control/ifb.h"
 #include "control/netlink.h"
 #include "control/pins.h"
 
@@ -194,8 +196,15 @@ bool FilterRuns(const csf_attach_state& st, uint32_t hook, uint32_t priority, ui
 }  // namespace
 
 bool HookAttached(const std::string& dir, const csf_attach_state& st, uint32_t hook) {
-  // act-csum: the classic selector + act_csum filter must still be there as well.
+  // act-csum, ifb: the classic selector filter must still be there as well; ifb: and the ifb
+  // device it redirects to (without it, mirred would drop what the selector hands it).
   const std::string base = absl::StrCat(dir, "/", PinBase(hook));
+  if (hook == CSF_HOOK_TC_INGRESS && st.mechanism == CSF_MECH_IFB) {
+    char name[IF_NAMESIZE] = {};
+    if (st.ifb_ifindex == 0 || if_indextoname(st.ifb_ifindex, name) == nullptr ||
+        IfbName(st.ifindex) != name)
+      return false;
+  }
   if (hook != CSF_HOOK_XDP && st.act_prog_id[hook] != 0 &&
       !FilterRuns(st, hook, st.tc_priority + 1, st.act_prog_id[hook], base + "_act"))
     return false;

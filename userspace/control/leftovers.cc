@@ -9,9 +9,10 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "control/act_csum.h"
+#include "control/selector.h"
 #include "control/bounce.h"
 #include "control/hooks.h"
+#include "control/ifb.h"
 #include "control/names.h"
 #include "control/netlink.h"
 
@@ -23,8 +24,9 @@ void DetachHook(const csf_attach_state& st, uint32_t hook, const std::string& di
   DetachOne(st.ifindex, TcPoint(hook), st.mode[hook], st.prog_id[hook], st.tc_handle,
             st.tc_priority, absl::StrCat(dir, "/", PinBase(hook)), names::HookName(hook),
             warnings);
-  RemoveActCsum(st, hook, dir, warnings);
+  RemoveSelector(st, hook, dir, warnings);
   RemoveBounce(st, hook, dir, maps, warnings);
+  if (hook == CSF_HOOK_TC_INGRESS) RemoveIfb(st, warnings);
   const csf_if_key key{st.ifindex, hook};
   if (maps.ifcfg.valid()) (void)maps.Ifcfg().Delete(key);
   if (maps.slots.valid()) (void)maps.Counters().Delete(key);

@@ -34,7 +34,8 @@ inline constexpr Name kHooks[] = {
 inline constexpr Name kMechanisms[] = {{CSF_MECH_OBSERVE, "observe"},
                                        {CSF_MECH_BPF, "bpf"},
                                        {CSF_MECH_ACT_CSUM, "act-csum"},
-                                       {CSF_MECH_BOUNCE, "bounce"}};
+                                       {CSF_MECH_BOUNCE, "bounce"},
+                                       {CSF_MECH_IFB, "ifb"}};
 static_assert(std::size(kActions) == CSF_ACT_MAX && std::size(kClasses) == CSF_CLASS_MAX &&
               std::size(kHooks) == CSF_HOOK_MAX && std::size(kMechanisms) == CSF_MECH_MAX);
 
@@ -64,8 +65,8 @@ inline constexpr Counter kCounters[] = {
     {CSF_CTR_POLICY_HIT, "policy_hit", "csumfix_policy_hits_total",
      "Packets whose action came from a per-flow policy rule."},
     {CSF_CTR_ACT_SELECTED, "act_selected", "csumfix_act_csum_selected_packets_total",
-     "CHECKSUM_PARTIAL packets the act-csum selector handed to act_csum to be completed "
-     "(mechanism act-csum)."},
+     "CHECKSUM_PARTIAL packets the selector handed on to be completed: to act_csum "
+     "(mechanism act-csum) or to the ifb device (mechanism ifb)."},
 };
 static_assert(std::size(kCounters) == CSF_CTR_MAX - CSF_CTR_FILLED,
               "every single counter of abi.h has a name");

@@ -10,6 +10,7 @@
 #include <linux/rtnetlink.h>
 #include <linux/sockios.h>
 #include <linux/tc_act/tc_csum.h>
+#include <linux/tc_act/tc_mirred.h>
 #include <linux/veth.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
@@ -270,7 +271,7 @@ absl::Status TxChecksumOff(const std::string& ifname) {
   ASSIGN_OR_RETURN(bool on, TxChecksumOn(ifname));
   if (on)
     return absl::FailedPreconditionError(
-        absl::StrCat(ifname, ": tx-checksumming stays on; the bounce mechanism needs it off"));
+        absl::StrCat(ifname, ": tx-checksumming stays on; csumfix's fill device needs it off"));
   return absl::OkStatus();
 }
 
@@ -298,12 +299,13 @@ absl::Status DisableIpv6(const std::string& ifname) {
   return absl::OkStatus();
 }
 
-absl::Status AddActCsumFilter(uint32_t ifindex, bool ingress, uint32_t handle, uint32_t priority,
-                              int prog_fd, const std::string& prog_name, bool replace) {
-  // Message layout as iproute2's tc builds it (tc/f_bpf.c, tc/m_csum.c) and net/sched/cls_bpf.c,
-  // act_csum.c parse it: tcmsg + TCA_KIND "bpf" + TCA_OPTIONS { TCA_BPF_FD, TCA_BPF_NAME,
-  // TCA_BPF_FLAGS (0: classic), TCA_BPF_ACT { [1] { TCA_ACT_KIND "csum",
-  // TCA_ACT_OPTIONS { TCA_CSUM_PARMS } } } }.
+absl::Status AddSelectorFilter(uint32_t ifindex, bool ingress, uint32_t handle, uint32_t priority,
+                               int prog_fd, const std::string& prog_name, uint32_t mirred_to,
+                               bool replace) {
+  // Message layout as iproute2's tc builds it (tc/f_bpf.c, tc/m_csum.c, tc/m_mirred.c) and
+  // net/sched/cls_bpf.c, act_csum.c, act_mirred.c parse it: tcmsg + TCA_KIND "bpf" +
+  // TCA_OPTIONS { TCA_BPF_FD, TCA_BPF_NAME, TCA_BPF_FLAGS (0: classic), TCA_BPF_ACT { [1] {
+  // TCA_ACT_KIND "csum" | "mirred", TCA_ACT_OPTIONS { TCA_CSUM_PARMS | TCA_MIRRED_PARMS } } } }.
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE, 0);
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
   nlh->nlmsg_type = RTM_NEWTFILTER;
@@ -323,19 +325,41 @@ absl::Status AddActCsumFilter(uint32_t ifindex, bool ingress, uint32_t handle, u
   mnl_attr_put_u32(nlh, TCA_BPF_FLAGS, 0);
   nlattr* acts = mnl_attr_nest_start(nlh, TCA_BPF_ACT);
   nlattr* act = mnl_attr_nest_start(nlh, 1);
-  mnl_attr_put_strz(nlh, TCA_ACT_KIND, "csum");
+  mnl_attr_put_strz(nlh, TCA_ACT_KIND, mirred_to == 0 ? "csum" : "mirred");
   nlattr* aopts = mnl_attr_nest_start(nlh, TCA_ACT_OPTIONS);
-  tc_csum parm{};
-  parm.action = TC_ACT_UNSPEC;  // "continue": later classic filters still see the packet
-  parm.update_flags = TCA_CSUM_UPDATE_FLAG_TCP | TCA_CSUM_UPDATE_FLAG_UDP |
-                      TCA_CSUM_UPDATE_FLAG_UDPLITE | TCA_CSUM_UPDATE_FLAG_SCTP;
-  mnl_attr_put(nlh, TCA_CSUM_PARMS, sizeof(parm), &parm);
+  if (mirred_to == 0) {
+    tc_csum parm{};
+    parm.action = TC_ACT_UNSPEC;  // "continue": later classic filters still see the packet
+    parm.update_flags = TCA_CSUM_UPDATE_FLAG_TCP | TCA_CSUM_UPDATE_FLAG_UDP |
+                        TCA_CSUM_UPDATE_FLAG_UDPLITE | TCA_CSUM_UPDATE_FLAG_SCTP;
+    mnl_attr_put(nlh, TCA_CSUM_PARMS, sizeof(parm), &parm);
+  } else {
+    tc_mirred parm{};
+    parm.action = TC_ACT_STOLEN;  // redirect: the packet is the ifb's now (iproute2 m_mirred.c)
+    parm.eaction = TCA_EGRESS_REDIR;
+    parm.ifindex = mirred_to;
+    mnl_attr_put(nlh, TCA_MIRRED_PARMS, sizeof(parm), &parm);
+  }
   mnl_attr_nest_end(nlh, aopts);
   mnl_attr_nest_end(nlh, act);
   mnl_attr_nest_end(nlh, acts);
   mnl_attr_nest_end(nlh, opts);
-  return Talk(nlh, absl::StrCat(replace ? "replace" : "add", " cls_bpf + act_csum filter on ifindex ", ifindex,
-                                ingress ? " ingress" : " egress"));
+  return Talk(nlh, absl::StrCat(replace ? "replace" : "add", " cls_bpf + ",
+                                mirred_to == 0 ? "act_csum" : "mirred", " filter on ifindex ",
+                                ifindex, ingress ? " ingress" : " egress"));
+}
+
+absl::Status CreateIfb(const std::string& name, uint32_t queues) {
+  std::vector<char> buf;
+  nlmsghdr* nlh = LinkMsg(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
+  mnl_attr_put_strz(nlh, IFLA_IFNAME, name.c_str());
+  mnl_attr_put_u32(nlh, IFLA_NUM_TX_QUEUES, queues);
+  mnl_attr_put_u32(nlh, IFLA_NUM_RX_QUEUES, queues);
+  mnl_attr_put_u32(nlh, IFLA_TXQLEN, 1000);
+  nlattr* linkinfo = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+  mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "ifb");
+  mnl_attr_nest_end(nlh, linkinfo);
+  return Talk(nlh, absl::StrCat("create ifb device ", name));
 }
 
 namespace {

@@ -27,7 +27,8 @@ absl::Status CreateVethPair(const std::string& a, const std::string& b, uint32_t
 absl::Status SetUpNoArp(uint32_t ifindex);
 // Deletes a link (for a veth, both ends go).
 absl::Status DeleteLink(uint32_t ifindex);
-// Turns transmit checksum offload off (ethtool -K NAME tx off) and checks that it is off.
+// Turns transmit checksum offload off (ethtool -K NAME tx off) and checks that it is off (the
+// bounce and ifb mechanisms rely on the core completing what leaves such a device).
 absl::Status TxChecksumOff(const std::string& ifname);
 // ethtool's transmit-checksum state: true when on.
 absl::StatusOr<bool> TxChecksumOn(const std::string& ifname);
@@ -36,17 +37,25 @@ absl::StatusOr<bool> TxChecksumOn(const std::string& ifname);
 // driver does not report is left out.
 std::vector<std::pair<std::string, bool>> Offloads(const std::string& ifname);
 
-// The act_csum fill mechanism: adds a classic (not direct-action) cls_bpf filter on the clsact
-// hook (`ingress` true: ingress, else egress) of `ifindex`, with `handle` and `priority`, whose
-// classifier is the program `prog_fd` and whose action is act_csum recomputing TCP, UDP,
-// UDP-Lite and SCTP checksums with control "continue" — the netlink form of
-//   tc filter add dev D ingress prio P handle H bpf fd F action csum tcp udp udplite sctp continue
+// The act-csum and ifb fill mechanisms: adds a classic (not direct-action) cls_bpf filter on the
+// clsact hook (`ingress` true: ingress, else egress) of `ifindex`, with `handle` and `priority`,
+// whose classifier is the program `prog_fd` and whose action is
+//  - `mirred_to` == 0: act_csum recomputing TCP, UDP, UDP-Lite and SCTP checksums with control
+//    "continue", the netlink form of
+//      tc filter add dev D ingress prio P handle H bpf fd F action csum tcp udp udplite sctp continue
+//  - else mirred redirecting the packet out of the device `mirred_to` (an ifb):
+//      tc filter add dev D ingress prio P handle H bpf fd F action mirred egress redirect dev IFB
 // The clsact qdisc must exist. Fails with EEXIST if a filter with that priority/handle exists,
-// and with ENOENT/EOPNOTSUPP when the kernel has no act_csum. With `replace`, an existing filter
+// and with ENOENT/EOPNOTSUPP when the kernel lacks the action. With `replace`, an existing filter
 // of that priority/handle is changed in place instead (cls_bpf swaps it under RCU: a packet
 // meets the old filter or the new one, never none).
-absl::Status AddActCsumFilter(uint32_t ifindex, bool ingress, uint32_t handle, uint32_t priority,
-                              int prog_fd, const std::string& prog_name, bool replace = false);
+absl::Status AddSelectorFilter(uint32_t ifindex, bool ingress, uint32_t handle, uint32_t priority,
+                               int prog_fd, const std::string& prog_name, uint32_t mirred_to,
+                               bool replace = false);
+
+// Creates an ifb device `name` with `queues` transmit and receive queues (each CPU that sends
+// through it gets its own queue and tasklet) and a transmit queue of 1000 packets, down.
+absl::Status CreateIfb(const std::string& name, uint32_t queues);
 
 // Whether the clsact qdisc of `ifindex` holds any tc filter, ingress or egress (false as well when
 // the interface has no clsact qdisc): an RTM_GETTFILTER dump of both clsact parents.

@@ -6,6 +6,7 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -73,11 +74,15 @@ bool HaveTcx(std::string* unknown) {
 }
 
 // What the throwaway namespace found out about act_csum: adding csumfix's selector filter with a
-// csum action on its lo (the kernel loads act_csum itself for that, when it has the module).
+// csum action on its lo (the kernel loads act_csum itself for that, when it has the module); and
+// about the ifb mechanism: an ifb device with tx checksumming off and the selector with a mirred
+// action to it (the kernel loads ifb and act_mirred likewise).
 struct ActTry {
   bool ran = false;  // the attempt was made (the namespace and the programs were there)
   bool ok = false;
   std::string error;
+  bool ifb_ok = false;
+  std::string ifb_error;
 };
 
 // act_csum: loaded, built in, or loadable as a module. Sets `*unknown` when that could not be
@@ -143,8 +148,8 @@ absl::StatusOr<csf_probe_result> ProbeChangeTail(ActTry* act) {
     rd.Reset();
     csf_probe_result r{};
     r.trim_ret = -9999;
-    bool act_ran = false, act_ok = false;
-    std::string act_error;
+    bool act_ran = false, act_ok = false, ifb_ok = false;
+    std::string act_error, ifb_error;
     auto run = [&]() -> absl::Status {
       if (unshare(CLONE_NEWNET) != 0) return ErrnoStatus(errno, "unshare(CLONE_NEWNET)");
       RETURN_IF_ERROR(SetUpNoArp(1));
@@ -178,10 +183,22 @@ absl::StatusOr<csf_probe_result> ProbeChangeTail(ActTry* act) {
         act_error = std::string(ErrnoStatus(e, "create clsact on lo").message());
       } else {
         bpf_program* sel = progs->skel()->progs.csf_act_select_ingress;
-        absl::Status a = AddActCsumFilter(1, true, 0xc5f, 0xc60, bpf_program__fd(sel),
-                                          bpf_program__name(sel));
+        absl::Status a = AddSelectorFilter(1, true, 0xc5f, 0xc60, bpf_program__fd(sel),
+                                           bpf_program__name(sel), /*mirred_to=*/0);
         act_ok = a.ok();
         if (!a.ok()) act_error = std::string(a.message());
+        // The ifb mechanism, as attach sets it up (control/ifb.cc), on lo's ingress too.
+        absl::Status f = [&]() -> absl::Status {
+          RETURN_IF_ERROR(CreateIfb("csfprobe", 1));
+          const uint32_t ifb = if_nametoindex("csfprobe");
+          if (ifb == 0) return absl::InternalError("the ifb device vanished");
+          RETURN_IF_ERROR(TxChecksumOff("csfprobe"));
+          RETURN_IF_ERROR(SetUpNoArp(ifb));
+          return AddSelectorFilter(1, true, 0xc5f, 0xc61, bpf_program__fd(sel),
+                                   bpf_program__name(sel), ifb);
+        }();
+        ifb_ok = f.ok();
+        if (!f.ok()) ifb_error = std::string(f.message());
       }
       act_ran = true;
       return absl::OkStatus();
@@ -193,11 +210,15 @@ absl::StatusOr<csf_probe_result> ProbeChangeTail(ActTry* act) {
       (void)!write(wr.get(), m.data(), m.size());
       _exit(1);
     }
-    // 'R', the result, one byte for act_csum ('1' added, '0' refused), its error text.
+    // 'R', the result, one byte each for act_csum and ifb ('1' worked, '0' refused), the
+    // act_csum error text, a NUL, the ifb error text.
     (void)!write(wr.get(), "R", 1);
     (void)!write(wr.get(), &r, sizeof(r));
     (void)!write(wr.get(), act_ok ? "1" : "0", 1);
+    (void)!write(wr.get(), ifb_ok ? "1" : "0", 1);
     (void)!write(wr.get(), act_error.data(), act_error.size());
+    (void)!write(wr.get(), "", 1);
+    (void)!write(wr.get(), ifb_error.data(), ifb_error.size());
     _exit(0);
   }
   wr.Reset();
@@ -207,12 +228,16 @@ absl::StatusOr<csf_probe_result> ProbeChangeTail(ActTry* act) {
   while ((n = read(rd.get(), tmp, sizeof(tmp))) > 0) buf.append(tmp, n);
   int st = 0;
   waitpid(pid, &st, 0);
-  if (buf.size() >= 2 + sizeof(csf_probe_result) && buf[0] == 'R') {
+  if (buf.size() >= 4 + sizeof(csf_probe_result) && buf[0] == 'R') {
     csf_probe_result r;
     std::memcpy(&r, buf.data() + 1, sizeof(r));
     act->ran = true;
     act->ok = buf[1 + sizeof(r)] == '1';
-    act->error = buf.substr(2 + sizeof(r));
+    act->ifb_ok = buf[2 + sizeof(r)] == '1';
+    const std::string texts = buf.substr(3 + sizeof(r));
+    const size_t nul = texts.find('\0');
+    act->error = texts.substr(0, nul);
+    if (nul != std::string::npos) act->ifb_error = texts.substr(nul + 1);
     return r;
   }
   if (!buf.empty() && buf[0] == 'E') return absl::InternalError("probe: " + buf.substr(1));
@@ -231,6 +256,8 @@ std::string ProbeToJson(const ProbeResult& r) {
          {"change_tail_detail", r.change_tail_detail},
          {"act_csum", r.act_csum},
          {"act_csum_detail", r.act_csum_detail},
+         {"ifb", r.ifb},
+         {"ifb_detail", r.ifb_detail},
          {"mechanism", std::string(names::MechanismName(r.mechanism))},
          {"reason", r.reason},
          {"complete", r.complete},
@@ -250,8 +277,9 @@ absl::StatusOr<ProbeResult> Probe(bool refresh, const std::string& cache_dir) {
     if (f) {
       json j = json::parse(f, nullptr, /*allow_exceptions=*/false);
       // Only complete results are written; a file saying otherwise is not trusted either.
+      // A cache written before the ifb fact existed lacks it: probe again.
       if (!j.is_discarded() && j.value("boot_id", "") == r.boot_id && !r.boot_id.empty() &&
-          j.value("complete", true)) {
+          j.value("complete", true) && j.contains("ifb")) {
         r.cached = true;
         r.kern_ctx_kfunc = j.value("kern_ctx_kfunc", false);
         r.tcx = j.value("tcx", false);
@@ -259,6 +287,8 @@ absl::StatusOr<ProbeResult> Probe(bool refresh, const std::string& cache_dir) {
         r.change_tail_detail = j.value("change_tail_detail", "");
         r.act_csum = j.value("act_csum", false);
         r.act_csum_detail = j.value("act_csum_detail", "");
+        r.ifb = j.value("ifb", false);
+        r.ifb_detail = j.value("ifb_detail", "");
         r.mechanism = names::MechanismFromName(j.value("mechanism", "observe")).value_or(CSF_MECH_OBSERVE);
         r.reason = j.value("reason", "");
         if (r.mechanism < CSF_MECH_MAX) return r;
@@ -290,6 +320,17 @@ absl::StatusOr<ProbeResult> Probe(bool refresh, const std::string& cache_dir) {
   unknown.clear();
   r.act_csum = HaveActCsum(act_try, &r.act_csum_detail, &unknown);
   if (!unknown.empty()) r.undetermined.push_back(unknown);
+  if (act_try.ran) {
+    r.ifb = act_try.ifb_ok;
+    r.ifb_detail = r.ifb ? "an ifb device with tx checksumming off and csumfix's selector with a "
+                           "mirred action to it work (tried in a throwaway namespace)"
+                         : absl::StrCat("the kernel refused it in a throwaway namespace: ",
+                                        act_try.ifb_error, " (CONFIG_IFB or CONFIG_NET_ACT_MIRRED "
+                                        "unset?)");
+  } else {
+    r.ifb_detail = "not tried: no throwaway namespace";
+    r.undetermined.push_back("ifb: no throwaway namespace to try an ifb device in");
+  }
   r.complete = r.undetermined.empty();
 
   // Order: pure BPF -> act_csum behind a selector -> bounce veth -> observe-only. Never by

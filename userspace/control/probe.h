@@ -22,6 +22,10 @@ struct ProbeResult {
   std::string change_tail_detail;
   bool act_csum = false;
   std::string act_csum_detail;
+  // The ifb mechanism (tc ingress only): an ifb device and csumfix's selector with a mirred
+  // action to it, tried in the throwaway namespace. Never chosen by auto (--mechanism ifb).
+  bool ifb = false;
+  std::string ifb_detail;
   uint32_t mechanism = CSF_MECH_OBSERVE;  // the choice
   std::string reason;                     // why
   // False when a fact could not be found out (e.g. no CAP_SYS_ADMIN for the throwaway

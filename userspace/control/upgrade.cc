@@ -6,7 +6,8 @@
 //                    bpf_xdp_link_update), its position among other programs unchanged;
 //   clsact cls_bpf   the filter of csumfix's handle/priority changed in place (no NLM_F_EXCL):
 //                    cls_bpf_change swaps the entry with list_replace_rcu (net/sched/cls_bpf.c);
-//   act-csum         its classic selector filter likewise, with a new act_csum instance;
+//   act-csum, ifb    its classic selector filter likewise, with a new act_csum (mirred to the
+//                    same ifb) instance;
 //   bounce           the return program on the bounce veth, as the hook it is attached to.
 // Helpers go first, the main program last, so a packet the new main program hands on meets a
 // new helper (old and new are interchangeable anyway: they share the pinned maps, same ABI).
@@ -23,7 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
 #include "bpf/fd.h"
-#include "control/act_csum.h"
+#include "control/selector.h"
 #include "control/bounce.h"
 #include "control/control.h"
 #include "control/leftovers.h"
@@ -41,12 +42,13 @@ struct Slot {
   std::string what;      // "egress", "egress bounce return", "egress act_csum selector"
   std::string base;      // its pins: <base>_prog (and <base>_link for a link)
   uint32_t mode = 0;     // CSF_TC_MODE_* (CSF_XDP_MODE_LINK has CSF_TC_MODE_TCX's value)
-  bool act = false;      // the act-csum selector: a classic cls_bpf filter with act_csum
+  bool act = false;      // the act-csum / ifb selector: a classic cls_bpf filter with an action
   uint32_t ifindex = 0;  // the device it is attached to
   bpf_tc_attach_point point = BPF_TC_INGRESS;
   uint32_t handle = 0, priority = 0;  // cls_bpf
   uint32_t* recorded = nullptr;       // its program id in the state record
   bpf_program* prog = nullptr;        // this build's program for it
+  uint32_t mirred_to = 0;             // the ifb selector's action: mirred to this ifb
 };
 
 bool IsLink(const Slot& s) { return !s.act && s.mode != CSF_TC_MODE_CLSACT; }
@@ -94,8 +96,9 @@ absl::StatusOr<std::optional<std::string>> Swap(const Slot& s) {
   RETURN_IF_ERROR(PinFd(new_fd, tmp));
   absl::Status swapped;
   if (s.act) {
-    swapped = AddActCsumFilter(s.ifindex, s.point == BPF_TC_INGRESS, s.handle, s.priority, new_fd,
-                               bpf_program__name(s.prog), /*replace=*/true);
+    swapped = AddSelectorFilter(s.ifindex, s.point == BPF_TC_INGRESS, s.handle, s.priority,
+                                new_fd, bpf_program__name(s.prog), s.mirred_to,
+                                /*replace=*/true);
   } else if (IsLink(s)) {
     Fd link(bpf_obj_get((s.base + "_link").c_str()));
     Fd old(same_pin ? bpf_obj_get(pin.c_str()) : -1);
@@ -139,11 +142,13 @@ std::vector<Slot> Slots(const bpf::Programs& progs, const std::string& dir,
                          progs.skel()->progs.csf_bounce_return});
     }
     if (tc && st.act_prog_id[hook] != 0) {
-      out.push_back(Slot{name + " act_csum selector", ActPinBase(base), CSF_TC_MODE_CLSACT, true,
-                         st.ifindex, TcPoint(hook), st.tc_handle, st.tc_priority + 1u,
-                         &st.act_prog_id[hook],
+      const bool ifb = st.mechanism == CSF_MECH_IFB;
+      out.push_back(Slot{name + (ifb ? " ifb selector" : " act_csum selector"), ActPinBase(base),
+                         CSF_TC_MODE_CLSACT, true, st.ifindex, TcPoint(hook), st.tc_handle,
+                         st.tc_priority + 1u, &st.act_prog_id[hook],
                          hook == CSF_HOOK_TC_INGRESS ? progs.skel()->progs.csf_act_select_ingress
-                                                     : progs.skel()->progs.csf_act_select_egress});
+                                                     : progs.skel()->progs.csf_act_select_egress,
+                         ifb ? st.ifb_ifindex : 0u});
     }
     bpf_program* main = hook == CSF_HOOK_TC_INGRESS  ? progs.skel()->progs.csf_tc_ingress
                         : hook == CSF_HOOK_TC_EGRESS ? progs.skel()->progs.csf_tc_egress
