@@ -14,8 +14,9 @@ fill mechanism on the bridge ports has work to do.
    alike; each as a ratio to the no-program run of the same round, median over the rounds:
      none      no program
      pass      csumfix on both ports, tc ingress, action pass
-     fill      csumfix on both ports, tc ingress, action fill, mechanism bounce (the only one this
-               kernel offers; `--mechanisms` takes others where `csumfix probe` finds them)
+     fill:M    csumfix on both ports, tc ingress, action fill, mechanism M, for each M of
+               `--mechanisms` (default bounce; scripts/bench.sh passes every one `csumfix probe`
+               finds: bpf, act-csum, bounce, ifb)
      iptables  iptables mangle POSTROUTING -j CHECKSUM --checksum-fill (tcp and udp) in the bridge
                ns (bridged IPv4 traverses iptables through br_netfilter: built in here, a module
                in Debian's kernels, loaded; net.bridge.bridge-nf-call-iptables=1 in the bridge ns)
