@@ -166,6 +166,28 @@ TEST_F(Ifb, CleanRemovesAnIfbNoRecordUsesAndNoOtherOne) {
   EXPECT_EQ(b_.Capture("tc filter show dev vb ingress"), "");
 }
 
+// A VM restart: the interface is deleted with csumfix attached and made again under its name
+// (a new ifindex). The new attach replaces the stale record and deletes the old ifb, which the
+// interface's deletion left behind; the new one is named for the new ifindex.
+TEST_F(Ifb, AnInterfaceRecreatedUnderItsNameGetsANewIfbAndTheOldOneGoes) {
+  if (!HaveIfb()) return;
+  ASSERT_EQ(Csumfix({"-n", b_.name(), "attach", "vb", "--ingress", "--mechanism", "ifb"}).rc, 0);
+  const std::string old_ifb = ifb_;
+  ASSERT_EQ(a_.Exec("ip link del va"), 0);  // takes vb with it
+  ASSERT_TRUE(Exists(old_ifb)) << "the ifb outlives its interface until csumfix removes it";
+  ASSERT_TRUE(VethPair({&a_, "va", "10.68.0.1/24"}, {&b_, "vb", "10.68.0.2/24"}));
+  ifb_ = "csfifb" + Hex(b_.Capture("cat /sys/class/net/vb/ifindex"));
+  ASSERT_NE(ifb_, old_ifb);
+  CmdResult a = Csumfix({"-n", b_.name(), "attach", "vb", "--ingress", "--mechanism", "ifb"});
+  ASSERT_EQ(a.rc, 0) << a.err;
+  EXPECT_FALSE(Exists(old_ifb)) << b_.Capture("ip -o link show");
+  EXPECT_TRUE(Exists(ifb_));
+  EXPECT_EQ(Send(10, 7404), 10);
+  EXPECT_EQ(Stats()["filled"], 10);
+  ASSERT_EQ(Csumfix({"-n", b_.name(), "detach", "vb"}).rc, 0);
+  EXPECT_FALSE(Exists(ifb_));
+}
+
 // An upgrade swaps the selector in place and keeps the mirred action pointing at the same ifb.
 TEST_F(Ifb, UpgradeSwapsTheSelectorAndKeepsTheIfb) {
   if (!HaveIfb()) return;
