@@ -108,29 +108,22 @@ int csf_bounce_return(struct __sk_buff *skb)
 /* act_csum mechanism: the selector of a classic (not direct-action) cls_bpf filter whose action
  * is `csum tcp udp udplite sctp` with control "continue", right after csumfix's own program (tcx,
  * or clsact at the next priority). The ifb mechanism uses the same selector with the action
- * `mirred egress redirect dev <ifb>` (tc ingress only). act_csum recomputes whatever reaches it (net/sched/act_csum.c),
- * so the selector matches only what csumfix decided to fill: a kernel-PARTIAL, non-GSO packet
- * whose effective action (interface default or policy rule) is fill or zero-udp4 on an interface
- * using this mechanism. Returns -1 (match, the filter's classid) or 0 (no match). */
+ * `mirred egress redirect dev <ifb>` (tc ingress only) where the program cannot redirect into
+ * the ifb itself. act_csum recomputes whatever reaches it (net/sched/act_csum.c), so the selector
+ * matches only what csumfix's program just decided to fill (CSF_CB_SELECT, lib/pipeline.h): a
+ * kernel-PARTIAL, non-GSO packet whose effective action (interface default or policy rule) is
+ * fill or zero-udp4. It checks PARTIAL and the interface's mechanism again, so that nothing else
+ * ever reaches the action.
+ * Returns -1 (match, the filter's classid) or 0 (no match). */
 static __always_inline int csf_act_select(struct __sk_buff *skb, __u32 hook)
 {
 	CSF_VARIANT_MARK();
-	if (!csf_skb_is_partial(skb) || skb->gso_size || csf_skb_bounced(skb))
+	if (skb->cb[CSF_CB_SELECT] != CSF_CB_SELECT_FILL || !csf_skb_is_partial(skb))
 		return 0;
 	struct csf_if_key key = { .ifindex = skb->ifindex, .hook = hook };
 	struct csf_slot *s = csf_slot_get(&key);
 	if (!s || !s->has_cfg ||
 	    (s->cfg.mechanism != CSF_MECH_ACT_CSUM && s->cfg.mechanism != CSF_MECH_IFB))
-		return 0;
-	__u32 action = s->cfg.action;
-	struct csf_pkt p = {};
-	__u32 parsed = CSF_NOT_PARSED;
-	csf_policy(skb, false, key.ifindex, hook, &action, &p, &parsed);
-	if (action != CSF_ACT_FILL && action != CSF_ACT_ZERO_UDP4)
-		return 0;
-	if (parsed == CSF_NOT_PARSED)
-		parsed = csf_parse(skb, false, &p);
-	if (parsed)
 		return 0;
 	s->ctr.c[CSF_CTR_ACT_SELECTED]++;
 	return -1;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Every map of csumfix.bpf.o. Keys and values are in include/csumfix/abi.h, except the two scratch
- * buffers, which only BPF sees.
+/* Every map of csumfix.bpf.o but csf_pkt_map (lib/pipeline.h, per-CPU parsed headers). Keys and
+ * values are in include/csumfix/abi.h, except the scratch buffers, which only BPF sees.
  *
  * The shared maps are pinned under <bpffs>/csumfix/v1/maps/ by their C name (the pin path is
  * bpf_map__name(), userspace/bpf/loader.cc), and the C++ control plane opens them by those names

@@ -60,11 +60,23 @@ static __always_inline struct csf_slot *csf_slot_get(const struct csf_if_key *ke
 	return s;
 }
 
+/* Not pinned: the parsed headers of the packet at hand, per CPU rather than on the stack, which the
+ * tc programs share with the subprograms and callbacks they call (512 bytes in all). csumfix's
+ * programs never run nested on one CPU (tc and XDP run in softirq or with bottom halves off, and
+ * none of them transmits synchronously), and each is done with it before it returns. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct csf_pkt);
+} csf_pkt_map SEC(".maps");
+
 struct csf_meta {
 	bool is_partial;
 	bool is_gso;
 	__u32 mechanism;      /* CSF_MECH_* (tc) */
 	bool xdp_redirect;    /* XDP: the frame leaves by XDP_REDIRECT, so seeds get filled */
+	bool ifb_redirect;    /* tc + ifb: redirect into the ifb (target) here, no selector */
 };
 
 struct csf_outcome {
@@ -74,9 +86,18 @@ struct csf_outcome {
 	__u32 zeroed;
 	__u32 fill_error;
 	__u32 drop;
-	__u32 bounce; /* send out of the bounce veth */
-	__u32 act_csum; /* continue to the classic act_csum selector (tc: TC_ACT_UNSPEC) */
+	__u32 bounce;   /* bpf_redirect to the target: the bounce veth, or with act_csum the ifb */
+	__u32 act_csum; /* hand it on to be completed: alone, to the classic selector behind us
+			 * (tc: TC_ACT_UNSPEC); with bounce, into the ifb */
 };
+
+/* The hand-off to the classic selector (act-csum; ifb where the program cannot redirect into the
+ * ifb itself): the tc programs of one hook share the skb's control buffer (struct __sk_buff cb[],
+ * the kernel's qdisc_skb_cb data), so csumfix's program writes its decision there for every
+ * packet of an interface using such a mechanism, and the selector right behind it reads it
+ * instead of parsing the packet and looking up the policy again. */
+#define CSF_CB_SELECT 4
+#define CSF_CB_SELECT_FILL 0xc5f5e1ecu
 
 /* ---- Apply the action (docs/SEMANTICS.md §3) ---- */
 
@@ -90,6 +111,13 @@ static __always_inline void csf_fill_kernel_partial(void *ctx, __u32 action,
 {
 	if (m->mechanism == CSF_MECH_BOUNCE) {
 		o->bounce = 1;
+		o->filled = 1;
+	} else if (m->ifb_redirect) {
+		/* Into the ifb ourselves, no selector: where the kernel lets bpf_redirect hand a
+		 * packet to an ifb (it must be marked redirected, as mirred does; the probe tries
+		 * it, userspace/control/probe.cc). */
+		o->bounce = 1;
+		o->act_csum = 1;
 		o->filled = 1;
 	} else if (m->mechanism == CSF_MECH_ACT_CSUM || m->mechanism == CSF_MECH_IFB) {
 		/* The classic cls_bpf selector behind us hands it to act_csum, which recomputes it
@@ -313,7 +341,8 @@ static __always_inline void csf_count(struct csf_counters *c, __u32 len, __u32 a
 	c->c[CSF_CTR_DROPPED] += o->drop;
 	c->c[CSF_CTR_IP4_HDR_BAD] += o->ip4_bad;
 	c->c[CSF_CTR_FILL_ERROR] += o->fill_error;
-	c->c[CSF_CTR_BOUNCED] += o->bounce;
+	c->c[CSF_CTR_BOUNCED] += o->bounce & ~o->act_csum;
+	c->c[CSF_CTR_ACT_SELECTED] += o->bounce & o->act_csum;
 }
 
 /* ---- Entry ---- */
@@ -344,6 +373,7 @@ static __always_inline void csf_handle(void *ctx, const bool xdp, __u32 hook, st
 		m->mechanism = slot->cfg.mechanism;
 		*target_ifindex = slot->cfg.target_ifindex;
 		m->xdp_redirect = xdp && (slot->cfg.flags & CSF_IFCFG_F_XDP_REDIRECT);
+		m->ifb_redirect = !xdp && m->mechanism == CSF_MECH_IFB && slot->cfg.target_ifindex;
 	}
 	if (!xdp && m->mechanism == CSF_MECH_BOUNCE && csf_skb_bounced(ctx)) {
 		/* Second pass of a packet the bounce veth completed (it comes back only to an
@@ -354,15 +384,19 @@ static __always_inline void csf_handle(void *ctx, const bool xdp, __u32 hook, st
 	}
 	if (action >= CSF_ACT_MAX)
 		action = CSF_ACT_PASS;
-	struct csf_pkt p = {};
+	__u32 zero = 0;
+	struct csf_pkt *p = bpf_map_lookup_elem(&csf_pkt_map, &zero);
+	if (!p)
+		return;
+	__builtin_memset(p, 0, sizeof(*p));
 	__u32 parsed = CSF_NOT_PARSED;
-	bool hit = has_cfg && csf_policy(ctx, xdp, key.ifindex, hook, &action, &p, &parsed);
+	bool hit = has_cfg && csf_policy(ctx, xdp, key.ifindex, hook, &action, p, &parsed);
 	if (action != CSF_ACT_PASS) {
 		if (!xdp) {
 			m->is_partial = csf_skb_is_partial(ctx);
 			m->is_gso = ((struct __sk_buff *)ctx)->gso_size != 0;
 		}
-		csf_apply(ctx, xdp, action, m, o, key.ifindex, hook, &p, parsed);
+		csf_apply(ctx, xdp, action, m, o, key.ifindex, hook, p, parsed);
 	}
 	if (action == CSF_ACT_DROP_BAD)
 		o->drop = o->cls == CSF_CLASS_BAD || o->ip4_bad;
@@ -370,6 +404,8 @@ static __always_inline void csf_handle(void *ctx, const bool xdp, __u32 hook, st
 	csf_count(&slot->ctr, csf_frame_len(ctx, xdp), action, o);
 	if (hit)
 		slot->ctr.c[CSF_CTR_POLICY_HIT]++;
+	if (!xdp && (m->mechanism == CSF_MECH_ACT_CSUM || m->mechanism == CSF_MECH_IFB))
+		((struct __sk_buff *)ctx)->cb[CSF_CB_SELECT] = o->act_csum ? CSF_CB_SELECT_FILL : 0;
 }
 
 #endif

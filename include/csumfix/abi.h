@@ -60,7 +60,7 @@
 #define CSF_CTR_BOUNCED (CSF_CTR_FILLED + 5)     /* PARTIAL sent through the bounce veth       */
 #define CSF_CTR_BOUNCE_RETURNED (CSF_CTR_FILLED + 6) /* came back completed: not counted again */
 #define CSF_CTR_POLICY_HIT (CSF_CTR_FILLED + 7)  /* the action came from a policy rule          */
-#define CSF_CTR_ACT_SELECTED (CSF_CTR_FILLED + 8) /* act-csum: the selector handed it to act_csum */
+#define CSF_CTR_ACT_SELECTED (CSF_CTR_FILLED + 8) /* act-csum / ifb: handed to act_csum or the ifb */
 #define CSF_CTR_MAX (CSF_CTR_FILLED + 9)
 
 /* ---- Maps ---- */
@@ -80,6 +80,8 @@ struct csf_ifcfg {
 	__u32 flags;          /* CSF_IFCFG_F_* */
 	__u32 mechanism;      /* CSF_MECH_*: how a fill clears the kernel's CHECKSUM_PARTIAL */
 	__u32 target_ifindex; /* tc + CSF_MECH_BOUNCE: the veth PARTIAL packets leave by;
+			       * tc + CSF_MECH_IFB: the ifb the program redirects them into
+			       * itself (0: the classic selector's mirred action does);
 			       * XDP + CSF_IFCFG_F_XDP_REDIRECT: where frames are redirected */
 };
 #define CSF_IFCFG_F_NONE 0

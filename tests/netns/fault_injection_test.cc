@@ -178,6 +178,7 @@ struct Flavour {
   std::vector<std::string> args;
   size_t hooks;
   bool neighbours = false;
+  const char* ifb_via = nullptr;  // CSUMFIX_IFB_VIA for its csumfix runs (null: unset)
 };
 
 std::vector<Flavour> Flavours() {
@@ -195,6 +196,11 @@ std::vector<Flavour> Flavours() {
     f.push_back({"act-csum", {"--both", "--mechanism", "act-csum", "--action", "fill"}, 2});
   if (Probe().ifb)
     f.push_back({"ifb", {"--ingress", "--mechanism", "ifb", "--action", "fill"}, 1});
+  // Where csumfix's program redirects into the ifb itself, the selector with mirred (what older
+  // kernels get) is still tested, by asking for it.
+  if (Probe().ifb_redirect)
+    f.push_back({"ifb by mirred", {"--ingress", "--mechanism", "ifb", "--action", "fill"}, 1,
+                 false, "mirred"});
   return f;
 }
 
@@ -373,6 +379,7 @@ class FaultInjection : public ::testing::Test {
 
   // Every point `flavour` passes, from CSUMFIX_FAULT_INJECT=list (which itself fails at the end).
   std::vector<std::string> Points(const Flavour& f) {
+    ScopedEnv via("CSUMFIX_IFB_VIA", f.ifb_via);
     CmdResult r = Inject("list", Attach(f.args));
     EXPECT_EQ(r.rc, 1) << f.name << ": list must fail (after the last step)\n" << r.err;
     std::vector<std::string> p = ReachedPoints(r.err);
@@ -381,6 +388,7 @@ class FaultInjection : public ::testing::Test {
   }
 
   void EveryStepRollsBack(const Flavour& f) {
+    ScopedEnv via("CSUMFIX_IFB_VIA", f.ifb_via);
     const Snapshot base = Prepare(f);
     if (::testing::Test::HasFatalFailure()) return;
     const std::vector<std::string> points = Points(f);
@@ -552,6 +560,7 @@ TEST_F(FaultInjection, EveryStepRollsBackIfb) {
     GTEST_SKIP() << "this kernel has no ifb devices or mirred action, so attach refuses "
                     "--mechanism ifb (checked in ListedPointsCoverEveryStepAndUnknownStepsAreRefused)";
   EveryStepRollsBack(FlavourNamed("ifb"));
+  if (Probe().ifb_redirect) EveryStepRollsBack(FlavourNamed("ifb by mirred"));
 }
 
 // True when some string in `j` names a csumfix program (csf_...).

@@ -2,7 +2,9 @@
 // veth va -> vb; csumfix on vb's ingress (namespace B) hands those packets to its ifb device,
 // whose transmit completes them, and the ifb returns them to vb's ingress past tc. Traffic to
 // consumers behind a bridge is PartialFill's (partial_fill_test.cc); here: what attach makes,
-// refuses, reports, and what detach, clean and an upgrade do with the ifb.
+// refuses, reports, and what detach, clean and an upgrade do with the ifb. Each test runs twice:
+// "probe", the way the probe found (csumfix's own redirect into the ifb where the kernel allows
+// it, else the selector with mirred), and "mirred", asked for with CSUMFIX_IFB_VIA=mirred.
 #include <unistd.h>
 
 #include <string>
@@ -18,8 +20,13 @@ namespace {
 
 using json = nlohmann::json;
 
-class Ifb : public ::testing::Test {
+class Ifb : public ::testing::TestWithParam<const char*> {
  protected:
+  Ifb() : via_env_("CSUMFIX_IFB_VIA", std::string(GetParam()) == "mirred" ? "mirred" : nullptr) {}
+  // How packets reach the ifb in this run: "redirect" or "mirred" (status's ifb_via).
+  std::string Via() const {
+    return std::string(GetParam()) == "probe" && Probe().ifb_redirect ? "redirect" : "mirred";
+  }
   void SetUp() override {
     ASSERT_TRUE(RootAndNamespaces({&a_, &b_}));
     ASSERT_TRUE(VethPair({&a_, "va", "10.68.0.1/24"}, {&b_, "vb", "10.68.0.2/24"}));
@@ -76,29 +83,32 @@ class Ifb : public ::testing::Test {
     EXPECT_EQ(rows.size(), 1u) << r.out;
     return rows.empty() ? json::object() : rows[0];
   }
+  ScopedEnv via_env_;
   Netns a_, b_;
   std::string ifb_;
 };
 
-TEST_F(Ifb, IngressFillsThroughItsOwnIfbAndDetachRemovesIt) {
+TEST_P(Ifb, IngressFillsThroughItsOwnIfbAndDetachRemovesIt) {
   if (!HaveIfb()) return;
   CmdResult a = Csumfix({"-n", b_.name(), "attach", "vb", "--ingress", "--mechanism", "ifb"});
   ASSERT_EQ(a.rc, 0) << a.err;
   EXPECT_NE(a.out.find("fill mechanism ifb"), std::string::npos) << a.out;
   ASSERT_TRUE(Exists(ifb_)) << b_.Capture("ip -o link show");
   EXPECT_NE(b_.Capture("ethtool -k " + ifb_).find("tx-checksumming: off"), std::string::npos);
-  EXPECT_NE(b_.Capture("tc filter show dev vb ingress").find("Egress Redirect to device " +
-                                                             ifb_ + ")"),
-            std::string::npos)
-      << b_.Capture("tc filter show dev vb ingress");
+  const std::string filters = b_.Capture("tc filter show dev vb ingress");
+  // The selector's mirred action exactly when packets go that way.
+  EXPECT_EQ(filters.find("Egress Redirect to device " + ifb_ + ")") != std::string::npos,
+            Via() == "mirred")
+      << filters;
   CmdResult s = Csumfix({"-n", b_.name(), "status", "vb", "-j"});
   ASSERT_EQ(s.rc, 0) << s.err;
   json st = json::parse(s.out);
   ASSERT_EQ(st.size(), 1u);
   EXPECT_EQ(st[0]["mechanism"], "ifb");
   EXPECT_EQ(st[0]["ifb_device"], ifb_);
+  EXPECT_EQ(st[0]["ifb_via"], Via()) << s.out;
   EXPECT_TRUE(st[0]["hooks"][0]["attached"].get<bool>()) << s.out;
-  EXPECT_NE(st[0]["hooks"][0]["act_csum_prog_id"], 0) << s.out;
+  EXPECT_EQ(st[0]["hooks"][0]["act_csum_prog_id"] != 0, Via() == "mirred") << s.out;
 
   EXPECT_EQ(Send(25, 7400), 25) << "every datagram came back from the ifb to B's stack";
   json c = Stats();
@@ -114,7 +124,7 @@ TEST_F(Ifb, IngressFillsThroughItsOwnIfbAndDetachRemovesIt) {
   EXPECT_EQ(Send(5, 7401), 5) << "traffic goes on without csumfix";
 }
 
-TEST_F(Ifb, EgressIsRefusedWithAClearErrorAndNothingIsMade) {
+TEST_P(Ifb, EgressIsRefusedWithAClearErrorAndNothingIsMade) {
   for (const std::vector<std::string>& hooks :
        {std::vector<std::string>{"--egress"}, {"--both"}, {}}) {
     std::vector<std::string> args = {"-n", b_.name(), "attach", "vb", "--mechanism", "ifb"};
@@ -132,7 +142,7 @@ TEST_F(Ifb, EgressIsRefusedWithAClearErrorAndNothingIsMade) {
 
 // Without its ifb, mirred would drop what the selector hands it: status says NOT attached, and
 // detach and a new attach still work.
-TEST_F(Ifb, ADeletedIfbShowsAsNotAttachedAndAttachRepairs) {
+TEST_P(Ifb, ADeletedIfbShowsAsNotAttachedAndAttachRepairs) {
   if (!HaveIfb()) return;
   ASSERT_EQ(Csumfix({"-n", b_.name(), "attach", "vb", "--ingress", "--mechanism", "ifb"}).rc, 0);
   ASSERT_EQ(b_.Exec("ip link del " + ifb_), 0);
@@ -150,7 +160,7 @@ TEST_F(Ifb, ADeletedIfbShowsAsNotAttachedAndAttachRepairs) {
 
 // The record gone (a private bpffs under `ip netns exec`): clean removes the ifb and the filters,
 // and only csumfix's: an ifb of another name stays.
-TEST_F(Ifb, CleanRemovesAnIfbNoRecordUsesAndNoOtherOne) {
+TEST_P(Ifb, CleanRemovesAnIfbNoRecordUsesAndNoOtherOne) {
   if (!HaveIfb()) return;
   ASSERT_EQ(b_.Exec("ip link add ifbother type ifb"), 0);
   ASSERT_EQ(Csumfix({"-n", b_.name(), "attach", "vb", "--ingress", "--mechanism", "ifb"}).rc, 0);
@@ -169,7 +179,7 @@ TEST_F(Ifb, CleanRemovesAnIfbNoRecordUsesAndNoOtherOne) {
 // A VM restart: the interface is deleted with csumfix attached and made again under its name
 // (a new ifindex). The new attach replaces the stale record and deletes the old ifb, which the
 // interface's deletion left behind; the new one is named for the new ifindex.
-TEST_F(Ifb, AnInterfaceRecreatedUnderItsNameGetsANewIfbAndTheOldOneGoes) {
+TEST_P(Ifb, AnInterfaceRecreatedUnderItsNameGetsANewIfbAndTheOldOneGoes) {
   if (!HaveIfb()) return;
   ASSERT_EQ(Csumfix({"-n", b_.name(), "attach", "vb", "--ingress", "--mechanism", "ifb"}).rc, 0);
   const std::string old_ifb = ifb_;
@@ -188,23 +198,36 @@ TEST_F(Ifb, AnInterfaceRecreatedUnderItsNameGetsANewIfbAndTheOldOneGoes) {
   EXPECT_FALSE(Exists(ifb_));
 }
 
-// An upgrade swaps the selector in place and keeps the mirred action pointing at the same ifb.
-TEST_F(Ifb, UpgradeSwapsTheSelectorAndKeepsTheIfb) {
+// An upgrade swaps the programs in place (the selector after the main program) and keeps the
+// ifb, and the mirred action pointing at it.
+TEST_P(Ifb, UpgradeSwapsTheProgramsAndKeepsTheIfb) {
   if (!HaveIfb()) return;
   ASSERT_EQ(Csumfix({"-n", b_.name(), "attach", "vb", "--ingress", "--mechanism", "ifb"}).rc, 0);
   const std::string c = CsumfixPath();
   const std::string variant = c.substr(0, c.rfind('/') + 1) + "csumfix-upgrade-variant";
   CmdResult u = csumfix::testing::Run({variant, "-n", b_.name(), "upgrade"});
   ASSERT_EQ(u.rc, 0) << u.err;
-  EXPECT_NE(u.out.find("ingress ifb selector: prog"), std::string::npos) << u.out;
-  EXPECT_NE(b_.Capture("tc filter show dev vb ingress").find("Redirect to device " + ifb_),
-            std::string::npos);
+  const size_t main_at = u.out.find("ingress: prog");
+  const size_t sel_at = u.out.find("ingress ifb selector: prog");
+  EXPECT_NE(main_at, std::string::npos) << u.out;
+  EXPECT_EQ(sel_at != std::string::npos, Via() == "mirred") << u.out;
+  if (sel_at != std::string::npos) {
+    EXPECT_LT(main_at, sel_at) << "the selector goes last: " << u.out;
+  }
+  EXPECT_EQ(b_.Capture("tc filter show dev vb ingress").find("Redirect to device " + ifb_) !=
+                std::string::npos,
+            Via() == "mirred");
   EXPECT_EQ(Send(10, 7403), 10);
   EXPECT_EQ(Stats()["act_selected"], 10);
   EXPECT_EQ(IfbTxPackets(), 10u);
   ASSERT_EQ(Csumfix({"-n", b_.name(), "upgrade"}).rc, 0);  // and back
 }
 
+
+INSTANTIATE_TEST_SUITE_P(Via, Ifb, ::testing::Values("probe", "mirred"),
+                         [](const ::testing::TestParamInfo<const char*>& i) {
+                           return std::string(i.param);
+                         });
 
 }  // namespace
 }  // namespace csumfix::testing

@@ -99,6 +99,13 @@ bool PathExists(const std::string& path) {
   return stat(path.c_str(), &st) == 0;
 }
 
+ScopedEnv::ScopedEnv(const char* name, const char* value) : name_(name), set_(value != nullptr) {
+  if (set_) setenv(name_, value, 1);
+}
+ScopedEnv::~ScopedEnv() {
+  if (set_) unsetenv(name_);
+}
+
 double TimeScale() {
   const char* e = std::getenv("CSUMFIX_TIME_SCALE");
   const double v = e ? std::atof(e) : 1.0;

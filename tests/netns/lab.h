@@ -37,6 +37,20 @@ double TimeScale();
 // is for something that must happen: a slower machine only waits longer before failing.)
 bool WaitFor(const std::function<bool()>& cond, int seconds);
 
+// Sets an environment variable for the csumfix runs of one scope (children inherit it) and
+// unsets it at the end of the scope; a null value leaves the environment alone.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value);
+  ~ScopedEnv();
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  bool set_;
+};
+
 class Netns;
 // scripts/raw_reader.py (a dhclient-like AF_PACKET reader) on rx's `dev`, for n UDP datagrams to
 // `port`: waits until it listens (up to 60 s: python3 starts slowly under TCG in the VM matrix),

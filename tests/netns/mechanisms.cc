@@ -25,6 +25,7 @@ const ProbeFacts& Probe() {
     f.change_tail = j.value("change_tail_clears_partial", false);
     f.act_csum = j.value("act_csum", false);
     f.ifb = j.value("ifb", false);
+    f.ifb_redirect = j.value("ifb_redirect", false);
     f.tcx = j.value("tcx", false);
     f.ok = !f.chosen.empty();
     if (!f.ok) f.error = "no \"mechanism\" in " + r.out;

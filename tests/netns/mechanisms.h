@@ -17,6 +17,7 @@ struct ProbeFacts {
   bool change_tail = false;
   bool act_csum = false;
   bool ifb = false;  // the ifb mechanism works (tc ingress only; never auto's choice)
+  bool ifb_redirect = false;  // ... reached by csumfix's own redirect (else the selector + mirred)
   bool tcx = false;  // tcx links (6.6+): attach mode "tcx", else "clsact"
   std::string json;  // the probe's output, for messages
 };

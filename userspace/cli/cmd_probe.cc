@@ -25,8 +25,9 @@ constexpr Help kHelp{
     "probe", "Find out, by trying, which fill mechanism this kernel gets (cached per boot).",
     "Tries, in a throwaway network namespace, whether bpf_skb_change_tail clears\n"
     "CHECKSUM_PARTIAL (mechanism bpf), whether act_csum exists (act-csum), and otherwise picks\n"
-    "bounce; never by kernel version. It also tries the ifb mechanism (an ifb device behind\n"
-    "csumfix's selector; tc ingress only, never chosen by auto: --mechanism ifb).\n"
+    "bounce; never by kernel version. It also tries the ifb mechanism (an ifb device, reached\n"
+    "by csumfix's own redirect where the kernel allows it, else by its selector with mirred;\n"
+    "tc ingress only, never chosen by auto: --mechanism ifb).\n"
     "Needs CAP_SYS_ADMIN (the namespace; act_csum is tried\n"
     "there, or loaded with modprobe given CAP_SYS_MODULE): without it the result is\n"
     "incomplete, exit 3, and not cached.\n"
@@ -58,6 +59,7 @@ void PrintProbe(const control::ProbeResult& p, bool json) {
               p.change_tail_detail.c_str());
   std::printf("  act_csum:             %s: %s\n", yn(p.act_csum), p.act_csum_detail.c_str());
   std::printf("  ifb + mirred:         %s: %s\n", yn(p.ifb), p.ifb_detail.c_str());
+  std::printf("  ifb by redirect:      %s: %s\n", yn(p.ifb_redirect), p.ifb_redirect_detail.c_str());
   std::printf("fill mechanism: %s (%s)\n", std::string(names::MechanismName(p.mechanism)).c_str(),
               p.reason.c_str());
 }

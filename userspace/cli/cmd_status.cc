@@ -1,6 +1,7 @@
 // csumfix status [IFACE]: the attachments (state, mechanism, hooks, the device's offloads) and
 // how many policy rules can match on each. JSON and text are both rendered from one view per
 // interface (IfaceView), built from control::IfaceStatus.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -34,8 +35,8 @@ constexpr Help kHelp{
     "present (the device still exists), fill mechanism, policy rules that can match there\n"
     "(rules; rules_iface: bound to it alone), the device's offload switches (tx/rx checksumming,\n"
     "TSO, GSO, GRO as `ethtool -k` shows them) and per hook: mode (tcx, clsact, xdp), program\n"
-    "id, selector program id (mechanisms act-csum and ifb; ifb: the device, csfifb<hex\n"
-    "ifindex>), attached, default action.\n"
+    "id, selector program id (mechanism act-csum, and ifb where it goes by mirred; ifb: the\n"
+    "device, csfifb<hex ifindex>, and ifb_via: redirect or mirred), attached, default action.\n"
     "Warnings (stderr) name policy rules whose interface is gone. Attachments are per network\n"
     "namespace: this one's (-n NS for another; JSON: netns, the inode, and netns_name); a note\n"
     "(stderr) names the other namespaces that have attachments.\n"
@@ -66,7 +67,13 @@ json ToJson(const IfaceView& v) {
          {"rules_iface", v.rules_iface}};
   AddNetnsJson(j, s.netns_ino);
   if (!s.problem.empty()) j["problem"] = s.problem;
-  if (s.mechanism == CSF_MECH_IFB) j["ifb_device"] = control::IfbName(s.ifindex);
+  if (s.mechanism == CSF_MECH_IFB) {
+    j["ifb_device"] = control::IfbName(s.ifindex);
+    // How packets reach it: csumfix's own redirect, or the selector filter's mirred action.
+    const bool selector = std::any_of(s.hooks.begin(), s.hooks.end(),
+                                      [](const control::HookStatus& h) { return h.act_prog_id; });
+    j["ifb_via"] = selector ? "mirred" : "redirect";
+  }
   json hooks = json::array();
   for (const control::HookStatus& h : s.hooks)
     hooks.push_back({{"hook", std::string(names::HookName(h.hook))},
@@ -107,6 +114,8 @@ void PrintText(const IfaceView& v) {
                                        : absl::StrCat(" (act_csum selector prog ", act),
                                    ")")
                           .c_str()
+                : s.mechanism == CSF_MECH_IFB && h.hook == CSF_HOOK_TC_INGRESS
+                    ? absl::StrCat(" (redirect -> ", control::IfbName(s.ifindex), ")").c_str()
                     : "");
   }
 }

@@ -94,15 +94,20 @@ absl::Status Configure(const bpf::Programs& progs, const csf_if_key& key, const 
   return absl::OkStatus();
 }
 
-// One hook: the mechanism's helpers, the configuration, the program, the act-csum filter.
+// One hook: the mechanism's helpers, the configuration, the program, the selector filter
+// (act-csum; ifb where the program does not redirect into the ifb itself: `ifb_redirect`).
 absl::Status AttachHook(const bpf::Programs& progs, const AttachRequest& req, const Target& t,
-                        const std::string& dir, const StepCtx& ctx, csf_attach_state* st,
-                        bool* made_clsact) {
+                        const std::string& dir, const StepCtx& ctx, bool ifb_redirect,
+                        csf_attach_state* st, bool* made_clsact) {
   const uint32_t hook = ctx.hook;
   const bool tc = hook != CSF_HOOK_XDP;
   csf_ifcfg cfg{req.action, 0, req.mechanism, 0};
   if (tc && req.mechanism == CSF_MECH_BOUNCE) {
     ASSIGN_OR_RETURN(cfg.target_ifindex, AddBounce(progs, t.ifindex, req.tc_api, dir, ctx, st));
+  }
+  if (tc && req.mechanism == CSF_MECH_IFB) {
+    ASSIGN_OR_RETURN(const uint32_t ifb, AddIfb(t.ifindex, ctx, st));
+    if (ifb_redirect) cfg.target_ifindex = ifb;
   }
   if (!tc && t.redirect_ifindex != 0) {
     cfg.flags |= CSF_IFCFG_F_XDP_REDIRECT;
@@ -126,8 +131,9 @@ absl::Status AttachHook(const bpf::Programs& progs, const AttachRequest& req, co
   if (req.mechanism == CSF_MECH_ACT_CSUM)
     RETURN_IF_ERROR(AddSelector(progs, t.ifindex, base, where, ctx, /*mirred_to=*/0, made_clsact,
                                 st));
-  if (req.mechanism == CSF_MECH_IFB)
-    RETURN_IF_ERROR(AddIfb(progs, t.ifindex, base, where, ctx, made_clsact, st));
+  if (req.mechanism == CSF_MECH_IFB && !ifb_redirect)
+    RETURN_IF_ERROR(
+        AddSelector(progs, t.ifindex, base, where, ctx, st->ifb_ifindex, made_clsact, st));
   return absl::OkStatus();
 }
 
@@ -233,13 +239,13 @@ absl::Status ValidateAttach(const AttachRequest& req, const ProbeResult& pr) {
 namespace {
 
 // The programs an attach runs: each hook's, and the helpers of its mechanism.
-bpf::ProgramSet NeededPrograms(const AttachRequest& req) {
+bpf::ProgramSet NeededPrograms(const AttachRequest& req, bool ifb_redirect) {
   bpf::ProgramSet set = 0;
   for (uint32_t hook : Hooks(req)) {
     set |= bpf::HookProgram(hook);
     if (hook == CSF_HOOK_XDP) continue;
     if (req.mechanism == CSF_MECH_BOUNCE) set |= bpf::kProgBounceReturn;
-    if (req.mechanism == CSF_MECH_ACT_CSUM || req.mechanism == CSF_MECH_IFB)
+    if (req.mechanism == CSF_MECH_ACT_CSUM || (req.mechanism == CSF_MECH_IFB && !ifb_redirect))
       set |= bpf::ActSelectProgram(hook);
   }
   return set;
@@ -305,7 +311,9 @@ absl::Status Controller::AttachLocked(const AttachRequest& req, const ProbeResul
   Rollback dirs;  // declared before `progs`: undone after the map fds of a fresh load are closed
   RETURN_IF_ERROR(MakePinDirs(paths_, &dirs));
   RETURN_IF_ERROR(fi.At(Step::kPinDirs));
-  ASSIGN_OR_RETURN(std::shared_ptr<bpf::Programs> progs, LoadedPrograms(NeededPrograms(req)));
+  const bool ifb_redirect = req.mechanism == CSF_MECH_IFB && IfbByRedirect(features.ifb_redirect);
+  ASSIGN_OR_RETURN(std::shared_ptr<bpf::Programs> progs,
+                   LoadedPrograms(NeededPrograms(req, ifb_redirect)));
   Rollback rb;  // declared after `progs`: runs while its map fds are still open
   RETURN_IF_ERROR(fi.At(Step::kLoad));
   RETURN_IF_ERROR(MakeDir(dir));
@@ -321,7 +329,8 @@ absl::Status Controller::AttachLocked(const AttachRequest& req, const ProbeResul
   st.netns_ino = paths_.netns_ino();
   bool made_clsact = false;  // this attach created the interface's clsact qdisc
   for (uint32_t hook : Hooks(req))
-    RETURN_IF_ERROR(AttachHook(*progs, req, t, dir, StepCtx{&rb, &fi, hook}, &st, &made_clsact));
+    RETURN_IF_ERROR(AttachHook(*progs, req, t, dir, StepCtx{&rb, &fi, hook}, ifb_redirect, &st,
+                               &made_clsact));
   if (made_clsact) st.flags |= CSF_STATE_F_CLSACT_CREATED;
 
   RETURN_IF_ERROR(WriteState(dir, st));

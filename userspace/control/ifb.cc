@@ -1,6 +1,7 @@
 #include "control/ifb.h"
 
 #include <net/if.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,7 +10,6 @@
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
 #include "control/netlink.h"
-#include "control/selector.h"
 
 namespace csumfix::control {
 namespace {
@@ -27,9 +27,7 @@ bool IsOurIfb(uint32_t ifindex, const std::string& name) {
 
 std::string IfbName(uint32_t ifindex) { return absl::StrCat("csfifb", absl::Hex(ifindex)); }
 
-absl::Status AddIfb(const bpf::Programs& progs, uint32_t ifindex, const std::string& base,
-                    const std::string& where, const StepCtx& ctx, bool* made_clsact,
-                    csf_attach_state* st) {
+absl::StatusOr<uint32_t> AddIfb(uint32_t ifindex, const StepCtx& ctx, csf_attach_state* st) {
   const std::string name = IfbName(ifindex);
   // No record names this device (the caller cleared stale ones): one of this name is a leftover.
   (void)RemoveStrayIfb(ifindex);
@@ -45,7 +43,13 @@ absl::Status AddIfb(const bpf::Programs& progs, uint32_t ifindex, const std::str
   RETURN_IF_ERROR(SetUpNoArp(ifb));
   RETURN_IF_ERROR(ctx.fi->At(Step::kIfbSetup, ctx.hook));
   st->ifb_ifindex = ifb;
-  return AddSelector(progs, ifindex, base, where, ctx, ifb, made_clsact, st);
+  return ifb;
+}
+
+bool IfbByRedirect(bool probe_ifb_redirect) {
+  // secure_getenv: never honoured in a setuid or file-capability process.
+  const char* via = secure_getenv("CSUMFIX_IFB_VIA");
+  return probe_ifb_redirect && !(via != nullptr && std::string(via) == "mirred");
 }
 
 void RemoveIfb(const csf_attach_state& st, std::vector<std::string>* warnings) {

@@ -65,8 +65,9 @@ inline constexpr Counter kCounters[] = {
     {CSF_CTR_POLICY_HIT, "policy_hit", "csumfix_policy_hits_total",
      "Packets whose action came from a per-flow policy rule."},
     {CSF_CTR_ACT_SELECTED, "act_selected", "csumfix_act_csum_selected_packets_total",
-     "CHECKSUM_PARTIAL packets the selector handed on to be completed: to act_csum "
-     "(mechanism act-csum) or to the ifb device (mechanism ifb)."},
+     "CHECKSUM_PARTIAL packets handed on to be completed: by the selector to act_csum "
+     "(mechanism act-csum) or to the ifb device (mechanism ifb), or by csumfix's program "
+     "redirecting into the ifb itself (mechanism ifb on kernels that allow it)."},
 };
 static_assert(std::size(kCounters) == CSF_CTR_MAX - CSF_CTR_FILLED,
               "every single counter of abi.h has a name");

@@ -20,10 +20,13 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "base/status.h"
 #include "bpf/fd.h"
 #include "bpf/loader.h"
@@ -83,6 +86,8 @@ struct ActTry {
   std::string error;
   bool ifb_ok = false;
   std::string ifb_error;
+  bool ifb_redirect_ok = false;  // a datagram csumfix's program redirected into the ifb came back
+  std::string ifb_redirect_error;
 };
 
 // act_csum: loaded, built in, or loadable as a module. Sets `*unknown` when that could not be
@@ -136,8 +141,56 @@ bool HaveActCsum(const ActTry& tried, std::string* detail, std::string* unknown)
   return false;
 }
 
+// Whether the kernel re-injects what csumfix's program hands an ifb with bpf_redirect (an ifb drops
+// packets not marked redirected; bpf_redirect marks them since "bpf: Set skb redirect and
+// from_ingress info in __bpf_tx_skb", 6.4): csf_tc_ingress on lo's ingress, configured as attach
+// configures it for mechanism ifb with redirect, and one locally sent (CHECKSUM_PARTIAL) datagram,
+// which must reach its socket: redirected, completed by the ifb's transmit, re-injected, and
+// accepted by UDP's checksum check. Runs in the probe's throwaway namespace.
+absl::Status TryIfbRedirect(const bpf::Programs& progs, uint32_t ifb) {
+  csf_ifcfg cfg{CSF_ACT_FILL, CSF_IFCFG_F_NONE, CSF_MECH_IFB, ifb};
+  RETURN_IF_ERROR(progs.ifcfg().Update(csf_if_key{1, CSF_HOOK_TC_INGRESS}, cfg));
+  bpf_program* prog = progs.skel()->progs.csf_tc_ingress;
+  bpf_link* link = bpf_program__attach_tcx(prog, 1, nullptr);
+  if (link == nullptr) {  // before tcx: clsact (made by the caller), ahead of the selectors
+    LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = 1, .attach_point = BPF_TC_INGRESS);
+    LIBBPF_OPTS(bpf_tc_opts, o, .prog_fd = bpf_program__fd(prog), .handle = 1, .priority = 1);
+    if (int e = bpf_tc_attach(&h, &o); e != 0)
+      return ErrnoStatus(e, "attach csumfix's program to lo's ingress");
+  }
+  bpf::Fd rx(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  bpf::Fd tx(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_in at{};
+  at.sin_family = AF_INET;
+  at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(at);
+  timeval wait{1, 0};
+  if (!rx.valid() || !tx.valid() || bind(rx.get(), reinterpret_cast<sockaddr*>(&at), len) != 0 ||
+      getsockname(rx.get(), reinterpret_cast<sockaddr*>(&at), &len) != 0 ||
+      setsockopt(rx.get(), SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait)) != 0)
+    return ErrnoStatus(errno, "probe sockets");
+  char payload[64] = {'c', 's', 'f'};
+  if (sendto(tx.get(), payload, sizeof(payload), 0, reinterpret_cast<sockaddr*>(&at), len) < 0)
+    return ErrnoStatus(errno, "send the probe datagram");
+  char got[sizeof(payload)];
+  const ssize_t n = recv(rx.get(), got, sizeof(got), 0);
+  if (link) bpf_link__destroy(link);
+  // Redirected (counted by the program), then received: the ifb re-injected it. Received but not
+  // counted would mean the program let it pass (not PARTIAL here?): nothing learnt.
+  ASSIGN_OR_RETURN(std::optional<csf_counters> c,
+                   progs.counters().Lookup(csf_if_key{1, CSF_HOOK_TC_INGRESS}));
+  if (!c.has_value() || c->c[CSF_CTR_ACT_SELECTED] == 0)
+    return absl::InternalError(
+        "csumfix's program did not redirect the probe datagram into the ifb (not PARTIAL?)");
+  if (n != static_cast<ssize_t>(sizeof(payload)))
+    return absl::UnavailableError(
+        "a datagram csumfix's program redirected into the ifb did not come back (the kernel's "
+        "bpf_redirect does not mark packets redirected, which an ifb needs: before 6.4)");
+  return absl::OkStatus();
+}
+
 // In a child in a fresh network namespace: csf_probe_tail on lo egress, one UDP datagram; then
-// csumfix's act_csum filter on lo (`*act`).
+// csumfix's act_csum filter on lo, and the ifb mechanism both ways (`*act`).
 absl::StatusOr<csf_probe_result> ProbeChangeTail(ActTry* act) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus(errno, "probe pipe");
@@ -148,13 +201,13 @@ absl::StatusOr<csf_probe_result> ProbeChangeTail(ActTry* act) {
     rd.Reset();
     csf_probe_result r{};
     r.trim_ret = -9999;
-    bool act_ran = false, act_ok = false, ifb_ok = false;
-    std::string act_error, ifb_error;
+    bool act_ran = false, act_ok = false, ifb_ok = false, redirect_ok = false;
+    std::string act_error, ifb_error, redirect_error;
     auto run = [&]() -> absl::Status {
       if (unshare(CLONE_NEWNET) != 0) return ErrnoStatus(errno, "unshare(CLONE_NEWNET)");
       RETURN_IF_ERROR(SetUpNoArp(1));
       bpf::LoadOptions lo;
-      lo.programs = bpf::kProgProbeTail | bpf::kProgActSelectIngress;
+      lo.programs = bpf::kProgProbeTail | bpf::kProgActSelectIngress | bpf::kProgTcIngress;
       ASSIGN_OR_RETURN(std::unique_ptr<bpf::Programs> progs, bpf::Programs::Load(lo));
       bpf_program* prog = progs->skel()->progs.csf_probe_tail;
       bpf_link* link = bpf_program__attach_tcx(prog, 1, nullptr);
@@ -199,6 +252,11 @@ absl::StatusOr<csf_probe_result> ProbeChangeTail(ActTry* act) {
         }();
         ifb_ok = f.ok();
         if (!f.ok()) ifb_error = std::string(f.message());
+        if (ifb_ok) {
+          absl::Status d = TryIfbRedirect(*progs, if_nametoindex("csfprobe"));
+          redirect_ok = d.ok();
+          if (!d.ok()) redirect_error = std::string(d.message());
+        }
       }
       act_ran = true;
       return absl::OkStatus();
@@ -210,15 +268,18 @@ absl::StatusOr<csf_probe_result> ProbeChangeTail(ActTry* act) {
       (void)!write(wr.get(), m.data(), m.size());
       _exit(1);
     }
-    // 'R', the result, one byte each for act_csum and ifb ('1' worked, '0' refused), the
-    // act_csum error text, a NUL, the ifb error text.
+    // 'R', the result, one byte each for act_csum, ifb and ifb by redirect ('1' worked, '0'
+    // refused), then the three error texts, NUL-separated.
     (void)!write(wr.get(), "R", 1);
     (void)!write(wr.get(), &r, sizeof(r));
     (void)!write(wr.get(), act_ok ? "1" : "0", 1);
     (void)!write(wr.get(), ifb_ok ? "1" : "0", 1);
+    (void)!write(wr.get(), redirect_ok ? "1" : "0", 1);
     (void)!write(wr.get(), act_error.data(), act_error.size());
     (void)!write(wr.get(), "", 1);
     (void)!write(wr.get(), ifb_error.data(), ifb_error.size());
+    (void)!write(wr.get(), "", 1);
+    (void)!write(wr.get(), redirect_error.data(), redirect_error.size());
     _exit(0);
   }
   wr.Reset();
@@ -234,10 +295,12 @@ absl::StatusOr<csf_probe_result> ProbeChangeTail(ActTry* act) {
     act->ran = true;
     act->ok = buf[1 + sizeof(r)] == '1';
     act->ifb_ok = buf[2 + sizeof(r)] == '1';
-    const std::string texts = buf.substr(3 + sizeof(r));
-    const size_t nul = texts.find('\0');
-    act->error = texts.substr(0, nul);
-    if (nul != std::string::npos) act->ifb_error = texts.substr(nul + 1);
+    act->ifb_redirect_ok = buf[3 + sizeof(r)] == '1';
+    const std::vector<std::string> texts =
+        absl::StrSplit(buf.substr(4 + sizeof(r)), absl::ByChar('\0'));
+    if (texts.size() > 0) act->error = texts[0];
+    if (texts.size() > 1) act->ifb_error = texts[1];
+    if (texts.size() > 2) act->ifb_redirect_error = texts[2];
     return r;
   }
   if (!buf.empty() && buf[0] == 'E') return absl::InternalError("probe: " + buf.substr(1));
@@ -258,6 +321,8 @@ std::string ProbeToJson(const ProbeResult& r) {
          {"act_csum_detail", r.act_csum_detail},
          {"ifb", r.ifb},
          {"ifb_detail", r.ifb_detail},
+         {"ifb_redirect", r.ifb_redirect},
+         {"ifb_redirect_detail", r.ifb_redirect_detail},
          {"mechanism", std::string(names::MechanismName(r.mechanism))},
          {"reason", r.reason},
          {"complete", r.complete},
@@ -277,9 +342,9 @@ absl::StatusOr<ProbeResult> Probe(bool refresh, const std::string& cache_dir) {
     if (f) {
       json j = json::parse(f, nullptr, /*allow_exceptions=*/false);
       // Only complete results are written; a file saying otherwise is not trusted either.
-      // A cache written before the ifb fact existed lacks it: probe again.
+      // A cache written before the ifb facts existed lacks them: probe again.
       if (!j.is_discarded() && j.value("boot_id", "") == r.boot_id && !r.boot_id.empty() &&
-          j.value("complete", true) && j.contains("ifb")) {
+          j.value("complete", true) && j.contains("ifb") && j.contains("ifb_redirect")) {
         r.cached = true;
         r.kern_ctx_kfunc = j.value("kern_ctx_kfunc", false);
         r.tcx = j.value("tcx", false);
@@ -289,6 +354,8 @@ absl::StatusOr<ProbeResult> Probe(bool refresh, const std::string& cache_dir) {
         r.act_csum_detail = j.value("act_csum_detail", "");
         r.ifb = j.value("ifb", false);
         r.ifb_detail = j.value("ifb_detail", "");
+        r.ifb_redirect = j.value("ifb_redirect", false);
+        r.ifb_redirect_detail = j.value("ifb_redirect_detail", "");
         r.mechanism = names::MechanismFromName(j.value("mechanism", "observe")).value_or(CSF_MECH_OBSERVE);
         r.reason = j.value("reason", "");
         if (r.mechanism < CSF_MECH_MAX) return r;
@@ -327,8 +394,16 @@ absl::StatusOr<ProbeResult> Probe(bool refresh, const std::string& cache_dir) {
                          : absl::StrCat("the kernel refused it in a throwaway namespace: ",
                                         act_try.ifb_error, " (CONFIG_IFB or CONFIG_NET_ACT_MIRRED "
                                         "unset?)");
+    r.ifb_redirect = act_try.ifb_redirect_ok;
+    r.ifb_redirect_detail =
+        !r.ifb   ? "not tried: no ifb"
+        : r.ifb_redirect
+            ? "a datagram csumfix's program redirected into the ifb came back complete: attach "
+              "redirects into the ifb itself, no selector filter"
+            : absl::StrCat(act_try.ifb_redirect_error, "; attach uses the selector with mirred");
   } else {
     r.ifb_detail = "not tried: no throwaway namespace";
+    r.ifb_redirect_detail = r.ifb_detail;
     r.undetermined.push_back("ifb: no throwaway namespace to try an ifb device in");
   }
   r.complete = r.undetermined.empty();

@@ -26,6 +26,10 @@ struct ProbeResult {
   // action to it, tried in the throwaway namespace. Never chosen by auto (--mechanism ifb).
   bool ifb = false;
   std::string ifb_detail;
+  // ifb: the kernel re-injects what csumfix's program hands an ifb with bpf_redirect (6.4+), so
+  // attach needs no selector filter (tried with one datagram; CSUMFIX_IFB_VIA=mirred overrides).
+  bool ifb_redirect = false;
+  std::string ifb_redirect_detail;
   uint32_t mechanism = CSF_MECH_OBSERVE;  // the choice
   std::string reason;                     // why
   // False when a fact could not be found out (e.g. no CAP_SYS_ADMIN for the throwaway

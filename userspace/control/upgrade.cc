@@ -9,8 +9,12 @@
 //   act-csum, ifb    its classic selector filter likewise, with a new act_csum (mirred to the
 //                    same ifb) instance;
 //   bounce           the return program on the bounce veth, as the hook it is attached to.
-// Helpers go first, the main program last, so a packet the new main program hands on meets a
-// new helper (old and new are interchangeable anyway: they share the pinned maps, same ABI).
+// Order per hook: the bounce return program, then the main program, then the selector. Old and
+// new bounce return programs are interchangeable (they share the pinned maps, same ABI); a
+// selector is not: one of this build reads the decision csumfix's program leaves in the packet's
+// control buffer (bpf/lib/pipeline.h, CSF_CB_SELECT), which programs of builds before that never
+// write, while an older selector decides by itself. So the new main program goes in first: old
+// selector behind new program fills as before, and the new selector then meets a new program.
 // The pins follow by rename and the record is replaced last; a crash in between leaves a
 // complete old or new program in every slot, and the next upgrade finishes the job.
 #include <bpf/bpf.h>
@@ -126,7 +130,7 @@ absl::StatusOr<std::optional<std::string>> Swap(const Slot& s) {
                       Short(same_pin ? pinned->tag : ""), " -> ", Short(now.tag), ")");
 }
 
-// The slots of one attachment, helpers before the main program of each hook.
+// The slots of one attachment in upgrade order (above): bounce return, main, selector.
 std::vector<Slot> Slots(const bpf::Programs& progs, const std::string& dir,
                         csf_attach_state& st) {
   std::vector<Slot> out;
@@ -141,6 +145,12 @@ std::vector<Slot> Slots(const bpf::Programs& progs, const std::string& dir,
                          st.tc_priority, &st.bounce_prog_id[hook],
                          progs.skel()->progs.csf_bounce_return});
     }
+    bpf_program* main = hook == CSF_HOOK_TC_INGRESS  ? progs.skel()->progs.csf_tc_ingress
+                        : hook == CSF_HOOK_TC_EGRESS ? progs.skel()->progs.csf_tc_egress
+                                                     : progs.skel()->progs.csf_xdp;
+    out.push_back(Slot{name, base, st.mode[hook], false, st.ifindex,
+                       tc ? TcPoint(hook) : BPF_TC_INGRESS, st.tc_handle, st.tc_priority,
+                       &st.prog_id[hook], main});
     if (tc && st.act_prog_id[hook] != 0) {
       const bool ifb = st.mechanism == CSF_MECH_IFB;
       out.push_back(Slot{name + (ifb ? " ifb selector" : " act_csum selector"), ActPinBase(base),
@@ -150,12 +160,6 @@ std::vector<Slot> Slots(const bpf::Programs& progs, const std::string& dir,
                                                      : progs.skel()->progs.csf_act_select_egress,
                          ifb ? st.ifb_ifindex : 0u});
     }
-    bpf_program* main = hook == CSF_HOOK_TC_INGRESS  ? progs.skel()->progs.csf_tc_ingress
-                        : hook == CSF_HOOK_TC_EGRESS ? progs.skel()->progs.csf_tc_egress
-                                                     : progs.skel()->progs.csf_xdp;
-    out.push_back(Slot{name, base, st.mode[hook], false, st.ifindex,
-                       tc ? TcPoint(hook) : BPF_TC_INGRESS, st.tc_handle, st.tc_priority,
-                       &st.prog_id[hook], main});
   }
   return out;
 }
