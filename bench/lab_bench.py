@@ -16,7 +16,9 @@ fill mechanism on the bridge ports has work to do.
      pass      csumfix on both ports, tc ingress, action pass
      fill:M    csumfix on both ports, tc ingress, action fill, mechanism M, for each M of
                `--mechanisms` (default bounce; scripts/bench.sh passes every one `csumfix probe`
-               finds: bpf, act-csum, bounce, ifb)
+               finds: bpf, act-csum, bounce, ifb, and ifb-mirred where ifb goes by redirect:
+               the ifb reached through the classic selector and mirred, CSUMFIX_IFB_VIA=mirred,
+               as kernels before 6.4 do it)
      iptables  iptables mangle POSTROUTING -j CHECKSUM --checksum-fill (tcp and udp) in the bridge
                ns (bridged IPv4 traverses iptables through br_netfilter: built in here, a module
                in Debian's kernels, loaded; net.bridge.bridge-nf-call-iptables=1 in the bridge ns)
@@ -113,9 +115,13 @@ class Lab:
         return sh(f"{self.csumfix} -n {NS_B} {args}", check=check, capture=True)
 
     def attach(self, ports, action, mechanism=None, hooks="--ingress"):
+        env = ""
+        if mechanism == "ifb-mirred":  # the ifb by the selector and mirred (docs/MECHANISMS.md)
+            mechanism, env = "ifb", "env CSUMFIX_IFB_VIA=mirred "
         for p in ports:
             mech = f" --mechanism {mechanism}" if mechanism else ""
-            self.cf(f"attach {p} {hooks} --action {action}{mech}")
+            sh(f"{env}{self.csumfix} -n {NS_B} attach {p} {hooks} --action {action}{mech}",
+               capture=True)
         self.attached = True
 
     def detach(self):
@@ -159,9 +165,12 @@ def cfg_apply(lab, name, mech=None):
         lab.attach(["bc", "bs"], "pass")
     elif name == "fill":
         lab.attach(["bc", "bs"], "fill", mechanism=mech)
-        st = json.dumps(lab.status())
-        if mech and mech not in st:
-            raise RuntimeError(f"fill: mechanism {mech} not in status: {st}")
+        st = lab.status()
+        want = {"ifb-mirred": ("ifb", "mirred"), "ifb": ("ifb", None)}.get(mech, (mech, None))
+        for row in st:
+            if mech and (row.get("mechanism") != want[0] or
+                         (want[1] and row.get("ifb_via") != want[1])):
+                raise RuntimeError(f"fill: mechanism {mech} not in status: {json.dumps(st)}")
     elif name == "iptables":
         lab.bridge_nf(True)
         for proto in ("tcp", "udp"):

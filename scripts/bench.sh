@@ -11,7 +11,8 @@
 #                  where the time goes (this kernel's KVM guest has no PMU: no hardware events)
 #   --publish      copy the results to bench/results/ (for BENCHMARKS.md)
 #   --mechanisms L fill mechanisms the lab compares, comma-separated (default: every one
-#                  `csumfix probe -j` finds on this kernel: bpf, act-csum, bounce, ifb)
+#                  `csumfix probe -j` finds on this kernel: bpf, act-csum, bounce, ifb, and
+#                  ifb-mirred, the ifb by selector + mirred, where ifb goes by redirect)
 #   --skip-lab     micro-benchmarks only (no namespaces: no lab, no churn)
 #   --skip-churn   leave out serve following a bridge (bench/churn_bench.py: attach latency of a
 #                  burst of TAPs, leaks over create/delete churn, RSS with many interfaces)
@@ -60,7 +61,7 @@ if [[ -z $mechanisms ]]; then
 import json, sys
 p = json.load(sys.stdin)
 have = {"bpf": p.get("change_tail_clears_partial"), "act-csum": p.get("act_csum"),
-        "bounce": True, "ifb": p.get("ifb")}
+        "bounce": True, "ifb": p.get("ifb"), "ifb-mirred": p.get("ifb_redirect")}
 print(",".join(m for m, ok in have.items() if ok))')
 fi
 echo "== fill mechanisms compared in the lab: $mechanisms" >&2

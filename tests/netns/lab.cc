@@ -100,10 +100,17 @@ bool PathExists(const std::string& path) {
 }
 
 ScopedEnv::ScopedEnv(const char* name, const char* value) : name_(name), set_(value != nullptr) {
-  if (set_) setenv(name_, value, 1);
+  if (!set_) return;
+  if (const char* was = getenv(name_)) old_ = std::string(was);
+  setenv(name_, value, 1);
 }
 ScopedEnv::~ScopedEnv() {
-  if (set_) unsetenv(name_);
+  if (!set_) return;
+  if (old_) {
+    setenv(name_, old_->c_str(), 1);
+  } else {
+    unsetenv(name_);
+  }
 }
 
 double TimeScale() {

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,7 +39,8 @@ double TimeScale();
 bool WaitFor(const std::function<bool()>& cond, int seconds);
 
 // Sets an environment variable for the csumfix runs of one scope (children inherit it) and
-// unsets it at the end of the scope; a null value leaves the environment alone.
+// restores what it was at the end of the scope (so scopes nest); a null value leaves the
+// environment alone.
 class ScopedEnv {
  public:
   ScopedEnv(const char* name, const char* value);
@@ -49,6 +51,7 @@ class ScopedEnv {
  private:
   const char* name_;
   bool set_;
+  std::optional<std::string> old_;
 };
 
 class Netns;
