@@ -43,7 +43,7 @@ static __always_inline int csf_tc(struct __sk_buff *skb, __u32 hook)
 	csf_handle(skb, false, hook, &m, &o, &target);
 	if (o.drop)
 		return TC_ACT_SHOT;
-	if (o.bounce)
+	if (o.redirect)
 		return bpf_redirect(target, 0);
 	return TC_ACT_UNSPEC;
 }

@@ -8,7 +8,7 @@
 #   --smoke         CI's smoke (.ci/run): only the oldest kernel of the list (lowest version),
 #                   with probe (mechanism asserted), check, the BPF suite (the differential at
 #                   5,000 cases) and of the netns suite only the fill tests (PartialFill.*, every
-#                   mechanism that kernel has); VM timeout 1800 s unless CSUMFIX_VM_TIMEOUT is set
+#                   mechanism that kernel has); VM timeout 2400 s unless CSUMFIX_VM_TIMEOUT is set
 #   --no-build      do not run scripts/deps.sh and scripts/build.sh first (scripts/test.sh --vm)
 #   --build-dir D   csumfix build to test (default $CSUMFIX_BUILD_DIR or build/)
 #   --list          print the matrix and exit
@@ -111,7 +111,7 @@ if [[ $smoke == 1 ]]; then
   fi
   names=("$(printf '%s\n' "${order[@]}" | sort -V | head -n1)")
   netns_filter='PartialFill.*'
-  timeout_s=${CSUMFIX_VM_TIMEOUT:-1800}
+  timeout_s=${CSUMFIX_VM_TIMEOUT:-2400}
   echo "run.sh: smoke: the oldest kernel of the list, ${names[0]}; netns tests $netns_filter"
 fi
 if [[ ${#names[@]} -eq 0 ]]; then

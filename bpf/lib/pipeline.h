@@ -76,7 +76,6 @@ struct csf_meta {
 	bool is_gso;
 	__u32 mechanism;      /* CSF_MECH_* (tc) */
 	bool xdp_redirect;    /* XDP: the frame leaves by XDP_REDIRECT, so seeds get filled */
-	bool ifb_redirect;    /* tc + ifb: redirect into the ifb (target) here, no selector */
 };
 
 struct csf_outcome {
@@ -86,9 +85,9 @@ struct csf_outcome {
 	__u32 zeroed;
 	__u32 fill_error;
 	__u32 drop;
-	__u32 bounce;   /* bpf_redirect to the target: the bounce veth, or with act_csum the ifb */
-	__u32 act_csum; /* hand it on to be completed: alone, to the classic selector behind us
-			 * (tc: TC_ACT_UNSPEC); with bounce, into the ifb */
+	__u32 handoff;  /* tc, kernel-PARTIAL: the interface's mechanism completes it (bounce veth,
+			 * act_csum or the ifb); csf_handle says how once, at its end */
+	__u32 redirect; /* set by csf_handle: bpf_redirect to the target (bounce veth, or the ifb) */
 };
 
 /* The hand-off to the classic selector (act-csum; ifb where the program cannot redirect into the
@@ -109,21 +108,16 @@ static __always_inline void csf_fill_kernel_partial(void *ctx, __u32 action,
 						    const struct csf_pkt *pp, __u32 correct,
 						    const bool sctp)
 {
-	if (m->mechanism == CSF_MECH_BOUNCE) {
-		o->bounce = 1;
-		o->filled = 1;
-	} else if (m->ifb_redirect) {
-		/* Into the ifb ourselves, no selector: where the kernel lets bpf_redirect hand a
-		 * packet to an ifb (it must be marked redirected, as mirred does; the probe tries
-		 * it, userspace/control/probe.cc). */
-		o->bounce = 1;
-		o->act_csum = 1;
-		o->filled = 1;
-	} else if (m->mechanism == CSF_MECH_ACT_CSUM || m->mechanism == CSF_MECH_IFB) {
-		/* The classic cls_bpf selector behind us hands it to act_csum, which recomputes it
-		 * in software and sets CHECKSUM_NONE, or (ifb) to mirred, which sends it through an
-		 * ifb whose transmit path completes it in software and which re-injects it. */
-		o->act_csum = 1;
+	if (m->mechanism == CSF_MECH_BOUNCE || m->mechanism == CSF_MECH_ACT_CSUM ||
+	    m->mechanism == CSF_MECH_IFB) {
+		/* Completed by the mechanism once csumfix's program is done with it: out of the bounce
+		 * veth and back; the classic cls_bpf selector behind us hands it to act_csum, which
+		 * recomputes it in software and sets CHECKSUM_NONE, or (ifb) to mirred, which sends
+		 * it through an ifb whose transmit path completes it in software and re-injects it;
+		 * or the program redirects it into the ifb itself. Which one is resolved once, at the
+		 * end of csf_handle: one outcome here rather than one per mechanism keeps the
+		 * verifier's walk of everything after this (every parse path) from multiplying. */
+		o->handoff = 1;
 		o->filled = 1;
 	} else if (m->mechanism == CSF_MECH_BPF) {
 		const bool zero = action == CSF_ACT_ZERO_UDP4 && pp->proto == CSF_IPPROTO_UDP &&
@@ -341,8 +335,6 @@ static __always_inline void csf_count(struct csf_counters *c, __u32 len, __u32 a
 	c->c[CSF_CTR_DROPPED] += o->drop;
 	c->c[CSF_CTR_IP4_HDR_BAD] += o->ip4_bad;
 	c->c[CSF_CTR_FILL_ERROR] += o->fill_error;
-	c->c[CSF_CTR_BOUNCED] += o->bounce & ~o->act_csum;
-	c->c[CSF_CTR_ACT_SELECTED] += o->bounce & o->act_csum;
 }
 
 /* ---- Entry ---- */
@@ -373,7 +365,6 @@ static __always_inline void csf_handle(void *ctx, const bool xdp, __u32 hook, st
 		m->mechanism = slot->cfg.mechanism;
 		*target_ifindex = slot->cfg.target_ifindex;
 		m->xdp_redirect = xdp && (slot->cfg.flags & CSF_IFCFG_F_XDP_REDIRECT);
-		m->ifb_redirect = !xdp && m->mechanism == CSF_MECH_IFB && slot->cfg.target_ifindex;
 	}
 	if (!xdp && m->mechanism == CSF_MECH_BOUNCE && csf_skb_bounced(ctx)) {
 		/* Second pass of a packet the bounce veth completed (it comes back only to an
@@ -390,7 +381,8 @@ static __always_inline void csf_handle(void *ctx, const bool xdp, __u32 hook, st
 		return;
 	__builtin_memset(p, 0, sizeof(*p));
 	__u32 parsed = CSF_NOT_PARSED;
-	bool hit = has_cfg && csf_policy(ctx, xdp, key.ifindex, hook, &action, p, &parsed);
+	if (has_cfg && csf_policy(ctx, xdp, key.ifindex, hook, &action, p, &parsed))
+		slot->ctr.c[CSF_CTR_POLICY_HIT]++;
 	if (action != CSF_ACT_PASS) {
 		if (!xdp) {
 			m->is_partial = csf_skb_is_partial(ctx);
@@ -402,10 +394,21 @@ static __always_inline void csf_handle(void *ctx, const bool xdp, __u32 hook, st
 		o->drop = o->cls == CSF_CLASS_BAD || o->ip4_bad;
 	/* (o->drop may also be set by a pure-BPF fill that could not restore a trimmed packet.) */
 	csf_count(&slot->ctr, csf_frame_len(ctx, xdp), action, o);
-	if (hit)
-		slot->ctr.c[CSF_CTR_POLICY_HIT]++;
-	if (!xdp && (m->mechanism == CSF_MECH_ACT_CSUM || m->mechanism == CSF_MECH_IFB))
-		((struct __sk_buff *)ctx)->cb[CSF_CB_SELECT] = o->act_csum ? CSF_CB_SELECT_FILL : 0;
+	if (xdp)
+		return;
+	/* The hand-off (csf_fill_kernel_partial), by mechanism. */
+	if (m->mechanism == CSF_MECH_BOUNCE) {
+		o->redirect = o->handoff;
+		slot->ctr.c[CSF_CTR_BOUNCED] += o->handoff;
+	} else if (m->mechanism == CSF_MECH_IFB && slot->cfg.target_ifindex) {
+		/* Into the ifb ourselves, no selector: where the kernel lets bpf_redirect hand a
+		 * packet to an ifb (it must be marked redirected, as mirred does; the probe tries
+		 * it, userspace/control/probe.cc). */
+		o->redirect = o->handoff;
+		slot->ctr.c[CSF_CTR_ACT_SELECTED] += o->handoff;
+	} else if (m->mechanism == CSF_MECH_ACT_CSUM || m->mechanism == CSF_MECH_IFB) {
+		((struct __sk_buff *)ctx)->cb[CSF_CB_SELECT] = o->handoff ? CSF_CB_SELECT_FILL : 0;
+	}
 }
 
 #endif
