@@ -126,22 +126,21 @@ TEST_F(BounceVeth, TcpUnderLoadDeliversEveryByte) {
 
   // 64 MiB of deterministic bytes over TCP: the receiver's count and SHA-256 must match.
   const std::string res = script_ + ".tcp";
-  b_.Exec("python3 -c \"import socket,hashlib; l=socket.socket(); "
+  b_.Exec("python3 -c \"import os,socket,hashlib; l=socket.socket(); "
           "l.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); l.bind(('10.66.0.2',5300)); "
           "l.listen(1); open('" + res + ".ready','w').close(); c,_=l.accept(); h=hashlib.sha256(); n=0\n"
           "while True:\n d=c.recv(1<<16)\n if not d: break\n n+=len(d); h.update(d)\n"
-          "open('" + res + "','w').write('%d %s' % (n, h.hexdigest()))\" > /dev/null 2>&1 &");
+          "open('" + res + ".t','w').write('%d %s' % (n, h.hexdigest())); "
+          "os.rename('" + res + ".t','" + res + "')\" > /dev/null 2>&1 &");
   ASSERT_TRUE(WaitFor([&] { return PathExists(res + ".ready"); }, 60)) << "TCP receiver not listening";
   std::string sent = a_.Capture(
       "python3 -c \"import socket,hashlib; s=socket.create_connection(('10.66.0.2',5300)); "
       "b=bytes(range(256))*4096; h=hashlib.sha256()\n"
       "for i in range(64): s.sendall(b); h.update(b)\n"
       "s.close(); print('%d %s' % (64*len(b), h.hexdigest()))\"");
-  std::string got;
-  for (int i = 0; i < 100 && got.empty(); ++i) {
-    got = a_.Capture("cat " + res + " 2>/dev/null");
-    if (got.empty()) usleep(100000);
-  }
+  // The receiver renames its result into place once the sender closed and it read the rest.
+  const bool done = WaitFor([&] { return PathExists(res); }, 30);
+  const std::string got = done ? ReadFile(res) : "(no result from the receiver in time)";
   unlink(res.c_str());
   unlink((res + ".ready").c_str());
   ASSERT_FALSE(sent.empty());

@@ -37,13 +37,6 @@ namespace fs = std::filesystem;
 
 constexpr char kPinTop[] = "/sys/fs/bpf/csumfix";
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 json ParseJson(const std::string& text, const std::string& what) {
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   EXPECT_FALSE(j.is_discarded()) << what << " printed no JSON:\n" << text;

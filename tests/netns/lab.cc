@@ -11,6 +11,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 namespace csumfix::testing {
 namespace {
@@ -92,6 +94,13 @@ std::string Netns::PinDir(const std::string& ifname) const {
   std::string pin = ifname;
   std::replace(pin.begin(), pin.end(), '.', ':');
   return PinRoot() + "/" + pin;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 bool PathExists(const std::string& path) {

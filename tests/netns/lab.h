@@ -29,6 +29,8 @@ std::string BpfObjPath();  // the built csumfix.bpf.o
 // that load "someone else's" program with iproute2 use it.
 std::string BpfCompatObjPath();
 bool PathExists(const std::string& path);
+// The whole file (empty if it cannot be read).
+std::string ReadFile(const std::string& path);
 // csumfix's pin directory of this process's network namespace (as Netns::PinRoot).
 std::string SelfPinRoot();
 // How much slower than this 2-core host the machine is: CSUMFIX_TIME_SCALE (default 1; the VM

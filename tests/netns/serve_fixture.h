@@ -103,13 +103,6 @@ inline Scrape ParseExposition(const std::string& text) {
   return s;
 }
 
-inline std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 class Serve : public ::testing::Test {
  protected:
   void SetUp() override {

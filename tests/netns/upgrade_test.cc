@@ -69,7 +69,8 @@ class Upgrade : public Serve {
               "socket.SOCK_DGRAM); t=time.time(); n=0\nwhile not os.path.exists('" + stop +
               "') and time.time()-t<1800:\n s.sendto(b'z'*200,('10.67.0.2'," +
               std::to_string(port) + ")); n+=1; time.sleep(0.001)\nopen('" + done +
-              "','w').write(str(n))\" > /dev/null 2>&1 &");
+              ".t','w').write(str(n)); os.rename('" + done + ".t','" + done +
+              "')\" > /dev/null 2>&1 &");
       // Until the first datagram was filled: the sender is really running.
       ASSERT_TRUE(WaitFor([&] { return Filled() > filled_before_; }, 30)) << "no stream";
       during();
