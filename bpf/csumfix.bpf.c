@@ -35,7 +35,8 @@ static __always_inline int csf_tc(struct __sk_buff *skb, __u32 hook)
 {
 	CSF_VARIANT_MARK();
 	/* csf_handle reads the kernel's checksum state (PARTIAL, GSO, back from the bounce veth)
-	 * only where the interface's configuration needs it: a pass costs one hash-map lookup. */
+	 * only where the interface's configuration needs it: a pass (no rule installed) costs the
+	 * interface's slot and a look at whether any policy rule is installed, no parse. */
 	struct csf_meta m = {};
 	struct csf_outcome o = {};
 	__u32 target = 0;

@@ -348,6 +348,29 @@ static __always_inline void csf_apply(void *ctx, const bool xdp, __u32 action,
 	csf_flow_note(pp, ifindex, hook, o);
 }
 
+/* The policy's action for this packet (a rule may override the interface's), then the action
+ * applied. The parsed headers live in csf_pkt_map. */
+static __always_inline void csf_decide(void *ctx, const bool xdp, __u32 ifindex, __u32 hook,
+				       __u32 active, __u32 *action, struct csf_meta *m,
+				       struct csf_outcome *o, struct csf_counters *c)
+{
+	__u32 zero = 0;
+	struct csf_pkt *p = bpf_map_lookup_elem(&csf_pkt_map, &zero);
+	if (!p)
+		return;
+	__builtin_memset(p, 0, sizeof(*p));
+	__u32 parsed = CSF_NOT_PARSED;
+	if (csf_policy(ctx, xdp, ifindex, hook, active, action, p, &parsed))
+		c->c[CSF_CTR_POLICY_HIT]++;
+	if (*action == CSF_ACT_PASS)
+		return;
+	if (!xdp) {
+		m->is_partial = csf_skb_is_partial(ctx);
+		m->is_gso = ((struct __sk_buff *)ctx)->gso_size != 0;
+	}
+	csf_apply(ctx, xdp, *action, m, o, ifindex, hook, p, parsed);
+}
+
 /* Entry. `m` is filled here: the interface's configuration (mechanism, XDP redirect) and, for tc,
  * the kernel's checksum state of the packet, read only when the action needs it. */
 static __always_inline void csf_handle(void *ctx, const bool xdp, __u32 hook, struct csf_meta *m,
@@ -375,21 +398,10 @@ static __always_inline void csf_handle(void *ctx, const bool xdp, __u32 hook, st
 	}
 	if (action >= CSF_ACT_MAX)
 		action = CSF_ACT_PASS;
-	__u32 zero = 0;
-	struct csf_pkt *p = bpf_map_lookup_elem(&csf_pkt_map, &zero);
-	if (!p)
-		return;
-	__builtin_memset(p, 0, sizeof(*p));
-	__u32 parsed = CSF_NOT_PARSED;
-	if (has_cfg && csf_policy(ctx, xdp, key.ifindex, hook, &action, p, &parsed))
-		slot->ctr.c[CSF_CTR_POLICY_HIT]++;
-	if (action != CSF_ACT_PASS) {
-		if (!xdp) {
-			m->is_partial = csf_skb_is_partial(ctx);
-			m->is_gso = ((struct __sk_buff *)ctx)->gso_size != 0;
-		}
-		csf_apply(ctx, xdp, action, m, o, key.ifindex, hook, p, parsed);
-	}
+	/* The pass path (action pass, no rule installed) neither parses nor touches the packet. */
+	const __u32 active = has_cfg ? csf_policy_active() : 0;
+	if (action != CSF_ACT_PASS || active)
+		csf_decide(ctx, xdp, key.ifindex, hook, active, &action, m, o, &slot->ctr);
 	if (action == CSF_ACT_DROP_BAD)
 		o->drop = o->cls == CSF_CLASS_BAD || o->ip4_bad;
 	/* (o->drop may also be set by a pure-BPF fill that could not restore a trimmed packet.) */

@@ -74,14 +74,21 @@ static long csf_pol_step(__u32 i, void *arg)
  * CSF_NOT_PARSED until someone needs it. */
 #define CSF_NOT_PARSED 0xffffffffu
 
-/* The action of the best matching rule, if any. Only packets parsed down to L4 are matched. */
-static __always_inline bool csf_policy(void *ctx, const bool xdp, __u32 ifindex, __u32 hook,
-				       __u32 *action, struct csf_pkt *pp, __u32 *parsed)
+/* The active rule set's generation + 1, or 0 when no rule is installed (the common case: one
+ * array lookup, then no parse for the policy). */
+static __always_inline __u32 csf_policy_active(void)
 {
 	__u32 zero = 0;
 	struct csf_pol_active *a = bpf_map_lookup_elem(&csf_pol_active, &zero);
 
-	__u32 active = a ? a->active : 0;
+	return a ? a->active : 0;
+}
+
+/* The action of the best matching rule, if any. Only packets parsed down to L4 are matched. */
+static __always_inline bool csf_policy(void *ctx, const bool xdp, __u32 ifindex, __u32 hook,
+				       __u32 active, __u32 *action, struct csf_pkt *pp,
+				       __u32 *parsed)
+{
 	if (active == 0)
 		return false;
 	if (*parsed == CSF_NOT_PARSED)
