@@ -34,6 +34,13 @@ fill mechanism on the bridge ports has work to do.
    Also the sender's wall time per datagram (sendto() runs the whole veth/bridge path in softirq
    on the sending CPU), so the bounce's extra veth traversal shows up there.
 
+3. With --profile CONFIGS (e.g. fill:bpf,iptables): one more run of the --profile-protocol stream
+   per configuration under `perf record -a -g -e cpu-clock` (a software clock: no PMU needed, so
+   it works in a TCG guest too), counting only the lab's work (iperf3 and softirqs, not idle,
+   not other processes): self time by symbol, and the share of those samples whose call chain
+   passes through a few functions of interest (the BPF
+   programs, bpf_skb_change_tail, skb_checksum_help, csum_partial, netfilter, veth, ifb, ...).
+
 Writes JSON (--json). Everything created is removed on exit, also on errors and SIGTERM.
 """
 import argparse
@@ -45,6 +52,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 PID = os.getpid()
@@ -283,6 +291,89 @@ def throughput(lab, configs, rounds, seconds, protocols):
     return out
 
 
+# ---- where the time goes: perf on one stream per configuration ------------------------------
+# Leaf symbols of an idle CPU (not work: left out of the shares).
+IDLE = ("safe_halt", "default_idle", "cpu_idle_poll", "mwait_idle", "intel_idle", "acpi_idle",
+        "poll_idle", "cpuidle_enter", "halt")
+# Processes whose samples count: the streams' ends and the softirqs they cause.
+LAB_COMMS = ("iperf3", "ksoftirqd", "swapper")
+# Call-chain shares reported for every profiled configuration: name -> symbol prefixes.
+INCLUSIVE = {
+    "csumfix BPF programs": ("bpf_prog_",),
+    "bpf_skb_change_tail": ("bpf_skb_change_tail", "sk_skb_change_tail", "__bpf_skb_change_tail"),
+    "bpf_csum_diff": ("bpf_csum_diff",),
+    "skb_checksum_help": ("skb_checksum_help",),
+    "csum_partial (any caller)": ("csum_partial",),
+    "netfilter hooks": ("nf_hook_slow",),
+    "xt_CHECKSUM": ("checksum_tg",),
+    "br_netfilter": ("br_nf_",),
+    "tc classify": ("tcf_classify", "tcx_run", "sch_handle_ingress", "sch_handle_egress"),
+    "act_csum": ("tcf_csum",),
+    "veth xmit": ("veth_xmit",),
+    "ifb": ("ifb_",),
+    "bridge forwarding": ("br_handle_frame", "br_forward", "br_dev_queue_push_xmit"),
+    "copy to user (recv)": ("_copy_to_iter", "copy_user", "rep_movs_alternative"),
+}
+
+
+def perf_profile(lab, cfg, proto, seconds, port, workdir):
+    name, _, mech = cfg.partition(":")
+    data = os.path.join(workdir, f"perf-{cfg.replace(':', '-')}.data")
+    cfg_apply(lab, name, mech or None)
+    try:
+        rec = subprocess.Popen(["perf", "record", "-q", "-a", "-g", "-e", "cpu-clock", "-F", "999",
+                                "-o", data, "--", "sleep", str(seconds + 1)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        x = iperf(proto, seconds, port)
+        _, err = rec.communicate(timeout=seconds + 120)
+        if rec.returncode != 0:
+            raise RuntimeError(f"perf record ({cfg}) failed ({rec.returncode}): {err.strip()}")
+    finally:
+        cfg_undo(lab, name)
+    out = sh(f"perf script -i {data} -F comm,ip,sym", capture=True, timeout=900)
+    os.unlink(data)
+    self_c, incl_c, busy, total = {}, {k: 0 for k in INCLUSIVE}, 0, 0
+    for block in out.split("\n\n"):
+        lines = block.strip().splitlines()
+        if not lines:
+            continue
+        total += 1
+        # Only the lab's work: iperf3 and the softirqs it causes (in ksoftirqd or interrupting
+        # an idle CPU). Other processes of the machine (a guest's qemu beside a host run) are not
+        # part of any configuration's cost.
+        if not lines[0].strip().startswith(LAB_COMMS):
+            continue
+        syms = []
+        for line in lines[1:]:
+            parts = line.split(None, 1)
+            syms.append(parts[1].split("+")[0] if len(parts) > 1 else "[unknown]")
+        if not syms or any(i in syms[0] for i in IDLE):
+            continue
+        busy += 1
+        self_c[syms[0]] = self_c.get(syms[0], 0) + 1
+        for k, prefixes in INCLUSIVE.items():
+            if any(s.startswith(prefixes) for s in syms):
+                incl_c[k] += 1
+    if busy == 0:
+        raise RuntimeError(f"perf ({cfg}): none of {total} samples was the lab's work "
+                           f"({', '.join(LAB_COMMS)}, not idle): nothing was measured")
+    top = sorted(self_c.items(), key=lambda kv: -kv[1])[:15]
+    return {"protocol": proto, "bps": x["bps"], "samples": total, "lab_busy_samples": busy,
+            "self_top": [[s, 100.0 * n / busy] for s, n in top],
+            "inclusive": {k: 100.0 * n / busy for k, n in incl_c.items()}}
+
+
+def profiles(lab, configs, proto, seconds, workdir):
+    res = {}
+    for i, cfg in enumerate(configs):
+        res[cfg] = perf_profile(lab, cfg, proto, seconds, 5901 + i, workdir)
+        p = res[cfg]
+        log(f"  profile {cfg:14s} {proto}: {p['lab_busy_samples']} samples of the lab's work (of {p['samples']}); "
+            + ", ".join(f"{k} {v:.1f}%" for k, v in p["inclusive"].items() if v >= 1.0))
+    return res
+
+
 # ---- live per-packet BPF time --------------------------------------------------------------
 class BpfStats:
     """bpf_enable_stats(BPF_STATS_RUN_TIME): run time is counted while the fd is open."""
@@ -399,6 +490,10 @@ def main():
     ap.add_argument("--reps", type=int, default=3, help="live: repetitions per size (median)")
     ap.add_argument("--protocols", default="tcp,udp,udp64",
                     help="throughput streams: tcp, udp (1400 B datagrams), udp64 (64 B)")
+    ap.add_argument("--profile", default="",
+                    help="configurations to profile with perf, comma-separated (e.g. fill:bpf,iptables), "
+                         "or 'fills': every fill mechanism of the run and iptables")
+    ap.add_argument("--profile-protocol", default="udp", help="the stream profiled (default udp)")
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--skip-live", action="store_true")
     ap.add_argument("--json", required=True)
@@ -414,6 +509,18 @@ def main():
     unknown = [p for p in protocols if p not in PROTOCOLS]
     if unknown or not protocols:
         sys.exit(f"lab_bench.py: --protocols {a.protocols!r}: name one or more of {list(PROTOCOLS)}")
+    fills = [f"fill:{m}" for m in a.mechanisms.split(",") if m]
+    prof = [c for c in a.profile.split(",") if c]
+    if prof == ["fills"]:  # every fill mechanism of the run and iptables, the one they must beat
+        prof = fills + ["iptables"]
+    if a.profile_protocol not in PROTOCOLS:
+        sys.exit(f"lab_bench.py: --profile-protocol {a.profile_protocol!r}: one of {list(PROTOCOLS)}")
+    known = {"none", "pass", "iptables", "txoff"} | set(fills)
+    if any(c not in known for c in prof):
+        sys.exit(f"lab_bench.py: --profile {a.profile!r}: name configurations of this run, "
+                 f"one or more of {sorted(known)}")
+    if prof and subprocess.run(["perf", "--version"], capture_output=True).returncode != 0:
+        sys.exit("lab_bench.py: --profile needs perf (apt-get install linux-perf)")
     lab = Lab(a.csumfix)
     out = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rounds": a.rounds,
            "seconds": a.seconds}
@@ -426,6 +533,11 @@ def main():
                 f"{'+'.join(protocols)}, {a.seconds} s each")
             out["protocols"] = protocols
             out["throughput"] = throughput(lab, configs, a.rounds, a.seconds, protocols)
+        if prof:
+            log(f"profile: perf record -a -e cpu-clock over one {a.profile_protocol} run of "
+                f"{a.seconds} s per configuration: {', '.join(prof)}")
+            with tempfile.TemporaryDirectory(prefix="csfperf.") as d:
+                out["profile"] = profiles(lab, prof, a.profile_protocol, a.seconds, d)
         if not a.skip_live:
             log(f"live per-packet BPF time: {a.packets} datagrams x {a.reps} reps per size")
             out["live"] = live(lab, [64, 512, 1500, 9000], ["pass", "observe", "verify", "fill"],

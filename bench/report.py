@@ -196,6 +196,21 @@ def main():
                 f"{fmt(v[p].get('cpu_s_per_gb_median'), '', 3):>9s}" for p in protos))
         P("CPU s/GB: busy CPU seconds of the whole machine (both vCPUs, /proc/stat) per GB received")
         P("")
+    if lab and lab.get("profile"):
+        prof = lab["profile"]
+        P("Where the time goes (perf record -a -e cpu-clock over one run per configuration; "
+          "% of the lab's samples: iperf3 and softirqs, not idle, not other processes)")
+        cfgs = list(prof)
+        P(f"{'call chain passes through':28s} " + " ".join(f"{c[:14]:>14s}" for c in cfgs))
+        for k in next(iter(prof.values()))["inclusive"]:
+            vals = [prof[c]["inclusive"].get(k, 0.0) for c in cfgs]
+            if max(vals) >= 0.5:
+                P(f"{k[:28]:28s} " + " ".join(f"{v:13.1f}%" for v in vals))
+        P(f"{'samples of the lab':28s} " + " ".join(f"{prof[c]['lab_busy_samples']:>14d}" for c in cfgs))
+        for c in cfgs:
+            P(f"  {c} ({PROTO_LABEL.get(prof[c]['protocol'], prof[c]['protocol'])}), self time: "
+              + ", ".join(f"{sym} {pct:.1f}%" for sym, pct in prof[c]["self_top"][:8]))
+        P("")
     t = targets(micro, lab)
     P("Targets (reported, not asserted)")
     for x in t:

@@ -8,7 +8,9 @@
 #   --seconds N    iperf3 duration per run (default 5)
 #   --quick        fewer repetitions everywhere (a smoke run, not for publishing)
 #   --profile      also sample csumfix pass/verify with `perf record -e cpu-clock` and print
-#                  where the time goes (this kernel's KVM guest has no PMU: no hardware events)
+#                  where the time goes (this kernel's KVM guest has no PMU: no hardware events),
+#                  and in the lab one UDP 1400 B run per fill mechanism and of iptables under
+#                  `perf record -a` (bench/lab_bench.py --profile fills)
 #   --publish      copy the results to bench/results/ (for BENCHMARKS.md)
 #   --mechanisms L fill mechanisms the lab compares, comma-separated (default: every one
 #                  `csumfix probe -j` finds on this kernel: bpf, act-csum, bounce, ifb, and
@@ -73,6 +75,7 @@ if [[ $quick == 1 ]]; then
   lab_args=(--rounds 1 --seconds 2 --packets 3000 --reps 1)
   churn_args=(--quick)  # 20 TAPs, 50 cycles, 50 at once
 fi
+if [[ $profile == 1 ]]; then lab_args+=(--profile fills); fi
 
 # Machine description for the report.
 python3 - "$out/meta.json" "$runs" "$rounds" "$seconds" <<'PY'

@@ -25,7 +25,8 @@
 #                   in the guest, every fill mechanism its probe finds beside iptables CHECKSUM
 #                   and tx off; writes lab.json and lab.txt (ratios to "none" of the same round:
 #                   TCG makes absolute figures meaningless). CSUMFIX_LAB_ROUNDS (default 3),
-#                   CSUMFIX_LAB_SECONDS (default 5)
+#                   CSUMFIX_LAB_SECONDS (default 5); CSUMFIX_LAB_PROFILE=1 also profiles one
+#                   UDP 1400 B run per fill mechanism and of iptables with perf in the guest
 # Environment: CSUMFIX_VM_CACHE (default /var/lib/csumfix-vm), CSUMFIX_VM_TIMEOUT (seconds per VM,
 # default 5400: the suite takes ~4000 s under TCG on a 2-core host), CSUMFIX_VM_MEMORY (default 4G), CSUMFIX_VM_CPUS (default 2),
 # CSUMFIX_DIFF_CASES (default 5000 in the guest), CSUMFIX_DIFF_SEED (passed on).
@@ -287,7 +288,7 @@ run_one() {
   rm -f "$out/netns-filter" "$out/lab"
   [[ -n $netns_filter ]] && printf '%s\n' "$netns_filter" > "$out/netns-filter"
   # The lab's script and arguments, the same way.
-  [[ $lab == 1 ]] && printf '%s\n' "$top/bench/lab_bench.py" "--rounds ${CSUMFIX_LAB_ROUNDS:-3} --seconds ${CSUMFIX_LAB_SECONDS:-5}" > "$out/lab"
+  [[ $lab == 1 ]] && printf '%s\n' "$top/bench/lab_bench.py" "--rounds ${CSUMFIX_LAB_ROUNDS:-3} --seconds ${CSUMFIX_LAB_SECONDS:-5}$([[ ${CSUMFIX_LAB_PROFILE:-0} == 1 ]] && echo " --profile fills")" > "$out/lab"
   # The guest runs its own copy: bash reads a script as it goes, so an edit of vmtests/guest.sh
   # during a run would change what the guest executes midway.
   cp "$top/vmtests/guest.sh" "$out/guest.sh"
