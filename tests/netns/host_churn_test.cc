@@ -1,6 +1,6 @@
 // The operator's day on the CLI: a VM restart recreates its TAP under the same name, an attach
 // whose pins vanished (killed, or run under `ip netns exec`) leaves helper links and filters, the
-// same interface name exists in two namespaces, and `ip netns exec` itself.
+// same interface name exists in two namespaces, `ip netns exec` itself, and a private bpffs.
 #include <unistd.h>
 
 #include <string>
@@ -120,19 +120,50 @@ TEST_F(HostChurn, TheSameNameInAnotherNamespaceIsNeverTakenOver) {
   EXPECT_TRUE(s[0]["hooks"][0]["attached"].get<bool>()) << s.dump();
 }
 
-TEST_F(HostChurn, IpNetnsExecIsRefusedBeforeAnythingChanges) {
+// `ip netns exec NS csumfix ...` is what people type: csumfix joins PID 1's mount namespace (where
+// the host's bpffs is) and works there as `csumfix -n NS ...` does, keeping the working directory.
+TEST_F(HostChurn, IpNetnsExecWorksLikeDashN) {
   ASSERT_TRUE(VethPair({&ns_, "va", "10.80.0.1/24"}, {&ns_, "vb", ""}));
-  const std::string cmd = CsumfixPath() + " attach va --mechanism bounce";
-  CmdResult r = testing::Run({"ip", "netns", "exec", ns_.name(), "sh", "-c", cmd});
-  EXPECT_EQ(r.rc, 1) << r.out << r.err;
-  EXPECT_NE(r.err.find("csumfix -n " + ns_.name()), std::string::npos) << r.err;
-  EXPECT_EQ(CsfLinks(ns_), "") << "the refused attach created bounce veths";
-  EXPECT_EQ(ns_.Capture("tc qdisc show dev va | grep -c clsact"), "0\n");
-  CmdResult st = testing::Run({"ip", "netns", "exec", ns_.name(), CsumfixPath(), "status"});
-  EXPECT_EQ(st.rc, 1) << "status under ip netns exec would say `nothing attached`: " << st.out;
-  // The way that works.
-  CmdResult ok = Csumfix({"-n", ns_.name(), "attach", "va", "--mechanism", "bounce"});
-  EXPECT_EQ(ok.rc, 0) << ok.err;
+  auto exec = [&](const std::string& cmd) {
+    return testing::Run({"ip", "netns", "exec", ns_.name(), "sh", "-c", cmd});
+  };
+  CmdResult a = exec(CsumfixPath() + " attach va --mechanism bounce");
+  ASSERT_EQ(a.rc, 0) << a.out << a.err;
+  EXPECT_TRUE(PathExists(ns_.PinDir("va"))) << "the pins are not in the host's bpffs";
+  EXPECT_NE(CsfLinks(ns_), "") << "no bounce veths in the namespace";
+  json s = Status();  // by -n: the same attachment
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0]["ifname"], "va");
+  EXPECT_TRUE(s[0]["hooks"][0]["attached"].get<bool>()) << s.dump();
+  CmdResult st = exec(CsumfixPath() + " status -j");
+  ASSERT_EQ(st.rc, 0) << st.err;
+  EXPECT_EQ(json::parse(st.out), s) << "status under ip netns exec differs from -n";
+  // A relative path still means the directory the command was started in.
+  const std::string fixtures = std::string(CSUMFIX_SOURCE_DIR) + "/tests/fixtures";
+  const std::string diag = "cd " + fixtures + " && " + CsumfixPath() + " diagnose -j bad.pcap";
+  CmdResult here = testing::Run({"sh", "-c", diag});
+  CmdResult there = exec(diag);
+  EXPECT_EQ(there.rc, here.rc) << there.err;
+  EXPECT_EQ(there.out, here.out);
+  EXPECT_NE(here.out.find("bad"), std::string::npos) << here.out << here.err;
+  CmdResult d = exec(CsumfixPath() + " detach va");
+  EXPECT_EQ(d.rc, 0) << d.err;
+  EXPECT_FALSE(PathExists(ns_.PinDir("va")));
+  EXPECT_EQ(CsfLinks(ns_), "") << "detach under ip netns exec left bounce veths";
+  EXPECT_EQ(Status().size(), 0u);
+}
+
+// A private mount namespace without the host's bpffs that is not `ip netns exec` (a container
+// without /sys/fs/bpf mounted; here unshare, in an unnamed network namespace): pins made there
+// would vanish, so csumfix refuses before it changes anything and says what to mount.
+TEST_F(HostChurn, APrivateBpffsOutsideIpNetnsExecIsRefused) {
+  const std::string cmd = "mount -t tmpfs none /sys/fs/bpf && ip link add va type veth peer name vb && "
+                          "ip link set va up && " + CsumfixPath() +
+                          " attach va --action observe; echo rc=$?; tc qdisc show dev va";
+  CmdResult r = testing::Run({"unshare", "--mount", "--net", "sh", "-c", cmd});
+  EXPECT_NE(r.out.find("rc=1\n"), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.err.find("mount the host's /sys/fs/bpf"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("clsact"), std::string::npos) << "the refused attach added a qdisc: " << r.out;
 }
 
 // Names with a dot (a VLAN's eth0.100, Xen's vif1.0) attach, show, detach and clean like any

@@ -86,21 +86,24 @@ void AddGlobalOptions(CLI::App& app, Globals& g) {
                "JSON output from the command that follows (as its own -j; `csumfix -j status`)");
   app.add_flag("-p,--pretty", g.pretty, "JSON output, indented (implies -j)");
   app.add_option("-n,--netns", g.netns,
-                 "run in network namespace NAME (/run/netns/NAME, as `ip -n`); unlike "
-                 "`ip netns exec` this keeps the host's bpffs, where the pins live");
+                 "run in network namespace NAME (/run/netns/NAME, as `ip -n`); the same as "
+                 "`ip netns exec NAME csumfix ...`");
   app.parse_complete_callback([&app, &g] {
     ApplyGlobalJson(g);
-    // Under `ip netns exec` the pins would live in a private bpffs and vanish: refuse before
-    // anything changes; checked before -n joins a namespace and before capabilities go.
-    const std::string first =
+    // Under `ip netns exec NS` /sys is the namespace's own, without the host's bpffs: join the
+    // mount namespace it was run from (still one thread here), the same as `-n NS`. Elsewhere
+    // without the host's bpffs (a container) pins would live in a private bpffs and vanish:
+    // refuse before anything changes. Both before -n joins a namespace and capabilities go.
+    const std::string cmd =
         app.get_subcommands().empty() ? "" : app.get_subcommands()[0]->get_name();
-    if (first != "diagnose" && first != "probe" && first != "check")
+    const bool needs_pins = cmd != "diagnose" && cmd != "probe" && cmd != "check";
+    if (auto joined = control::JoinHostMountsUnderIpNetnsExec(g.bpffs); !joined.ok() && needs_pins)
+      throw CLI::RuntimeError(Fail(joined.status()));
+    if (needs_pins)
       if (auto s = control::CheckHostBpffs(g.bpffs); !s.ok()) throw CLI::RuntimeError(Fail(s));
     if (!g.netns.empty() || app.count("--netns") > 0)  // -n "" is an error, not "no namespace"
       if (auto s = EnterNetns(g.netns); !s.ok()) throw CLI::RuntimeError(Fail(s));
-    const std::string cmd =
-        app.get_subcommands().empty() ? "" : app.get_subcommands()[0]->get_name();
-    if (cmd != "diagnose" && cmd != "probe" && cmd != "check") {
+    if (needs_pins) {
       // csumfix 0.1 kept one pin set for every namespace: move it into per-namespace form once.
       auto moved = control::MigrateLegacyPins(g.bpffs);
       if (!moved.ok())
@@ -108,8 +111,6 @@ void AddGlobalOptions(CLI::App& app, Globals& g) {
             moved.status(), "moving csumfix 0.1's pins into one directory per network namespace")));
       for (const std::string& m : *moved) std::cerr << "csumfix: 0.1 pins: " << m << "\n";
     }
-    // Before the capabilities go (CAP_SYS_RESOURCE): pre-5.11 kernels charge BPF memory to it.
-    base::RaiseMemlockLimit();
     // Before the capabilities go (CAP_SYS_RESOURCE): pre-5.11 kernels charge BPF memory to it.
     base::RaiseMemlockLimit();
     // Least privilege (SECURITY.md): keep only what this command needs, for good.

@@ -5,6 +5,7 @@
 #include <bpf/bpf.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <sched.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -12,10 +13,15 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "base/status.h"
 
 namespace csumfix::control {
@@ -74,6 +80,32 @@ ino_t NsInode(const char* pid, const char* ns) {
   return stat(absl::StrCat("/proc/", pid, "/ns/", ns).c_str(), &st) == 0 ? st.st_ino : 0;
 }
 
+// The parent of process `pid` (0 when it cannot be read), from /proc/PID/stat: the field after
+// the state, which follows the last ')' (a command name may hold spaces and parentheses).
+int ParentPid(int pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::vector<std::string> f = absl::StrSplit(stat.substr(close + 1), ' ', absl::SkipEmpty());
+  int ppid = 0;
+  return f.size() > 1 && absl::SimpleAtoi(f[1], &ppid) ? ppid : 0;
+}
+
+// The mount namespace `ip netns exec` was run from: PID 1's where it can be read (the host's);
+// else (PID 1 out of reach, as in some sandboxes) the nearest ancestor's that differs from this
+// process's. Empty when there is none.
+std::string OuterMountNamespace(ino_t self) {
+  const ino_t init = NsInode("1", "mnt");
+  if (init != 0) return init != self ? "/proc/1/ns/mnt" : "";
+  for (int pid = ParentPid(getpid()), hops = 0; pid > 1 && hops < 64; pid = ParentPid(pid), ++hops) {
+    const std::string p = std::to_string(pid);
+    const ino_t ino = NsInode(p.c_str(), "mnt");
+    if (ino != 0 && ino != self) return absl::StrCat("/proc/", pid, "/ns/mnt");
+  }
+  return "";
+}
+
 }  // namespace
 
 std::string NetnsName(uint64_t ino) {
@@ -90,11 +122,11 @@ absl::Status CheckHostBpffs(const std::string& path) {
   if (statfs(path.c_str(), &st) == 0 && st.f_type == BPF_FS_MAGIC) return absl::OkStatus();
   // No bpffs here. In PID 1's mount namespace csumfix mounts one; in a mount namespace of its
   // own (`ip netns exec` remounts /sys; a container without the host's /sys/fs/bpf) pins made
-  // there would vanish with it. Where PID 1's namespace cannot be read, a named network
-  // namespace (/run/netns) without bpffs is taken as `ip netns exec`.
-  const ino_t self = NsInode("self", "mnt"), init = NsInode("1", "mnt");
+  // there would vanish with it. Where PID 1's namespace cannot be read, an ancestor in another
+  // mount namespace, or a named network namespace (/run/netns), tells the same.
   const std::string ns = NetnsName(NsInode("self", "net"));
-  const bool private_mounts = init != 0 ? self != init : !ns.empty();
+  const bool private_mounts = !OuterMountNamespace(NsInode("self", "mnt")).empty() ||
+                              (NsInode("1", "mnt") == 0 && !ns.empty());
   if (!private_mounts) return absl::OkStatus();
   const std::string fix =
       ns.empty() ? "run csumfix in the host's mount namespace (in a container: mount the host's "
@@ -105,6 +137,34 @@ absl::Status CheckHostBpffs(const std::string& path) {
       path, " is not the host's bpf filesystem: this process has a mount namespace of its own "
       "(as under `ip netns exec`, which remounts /sys), so pins made here would vanish when the "
       "command ends. Nothing was changed; ", fix));
+}
+
+absl::StatusOr<bool> JoinHostMountsUnderIpNetnsExec(const std::string& path) {
+  struct statfs st {};
+  if (statfs(path.c_str(), &st) == 0 && st.f_type == BPF_FS_MAGIC) return false;
+  const std::string ns = NetnsName(NsInode("self", "net"));
+  if (ns.empty()) return false;
+  const std::string outer = OuterMountNamespace(NsInode("self", "mnt"));
+  if (outer.empty()) return false;
+  // `ip netns exec` unshares the mount namespace only to mount the namespace's own sysfs on /sys
+  // (and bind /etc/netns/NS files over /etc): every path csumfix uses means the same in the
+  // namespace it was run from, where the host's bpffs is. setns(2) resets the working directory
+  // to that namespace's root; csumfix goes back to the same path, so relative paths still resolve.
+  std::error_code ec;
+  const std::filesystem::path cwd = std::filesystem::current_path(ec);
+  const int fd = open(outer.c_str(), O_RDONLY | O_CLOEXEC);
+  const int r = fd < 0 ? -1 : setns(fd, CLONE_NEWNS);
+  const int e = errno;
+  if (fd >= 0) close(fd);
+  if (r != 0)
+    return absl::FailedPreconditionError(absl::StrCat(
+        "under `ip netns exec ", ns, "` ", path, " is not the host's bpf filesystem, and joining "
+        "the mount namespace of ", outer, " to reach it failed (", strerror(e), "; it needs "
+        "CAP_SYS_ADMIN and CAP_SYS_CHROOT). Nothing was changed; run `csumfix -n ", ns, " ...` instead"));
+  if (ec || chdir(cwd.c_str()) != 0) {
+    if (chdir("/") != 0) return ErrnoStatus(errno, "chdir /");
+  }
+  return true;
 }
 
 absl::Status EnsureBpffs(const std::string& path) {

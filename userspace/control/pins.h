@@ -70,13 +70,22 @@ class PinPaths {
 // access(2)).
 absl::StatusOr<std::vector<std::string>> MigrateLegacyPins(const std::string& bpffs);
 
+// Under `ip netns exec NS` (a mount namespace of its own, in a network namespace named in
+// /run/netns, whose /sys hides the host's bpffs): joins the mount namespace it was run from
+// (PID 1's; where that cannot be read, the nearest ancestor's that differs), keeping the network
+// namespace and the working directory, so csumfix works there as with `-n NS`. Returns whether it
+// joined; false without doing anything when `path` is a bpffs, the network namespace has no name
+// (a container: CheckHostBpffs then explains) or there is no other mount namespace to join. An
+// error when joining fails (no CAP_SYS_ADMIN or CAP_SYS_CHROOT): it names -n NS.
+// Call it while the process has one thread (setns(2) refuses a mount namespace change otherwise).
+absl::StatusOr<bool> JoinHostMountsUnderIpNetnsExec(const std::string& path);
 // Mounts bpffs at `path` unless it is one already.
 absl::Status EnsureBpffs(const std::string& path);
 // FailedPrecondition when `path` is not a bpffs and this process has mounts of its own (a mount
 // namespace other than PID 1's; where that cannot be read: a named network namespace), as under
 // `ip netns exec NS`, which remounts /sys: the message names `csumfix -n NS`. OK when `path` is a
-// bpffs, or in the host's mount namespace (where csumfix may mount it). The CLI calls it first,
-// before it joins a namespace (-n) or drops capabilities.
+// bpffs, or in the host's mount namespace (where csumfix may mount it). The CLI calls it first
+// (after JoinHostMountsUnderIpNetnsExec), before it joins a namespace (-n) or drops capabilities.
 absl::Status CheckHostBpffs(const std::string& path);
 // mkdir 0700 (every pin directory is root's alone), also tightening an existing one.
 absl::Status MakeDir(const std::string& path);
