@@ -89,7 +89,10 @@ TEST_F(CliCommands, StatusReportsAnAttachInProgressAndAnInterruptedOne) {
     ASSERT_NE(e, nullptr) << st.dump();
     EXPECT_EQ((*e)["state"], "attaching") << e->dump();
     EXPECT_TRUE((*e)["hooks"].empty());
-    EXPECT_NE(last_err_.find("run `csumfix status` again"), std::string::npos) << last_err_;
+    // The hint names -n as the command did, so it can be pasted as it is.
+    EXPECT_NE(last_err_.find("run `csumfix -n " + ns_.name() + " status` again"),
+              std::string::npos)
+        << last_err_;
     const json* va = Find(st, "ifname", "va");
     ASSERT_NE(va, nullptr) << "the finished attachment is still reported: " << st.dump();
     EXPECT_EQ((*va)["state"], "ok");
@@ -99,7 +102,7 @@ TEST_F(CliCommands, StatusReportsAnAttachInProgressAndAnInterruptedOne) {
   const json* e = Find(st, "ifname", name);
   ASSERT_NE(e, nullptr) << st.dump();
   EXPECT_EQ((*e)["state"], "incomplete") << e->dump();
-  EXPECT_NE((*e)["problem"].get<std::string>().find("`csumfix detach " + name + "`"),
+  EXPECT_NE((*e)["problem"].get<std::string>().find("`csumfix clean " + name + "`"),
             std::string::npos)
       << e->dump();
   // Text output too, and `status NAME` for just that entry.
@@ -222,14 +225,14 @@ TEST_F(CliCommands, RulesPerInterfaceAndRulesOfADeletedInterface) {
   ASSERT_EQ(Csumfix({"-n", ns_.name(), "attach", "va", "--egress", "--mechanism", "observe"}).rc,
             0);
   ASSERT_EQ(ns_.Ip("link add vz type veth peer name vy"), 0);
-  auto add = [&](std::vector<std::string> args) {
+  auto add = [&](std::vector<std::string> args, int rc = 0) {
     args.insert(args.begin(), {"-n", ns_.name(), "policy", "add"});
     CmdResult r = Csumfix(args);
-    EXPECT_EQ(r.rc, 0) << r.err;
+    EXPECT_EQ(r.rc, rc) << r.err;
   };
   add({"--iface", "va", "--proto", "udp", "--action", "verify"});
   add({"--iface", "vz", "--action", "drop-bad"});
-  add({"--proto", "tcp", "--action", "fill", "--priority", "5"});
+  add({"--proto", "tcp", "--action", "fill", "--priority", "5"}, 3);  // va's mechanism: observe
   json st = Json({"status", "va", "-j"});
   ASSERT_EQ(st.size(), 1u);
   EXPECT_EQ(st[0]["rules"], 2) << "va's own rule and the interface-less one: " << st.dump();

@@ -131,7 +131,9 @@ TEST_F(CliLifecycle, ErrorsSayWhatToDo) {
   ASSERT_EQ(Csumfix({"-n", ns_.name(), "attach", "va"}).rc, 0);
   CmdResult c = Csumfix({"-n", ns_.name(), "attach", "va"});
   EXPECT_EQ(c.rc, 1);
-  EXPECT_NE(c.err.find("already attached; run `csumfix detach va`"), std::string::npos) << c.err;
+  EXPECT_NE(c.err.find("already attached; run `csumfix -n " + ns_.name() + " detach va`"),
+            std::string::npos)
+      << c.err;
   CmdResult d = Csumfix({"-n", ns_.name(), "detach", "vb"});
   EXPECT_EQ(d.rc, 1);
   EXPECT_NE(d.err.find("vb is not attached"), std::string::npos) << d.err;

@@ -44,7 +44,8 @@ std::vector<Malformed> Cases() {
       // attach: interface names.
       {"attach_no_iface", {"attach"}, 2, {"attach: iface is required", "csumfix attach --help"}},
       {"attach_empty_iface", {"attach", ""}, 1, {"not a valid interface name"}},
-      {"attach_long_iface", {"attach", long_if}, 1, {long_if, "not a valid interface name"}},
+      {"attach_long_iface", {"attach", long_if}, 1,
+       {long_if, "not a valid interface name (1 to 15 characters"}},
       {"attach_slash_iface", {"attach", "../maps"}, 1, {"../maps", "not a valid interface name"}},
       {"attach_dotdot_iface", {"attach", ".."}, 1, {"not a valid interface name"}},
       {"attach_missing_iface", {"attach", "csf-nosuch0"}, 1,
@@ -66,10 +67,16 @@ std::vector<Malformed> Cases() {
       {"attach_extra_argument", {"attach", "lo", "eth9"}, 2, {"eth9", "not expected"}},
       {"status_unknown_flag", {"status", "--bogus"}, 2, {"status: ", "--bogus"}},
       {"flows_top_not_number", {"flows", "--top", "many"}, 2, {"many"}},
+      {"flows_top_negative", {"flows", "--top", "-1"}, 2, {"--top", "-1", "not in range 0"}},
       // detach.
       {"detach_nothing", {"detach"}, 2, {"detach: name an interface or use --all", "--help"}},
       {"check_config_without_config", {"serve", "--check-config"}, 2,
        {"--check-config needs --config FILE"}},
+      // --check-config takes the command line as serve would: a name is no listen address.
+      {"check_config_bad_listen",
+       {"serve", "--config", std::string(CSUMFIX_SOURCE_DIR) + "/packaging/csumfix.toml",
+        "--check-config", "--web.listen-address", "localhost:19786"},
+       1, {"localhost:19786", "the host must be an IP address"}},
       {"stats_not_attached", {"stats", "csf-nosuch0"}, 1,
        {"csf-nosuch0 is not attached", "csumfix attach csf-nosuch0"}},
       {"status_not_attached", {"status", "csf-nosuch0"}, 1,

@@ -140,6 +140,15 @@ TEST_F(NetnsState, CleanRemovesThePinsOfADeletedNamespace) {
   ASSERT_TRUE(PathExists(gone_root + "/va"));
   b_.Destroy();
   ASSERT_TRUE(Probe().ok) << Probe().error;
+  // status in A names what is left of B and, where the links prove B's interfaces gone, the
+  // command that removes it.
+  CmdResult s = Csumfix({"-n", a_.name(), "status"});
+  EXPECT_EQ(s.rc, 0) << s.err;
+  EXPECT_NE(s.err.find("has 1 attachment"), std::string::npos) << s.err;
+  EXPECT_EQ(s.err.find("`csumfix -n " + a_.name() + " clean --all` removes it") !=
+                std::string::npos,
+            Probe().tcx)
+      << s.err;
   CmdResult c = Csumfix({"-n", a_.name(), "clean", "--all"});
   if (Probe().tcx) {
     EXPECT_EQ(c.rc, 0) << c.err;

@@ -132,14 +132,17 @@ class Serve : public ::testing::Test {
     EXPECT_FALSE(PathExists("/sys/fs/bpf/csumfix/v1")) << "pins left behind";
   }
 
-  // Starts `csumfix -n A serve ARGS` with its output in tmp_/serve.log; waits until /-/ready
-  // answers 200, which serve does once its config is applied. `binary`: another csumfix build
-  // (the upgrade tests' variant); default CsumfixPath().
+  // Starts `csumfix -n A serve ARGS` (with ip_netns_exec_: `ip netns exec A csumfix serve
+  // ARGS`) with its output in tmp_/serve.log; waits until /-/ready answers 200, which serve does
+  // once its config is applied. `binary`: another csumfix build (the upgrade tests' variant);
+  // default CsumfixPath().
   void StartServe(const std::vector<std::string>& args, const std::string& binary = "") {
     ASSERT_LT(serve_, 0) << "serve already running";
     log_ = tmp_ + "/serve.log";
-    serve_ = Spawn(std::vector<std::string>{binary.empty() ? CsumfixPath() : binary, "-n",
-                                            a_.name(), "serve"},
+    const std::string bin = binary.empty() ? CsumfixPath() : binary;
+    serve_ = Spawn(ip_netns_exec_
+                       ? std::vector<std::string>{"ip", "netns", "exec", a_.name(), bin, "serve"}
+                       : std::vector<std::string>{bin, "-n", a_.name(), "serve"},
                    args, log_);
     bool up = WaitFor(
         [&] {
@@ -254,6 +257,7 @@ class Serve : public ::testing::Test {
   Netns a_, b_;
   std::string tmp_, cfg_, log_;
   pid_t serve_ = -1, prom_ = -1;
+  bool ip_netns_exec_ = false;
 };
 
 }  // namespace csumfix::testing

@@ -6,6 +6,7 @@
 // Metrics and JSON are parsed, never grepped. serve runs with -n inside the test's namespace, so
 // its loopback endpoint (the default 127.0.0.1:10786) is private to the test.
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -338,6 +339,48 @@ prefixes = ["10.9.0.0/16"]
   EXPECT_EQ(Rules().size(), 0u);
   EXPECT_EQ(StopServe(SIGTERM), 0);
   EXPECT_EQ(Status().size(), 1u) << "d0 stays after serve exits";
+}
+
+// `ip netns exec A csumfix serve` is `csumfix -n A serve`: the same record of what serve attached
+// (/run/csumfix/serve-A.json, never the host daemon's serve.json), so a later serve detaches
+// what the first attached. And a record of another namespace owns nothing here: serve leaves
+// alone an attachment whose name and ifindex only happen to match.
+TEST_F(Serve, UnderIpNetnsExecKeepsTheNamespacesRecordAndOwnsNothingOfAnother) {
+  const std::string record = "/run/csumfix/serve-" + a_.name() + ".json";
+  const std::string host_record = "/run/csumfix/serve.json";
+  const std::string host_before = PathExists(host_record) ? ReadFile(host_record) : "<none>";
+  WriteConfig("[[interface]]\nname = \"va\"\naction = \"observe\"\n");
+  ip_netns_exec_ = true;
+  StartServe({"--config", cfg_});
+  EXPECT_EQ(StopServe(SIGTERM), 0) << ReadFile(log_);
+  ASSERT_TRUE(PathExists(record)) << ReadFile(log_);
+  json j = json::parse(ReadFile(record));
+  ASSERT_EQ(j["interfaces"].size(), 1u) << j.dump();
+  EXPECT_EQ(j["interfaces"][0]["name"], "va");
+  struct stat ns_st {};
+  ASSERT_EQ(stat(("/run/netns/" + a_.name()).c_str(), &ns_st), 0);
+  EXPECT_EQ(j["netns"].get<uint64_t>(), static_cast<uint64_t>(ns_st.st_ino)) << j.dump();
+  EXPECT_EQ(PathExists(host_record) ? ReadFile(host_record) : "<none>", host_before)
+      << "serve under ip netns exec wrote the host daemon's record";
+
+  // The same record, claimed for another namespace: va is not serve's any more.
+  const std::string foreign = tmp_ + "/foreign.json";
+  json f = j;
+  f["netns"] = j["netns"].get<uint64_t>() + 1;
+  std::ofstream(foreign) << f.dump();
+  WriteConfig("");
+  ip_netns_exec_ = false;
+  StartServe({"--config", cfg_, "--state", foreign});
+  EXPECT_EQ(StopServe(SIGTERM), 0);
+  json s = Status();
+  ASSERT_EQ(s.size(), 1u) << "serve detached va on another namespace's record: " << ReadFile(log_);
+  EXPECT_EQ(s[0]["ifname"], "va");
+
+  // Its own record, by `-n A` this time: the first serve's attachment is detached.
+  StartServe({"--config", cfg_});
+  EXPECT_EQ(StopServe(SIGTERM), 0);
+  EXPECT_EQ(Status().size(), 0u) << "serve -n A did not find what serve under ip netns exec "
+                                    "recorded: " << ReadFile(log_);
 }
 
 TEST_F(Serve, InterfaceDeletedWhileServeRunsLosesItsState) {

@@ -103,6 +103,7 @@ void AddGlobalOptions(CLI::App& app, Globals& g) {
       if (auto s = control::CheckHostBpffs(g.bpffs); !s.ok()) throw CLI::RuntimeError(Fail(s));
     if (!g.netns.empty() || app.count("--netns") > 0)  // -n "" is an error, not "no namespace"
       if (auto s = EnterNetns(g.netns); !s.ok()) throw CLI::RuntimeError(Fail(s));
+    SetNetnsForHints(g.netns);
     if (needs_pins) {
       // csumfix 0.1 kept one pin set for every namespace: move it into per-namespace form once.
       auto moved = control::MigrateLegacyPins(g.bpffs);
@@ -157,7 +158,7 @@ std::unique_ptr<CLI::App> NewApp(Globals& g) {
       "Files: /sys/fs/bpf/csumfix/v1/netns/INODE/ (one per network namespace, INODE from\n"
       "`stat -Lc %i /proc/self/ns/net`): IFACE/ (state, programs and links of an attachment) and\n"
       "maps/ (counters, actions, policy, flows), /run/csumfix/probe.json\n"
-      "(this boot's probe result), /run/csumfix/serve.json (interfaces serve attached).\n"
+      "(this boot's probe result), /run/csumfix/serve[-NS].json (interfaces serve attached).\n"
       "\n"
       "Examples (as root):\n"
       "  csumfix attach tap0 --both --action fill   # complete partial checksums both ways\n"

@@ -80,7 +80,9 @@ Outcome Flows(const FlowsOpts& o, const Globals& g) {
 
 void AddFlowsCommand(CLI::App& app, Globals& g) {
   auto [cmd, o] = NewCommand<FlowsOpts>(app, kHelp);
-  cmd->add_option("--top", o->top, "show at most N flows (0: all)")->capture_default_str();
+  cmd->add_option("--top", o->top, "show at most N flows (0: all)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000000));
   AddJsonFlag(cmd, o->json);
   AddAllNamespacesFlag(cmd, o->all_namespaces);
   OnRun(cmd, g, [o, &g] { return Flows(*o, g); });

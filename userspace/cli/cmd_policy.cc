@@ -40,11 +40,12 @@ constexpr Help kHelp{
     "  csumfix policy zone --prefix 10.1.0.0/16\n"
     "  csumfix policy list -j; csumfix policy del 3; csumfix policy flush"};
 
-// Warns on stderr (the exit status stays 0) about each attached interface where one of `rules`
-// fills but the mechanism is observe (attached with an action that never fills and mechanism
-// auto, or --mechanism observe): there kernel-PARTIAL packets are counted and left partial. Says
-// how to re-attach it with a mechanism.
-void WarnFillWithoutMechanism(const std::vector<csf_pol_rule>& rules, const Globals& g) {
+// A warning in `done` (so the command exits 3, done with warnings) for each attached interface
+// where one of `rules` fills but the mechanism is observe (attached with an action that never
+// fills and mechanism auto, or --mechanism observe): there kernel-PARTIAL packets are counted
+// and left partial. Says how to re-attach it with a mechanism.
+void WarnFillWithoutMechanism(const std::vector<csf_pol_rule>& rules, const Globals& g,
+                              Done* done) {
   if (std::none_of(rules.begin(), rules.end(),
                    [](const csf_pol_rule& r) { return control::ActionCanFill(r.action); }))
     return;
@@ -61,14 +62,12 @@ void WarnFillWithoutMechanism(const std::vector<csf_pol_rule>& rules, const Glob
         if (h.hook == CSF_HOOK_XDP) xdp_note = " (with its --redirect-to, if it had one)";
       }
       const std::string ns = g.netns.empty() ? "" : absl::StrCat("-n ", g.netns, " ");
-      std::fprintf(stderr,
-                   "csumfix: warning: %s has fill mechanism observe (no fill helpers): rule %u "
-                   "(%s) leaves the packets the kernel holds as partial there unfilled, only "
-                   "counted. To fill them, re-attach it with a mechanism: `csumfix %sdetach %s "
-                   "&& csumfix %sattach %s%s --action %s --mechanism bounce`%s\n",
-                   s->ifname.c_str(), r.id, std::string(names::ActionName(r.action)).c_str(),
-                   ns.c_str(), s->ifname.c_str(), ns.c_str(), s->ifname.c_str(), hooks.c_str(),
-                   action.c_str(), xdp_note.c_str());
+      done->Warn(absl::StrCat(
+          "warning: ", s->ifname, " has fill mechanism observe (no fill helpers): rule ", r.id,
+          " (", names::ActionName(r.action), ") leaves the packets the kernel holds as partial "
+          "there unfilled, only counted. To fill them, re-attach it with a mechanism: `csumfix ",
+          ns, "detach ", s->ifname, " && csumfix ", ns, "attach ", s->ifname, hooks, " --action ",
+          action, " --mechanism bounce`", xdp_note));
     }
   }
 }
@@ -97,8 +96,9 @@ void AddRuleCommand(CLI::App& policy, Globals& g) {
       ASSIGN_OR_RETURN(rule.id, p.Add(rule));
     }
     std::printf("rule %u added\n", rule.id);
-    WarnFillWithoutMechanism({rule}, g);
-    return Done{};
+    Done done;
+    WarnFillWithoutMechanism({rule}, g, &done);
+    return done;
   });
 }
 
@@ -127,8 +127,9 @@ void AddZoneCommand(CLI::App& policy, Globals& g) {
     }
     std::printf("zone: %zu rules added (ids %u-%u)\n", rules.size(), rules.front().id,
                 rules.back().id);
-    WarnFillWithoutMechanism(rules, g);
-    return Done{};
+    Done done;
+    WarnFillWithoutMechanism(rules, g, &done);
+    return done;
   });
 }
 

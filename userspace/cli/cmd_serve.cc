@@ -118,6 +118,13 @@ void AddServeCommand(CLI::App& app, Globals& g) {
         g.rc = UsageFail("serve", "--check-config needs --config FILE");
         return;
       }
+      // The command line as serve would take it, too: an address serve refuses is no "ok".
+      std::string host;
+      int port = 0;
+      if (auto s = daemon::ParseListen(o->listen, &host, &port); !s.ok()) {
+        g.rc = Fail(s);
+        return;
+      }
       auto cfg = config::Load(o->config);
       if (!cfg.ok()) {
         g.rc = Fail(cfg.status());

@@ -167,7 +167,7 @@ Outcome Status(const ShowOpts& o, const Globals& g) {
   for (const IfaceView& v : views)
     if (!v.s.problem.empty())
       std::fprintf(stderr, "csumfix: %s %s: %s\n", v.s.ifname.c_str(), v.s.state.c_str(),
-                   v.s.problem.c_str());
+                   WithNetns(v.s.problem).c_str());
   PrintRows(views, o.json, ToJson, PrintText, "nothing attached");
   // Attachments of other namespaces are theirs to show (`-n NS`); say that they exist.
   if (o.ifname.empty()) {
@@ -177,10 +177,20 @@ Outcome Status(const ShowOpts& o, const Globals& g) {
       const size_t n = control::PinPaths(g.bpffs, ino).Interfaces().size();
       if (n == 0) continue;
       const std::string name = control::NetnsName(ino);
-      const std::string see = name.empty() ? "`csumfix stats -A` shows its counters"
-                                           : absl::StrCat("`csumfix -n ", name, " status`");
+      // Every hook a link whose device is gone: the namespace went (a deleted pod or VM).
+      auto other = control::Controller(g.bpffs, ino).Status();
+      const bool gone = other.ok() && !other->empty() &&
+                        std::all_of(other->begin(), other->end(),
+                                    [](const control::IfaceStatus& i) { return i.links_defunct; });
+      const std::string see =
+          gone ? (n == 1 ? "its interface is gone (a deleted namespace); `csumfix clean --all` "
+                           "removes it"
+                         : "its interfaces are gone (a deleted namespace); `csumfix clean --all` "
+                           "removes them")
+          : name.empty() ? "`csumfix stats -A` shows its counters"
+                         : absl::StrCat("`csumfix -n ", name, " status`");
       std::fprintf(stderr, "csumfix: note: network namespace %s has %zu attachment%s: %s\n",
-                   NetnsText(ino).c_str(), n, n == 1 ? "" : "s", see.c_str());
+                   NetnsText(ino).c_str(), n, n == 1 ? "" : "s", WithNetns(see).c_str());
     }
   }
   return Done{};

@@ -15,7 +15,13 @@ inline constexpr int kExitFailed = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitWarnings = 3;
 
-// Prints "csumfix: <message>" to stderr; returns kExitFailed.
+// The network namespace named by -n: the commands that messages suggest ("`csumfix detach
+// tap0`") then carry it ("`csumfix -n NS detach tap0`"), so they can be pasted as they are.
+void SetNetnsForHints(const std::string& netns);
+// `message` with -n NS added to every `csumfix ...` it suggests that has none (see above).
+std::string WithNetns(std::string message);
+
+// Prints "csumfix: <message>" to stderr (WithNetns); returns kExitFailed.
 int Fail(const absl::Status& s);
 
 // A usage mistake the parser cannot see (e.g. neither IFACE nor --all): prints

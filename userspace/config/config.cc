@@ -383,7 +383,7 @@ std::string InterfaceSpec::Selectors() const {
 absl::Status Owned::Save(const std::string& path, const control::Controller& c) const {
   auto st = c.Status(control::Controller::Detail::kRecords);
   if (!st.ok()) return Annotate(st.status(), "save " + path);
-  nlohmann::json j = {{"interfaces", nlohmann::json::array()}};
+  nlohmann::json j = {{"netns", c.netns_ino()}, {"interfaces", nlohmann::json::array()}};
   for (const auto& i : *st)
     if (names.count(i.ifname)) j["interfaces"].push_back({{"name", i.ifname}, {"ifindex", i.ifindex}});
   std::error_code ec;
@@ -405,6 +405,11 @@ Owned Owned::LoadFile(const std::string& path, const control::Controller& c) {
   if (!in) return o;
   nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object() || !j.contains("interfaces") || !j["interfaces"].is_array()) return o;
+  // A record of another network namespace (a --state file shared by mistake) owns nothing here:
+  // its names would match this namespace's interfaces of the same name and ifindex.
+  if (j.contains("netns") && (!j["netns"].is_number_unsigned() ||
+                              j["netns"].get<uint64_t>() != c.netns_ino()))
+    return o;
   auto st = c.Status(control::Controller::Detail::kRecords);
   if (!st.ok()) return o;
   for (const auto& e : j["interfaces"]) {

@@ -79,7 +79,8 @@ struct Config {
 absl::StatusOr<Config> Load(const std::string& path);
 
 // Interfaces the daemon attached itself (and may therefore detach), kept across restarts in a
-// small JSON file; an entry counts only while the pins still say the same ifindex.
+// small JSON file; an entry counts only while the pins still say the same ifindex, and only in
+// the network namespace that wrote the file (it records the namespace's inode).
 struct Owned {
   std::set<std::string> names;
   absl::Status Save(const std::string& path, const control::Controller& c) const;

@@ -229,8 +229,9 @@ absl::Status ValidateAttach(const AttachRequest& req, const ProbeResult& pr) {
   if (req.ifname.empty() || req.ifname.size() >= IFNAMSIZ ||
       req.ifname.find('/') != std::string::npos || req.ifname == "." || req.ifname == ".." ||
       req.ifname == CSF_PIN_MAPS)
-    return absl::InvalidArgumentError(
-        absl::StrCat("attach: \"", req.ifname, "\" is not a valid interface name"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "attach: \"", req.ifname, "\" is not a valid interface name (1 to ", IFNAMSIZ - 1,
+        " characters, no '/', not \".\", \"..\" or \"", CSF_PIN_MAPS, "\")"));
   if (!req.xdp_redirect_to.empty() && !req.xdp)
     return absl::InvalidArgumentError("attach: --redirect-to needs --xdp");
   return absl::OkStatus();

@@ -63,8 +63,8 @@ Outcome Controller::Detach(absl::string_view ifname) {
   if (!st.ok() && st.status().code() == absl::StatusCode::kNotFound) {
     done.Warn(absl::StrCat(
         "detach ", ifname, ": it had no state record (an attach was interrupted), so only its "
-        "pins are removed; check `tc filter show dev ", ifname, " ingress` (and egress) and `ip "
-        "link show` for a filter or csf* veth it may have left"));
+        "pins are removed; `csumfix clean ", ifname, "` removes a csf* veth or filter it may "
+        "have left"));
     return done;
   }
   if (!st.ok()) return Annotate(st.status(), absl::StrCat("detach ", ifname, " (pins removed)"));

@@ -54,7 +54,7 @@ struct IfaceStatus {
   uint64_t netns_ino = 0;  // the network namespace of the record (its inode)
   // The pin directory's record: "ok"; "attaching" (no state yet and another csumfix holds the
   // pin lock: an attach in progress); "incomplete" (no state and nobody holds the lock: an attach
-  // was interrupted, `csumfix detach IFNAME` removes what it left); "unreadable" (the state exists
+  // was interrupted, `csumfix clean IFNAME` removes what it left); "unreadable" (the state exists
   // but cannot be read, e.g. another ABI version). Other than "ok", ifindex and present describe
   // the device of that name now, and nothing else is filled.
   std::string state = "ok";

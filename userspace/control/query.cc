@@ -36,8 +36,8 @@ void DescribeMissingState(const PinPaths& paths, const std::string& name,
   } else if (*st = ReadState(paths.iface(name)); !st->ok()) {
     s->state = "incomplete";
     s->problem = absl::StrCat("no state record: an attach of ", name,
-                              " was interrupted; `csumfix detach ", name,
-                              "` removes what it left");
+                              " was interrupted; `csumfix clean ", name,
+                              "` removes what it left (pins, csf* veths, filters)");
   }
 }
 

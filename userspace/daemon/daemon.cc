@@ -91,9 +91,11 @@ absl::Status ParseListen(const std::string& s, std::string* host, int* port) {
 
 Daemon::Daemon(Options o) : o_(std::move(o)), c_(o_.bpffs) {
   c_.KeepProgramsLoaded(true);  // interfaces come and go: verify the programs once
+  // One record per network namespace, named after it: `-n NS` and `ip netns exec NS` (which
+  // names no -n) must find the same file, never the host daemon's.
+  const std::string ns = o_.netns.empty() ? control::NetnsName(c_.netns_ino()) : o_.netns;
   state_path_ = o_.state.empty()
-                    ? absl::StrCat("/run/csumfix/serve", o_.netns.empty() ? "" : "-", o_.netns,
-                                   ".json")
+                    ? absl::StrCat("/run/csumfix/serve", ns.empty() ? "" : "-", ns, ".json")
                     : o_.state;
 }
 
