@@ -51,6 +51,8 @@ std::vector<Malformed> Cases() {
       {"attach_missing_iface", {"attach", "csf-nosuch0"}, 1,
        {"csf-nosuch0", "no interface", "ip link show"}},
       // attach: actions, mechanisms, APIs, conflicting flags.
+      {"attach_misspelt_option", {"attach", "lo", "--acton", "fill"}, 2,
+       {"attach: unknown option --acton", "csumfix attach --help"}},
       {"attach_bad_action", {"attach", "lo", "--action", "frobnicate"}, 2,
        {"frobnicate", "unknown action", "fill"}},
       {"attach_empty_action", {"attach", "lo", "--action", ""}, 2, {"unknown action"}},

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <iostream>
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "base/caps.h"
 #include "base/memlock.h"
 #include "base/status.h"
@@ -72,6 +74,16 @@ std::string UsageError(const CLI::App* root, const CLI::Error& e) {
         rest.empty() ? "no command given" : absl::StrCat("unknown command \"", rest.front(), "\"");
     absl::StrAppend(&what, "; ", path == "csumfix" ? "the commands are: " : "choose one of: ",
                     CommandNames(cur));
+  }
+  if (what.find(" not expected: ") != std::string::npos) {  // ExtrasError (named after the command)
+    // "The following arguments were not expected: fill --acton": name the unknown option first.
+    const size_t colon = what.find(": ");
+    std::vector<std::string> rest =
+        absl::StrSplit(colon == std::string::npos ? "" : what.substr(colon + 2), ' ',
+                       absl::SkipEmpty());
+    auto opt = std::find_if(rest.begin(), rest.end(),
+                            [](const std::string& a) { return a.size() > 1 && a[0] == '-'; });
+    if (opt != rest.end()) what = absl::StrCat("unknown option ", *opt, " (", what, ")");
   }
   std::string where = path == "csumfix" ? "" : path.substr(std::string("csumfix ").size()) + ": ";
   return absl::StrCat("csumfix: ", where, what, "\nRun `", path,
