@@ -44,6 +44,7 @@
 #include "absl/strings/str_format.h"
 #include "bpf/fd.h"
 #include "bpf/loader.h"
+#include "control/pins.h"
 #include "control/policy.h"
 #include "csumfix/abi.h"
 #include "nlohmann/json.hpp"
@@ -408,7 +409,7 @@ int Bench::Policy() {
   {
     auto pol = control::Policy::Open(fs);
     bpf::LoadOptions lo;
-    lo.pin_maps_dir = fs + "/" CSF_PIN_ROOT "/" CSF_PIN_MAPS;
+    lo.pin_maps_dir = control::PinPaths(fs).maps();  // where Policy::Open(fs) pinned them
     auto progs = pol.ok() ? bpf::Programs::Load(lo) : pol.status();
     if (!pol.ok() || !progs.ok()) {
       std::cerr << "policy bench: " << (pol.ok() ? progs.status() : pol.status()) << "\n";

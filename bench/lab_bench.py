@@ -317,19 +317,44 @@ INCLUSIVE = {
 
 
 def perf_profile(lab, cfg, proto, seconds, port, workdir):
+    """One stream of `proto` kept running while `perf record -a` samples `seconds` of it. The
+    stream starts first and outlasts the recording: perf takes seconds to set up under TCG, and
+    a stream of the same length as the recording would be over before the first sample."""
     name, _, mech = cfg.partition(":")
     data = os.path.join(workdir, f"perf-{cfg.replace(':', '-')}.data")
     cfg_apply(lab, name, mech or None)
+    procs = []
     try:
-        rec = subprocess.Popen(["perf", "record", "-q", "-a", "-g", "-e", "cpu-clock", "-F", "999",
-                                "-o", data, "--", "sleep", str(seconds + 1)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        procs.append(subprocess.Popen(["ip", "netns", "exec", NS_S, "iperf3", "-s", "-1", "-p",
+                                       str(port)], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
         time.sleep(0.5)
-        x = iperf(proto, seconds, port)
-        _, err = rec.communicate(timeout=seconds + 120)
+        procs.append(subprocess.Popen(
+            ["ip", "netns", "exec", NS_C, "iperf3", "-c", S_IP, "-p", str(port), "-t",
+             str(seconds * 10 + 300)] + PROTOCOLS[proto][0].split(),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(2)
+        if procs[-1].poll() is not None:
+            raise RuntimeError(f"profile {cfg}: the {proto} stream ended at once "
+                               f"(iperf3 exit {procs[-1].returncode})")
+        rec = subprocess.run(["perf", "record", "-q", "-a", "-g", "-e", "cpu-clock", "-F", "999",
+                              "-o", data, "--", "sleep", str(seconds)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             timeout=seconds * 10 + 240)
         if rec.returncode != 0:
-            raise RuntimeError(f"perf record ({cfg}) failed ({rec.returncode}): {err.strip()}")
+            raise RuntimeError(f"perf record ({cfg}) failed ({rec.returncode}): {rec.stderr.strip()}")
+        if procs[-1].poll() is not None:
+            raise RuntimeError(f"profile {cfg}: the {proto} stream ended before perf did: the "
+                               "samples would not all be of the stream")
     finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
         cfg_undo(lab, name)
     out = sh(f"perf script -i {data} -F comm,ip,sym", capture=True, timeout=900)
     os.unlink(data)
@@ -355,11 +380,12 @@ def perf_profile(lab, cfg, proto, seconds, port, workdir):
         for k, prefixes in INCLUSIVE.items():
             if any(s.startswith(prefixes) for s in syms):
                 incl_c[k] += 1
-    if busy == 0:
-        raise RuntimeError(f"perf ({cfg}): none of {total} samples was the lab's work "
-                           f"({', '.join(LAB_COMMS)}, not idle): nothing was measured")
+    if busy < max(50, total // 20):
+        raise RuntimeError(f"perf ({cfg}): only {busy} of {total} samples were the lab's work "
+                           f"({', '.join(LAB_COMMS)}, not idle): the stream did not run while "
+                           "perf sampled, so the profile would say nothing")
     top = sorted(self_c.items(), key=lambda kv: -kv[1])[:15]
-    return {"protocol": proto, "bps": x["bps"], "samples": total, "lab_busy_samples": busy,
+    return {"protocol": proto, "samples": total, "lab_busy_samples": busy,
             "self_top": [[s, 100.0 * n / busy] for s, n in top],
             "inclusive": {k: 100.0 * n / busy for k, n in incl_c.items()}}
 

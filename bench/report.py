@@ -123,13 +123,21 @@ def targets(micro, lab):
                             f"{fmt(f_cpu, ' s', 3)} vs {fmt(x_cpu, ' s', 3)}"})
     t += fill_targets(lab)
     # 5. lookup flat from 10 to 100,000 rules ("flat": 100k within 1.2x of 10).
+    # Only where the programs really searched the rules: a hit packet moved the policy-hit
+    # counter at every size (hit_verified), else the figures time a path without the policy.
+    hits = [find(rows, name=f"{n} rules, hit /32", method="repeat") for n in (10, 1000, 100000)]
+    verified = all(h and h.get("hit_verified") for h in hits)
     for kind, method in (("hit /32", "repeat"), ("miss, rotating flows", "rotating-minus-empty")):
         a = med(find(rows, name=f"10 rules, {kind}", method=method))
         b = med(find(rows, name=f"100000 rules, {kind}", method=method))
         r5 = b / a if a and b else None
         t.append({"target": f"policy lookup flat 10 -> 100,000 rules ({kind}; flat = within 1.2x)",
-                  "value": r5, "limit": 1.2, "met": r5 is not None and r5 <= 1.2,
-                  "detail": f"10 rules {fmt(a, ' ns')}, 100,000 rules {fmt(b, ' ns')}"})
+                  "value": r5 if verified else None, "limit": 1.2,
+                  "met": verified and r5 is not None and r5 <= 1.2,
+                  "detail": f"10 rules {fmt(a, ' ns')}, 100,000 rules {fmt(b, ' ns')}" +
+                            ("" if verified or not a else
+                             " — NOT MEASURED: a hit packet did not move the policy-hit counter, "
+                             "so the programs did not search the rules")})
     return t
 
 
