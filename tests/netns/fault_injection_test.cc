@@ -920,7 +920,8 @@ TEST_F(FaultInjection, FullPolicyTableRefusesMoreEntriesAndKeepsEveryRule) {
                          std::to_string(CSF_POL_MAX_ENTRIES)),
             std::string::npos)
       << del.err;
-  EXPECT_NE(del.err.find("csumfix policy flush"), std::string::npos) << del.err;
+  EXPECT_NE(del.err.find("`csumfix -n " + ns_.name() + " policy flush`"), std::string::npos)
+      << del.err;
   EXPECT_TRUE(PolicyList(ns_) == expected) << "the rules changed after the refused delete: "
                                         << FirstDiff(PolicyList(ns_), expected);
   CmdResult t = testing::Run({"bpftool", "-j", "map", "show", "pinned",

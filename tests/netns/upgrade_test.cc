@@ -329,7 +329,7 @@ TEST_F(Upgrade, OtherPinAbiIsRefusedAndKeepsRunning) {
   const std::string log = ReadFile(log_);
   EXPECT_NE(log.find("pin ABI 2"), std::string::npos) << log;
   EXPECT_NE(log.find("Nothing was changed"), std::string::npos) << log;
-  EXPECT_NE(log.find("csumfix detach --all"), std::string::npos) << log;
+  EXPECT_NE(log.find("`csumfix -n " + a_.name() + " detach --all`"), std::string::npos) << log;
   CmdResult d = Csumfix({"-n", a_.name(), "detach", "va"});
   EXPECT_EQ(d.rc, 1);
   EXPECT_NE(d.err.find("pin ABI 2"), std::string::npos) << d.err;

@@ -26,13 +26,14 @@ constexpr Help kHelp{
     "Per interface and hook: packets, bytes, packets per checksum class (valid, partial, bad,\n"
     "zero, na, unparsable, gso, unverified) and per action applied, filled, zeroed, dropped,\n"
     "ip4_hdr_bad, fill_error, bounced / bounce_returned (mechanism bounce), act_selected\n"
-    "(mechanism act-csum), policy_hit. Counters start at zero with each attach.\n"
+    "(mechanism act-csum), policy_hit. Counters start at zero with each attach, and every\n"
+    "attached hook has its row (and metrics) from then on, before its first packet.\n"
     "Each network namespace has its own: this one's (see -n), or with -A every namespace's,\n"
     "each row naming its namespace (JSON: netns, the inode, and netns_name).\n"
     "Example: csumfix stats tap0 -j; csumfix stats -A"};
 
-// Counters start at the first packet: an attached interface may have none yet, so whether
-// IFACE is attached is asked of the attachments, not of the counters.
+// Whether IFACE is attached is asked of the attachments: counters of a detached interface may
+// linger in another namespace's view, and the message should say what to do.
 absl::Status CheckAttached(const control::Controller& c, const std::string& ifname) {
   auto st = c.Status();
   const bool attached =
@@ -92,7 +93,7 @@ Outcome Stats(const ShowOpts& o, const Globals& g) {
       if (o.ifname.empty() || r.ifname == o.ifname) rows.push_back(r);
   }
   PrintRows(rows, o.json, RowJson, PrintText,
-            "no counters (nothing attached, or no packet seen yet)");
+            "no counters (nothing attached)");
   return Done{};
 }
 

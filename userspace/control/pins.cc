@@ -280,7 +280,7 @@ absl::Status AbiMismatch(const std::string& where, uint32_t found) {
       CSF_ABI_VERSION, " (`csumfix -V`) and does not adopt, upgrade or detach another ABI's "
       "pins. Nothing was changed, and the programs attached there keep running. Detach them "
       "with the csumfix that made them (`csumfix detach --all`, and `csumfix policy flush` for "
-      "its rules; with -n NS for a named namespace), then use this one"));
+      "its rules), then use this one"));
 }
 
 absl::StatusOr<csf_attach_state> ReadState(const std::string& dir) {
