@@ -178,7 +178,7 @@ Outcome Status(const ShowOpts& o, const Globals& g) {
       if (n == 0) continue;
       const std::string name = control::NetnsName(ino);
       // Every hook a link whose device is gone: the namespace went (a deleted pod or VM).
-      auto other = control::Controller(g.bpffs, ino).Status();
+      auto other = control::Controller(g.bpffs, ino).Status(control::Controller::Detail::kRecords);
       const bool gone = other.ok() && !other->empty() &&
                         std::all_of(other->begin(), other->end(),
                                     [](const control::IfaceStatus& i) { return i.links_defunct; });

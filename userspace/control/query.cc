@@ -202,14 +202,16 @@ absl::StatusOr<std::vector<CounterRow>> Controller::Counters(
   }
   // Every hook attached here has a row from the attach on, zero until its first packet: stats
   // shows the hook, and a scrape has the series before traffic (rate() and absent() need it).
+  // Only for this process's namespace: `present` is decided by the names here.
   std::vector<IfaceStatus> records;
   if (known == nullptr) {
     if (auto st = Status(Detail::kRecords); st.ok()) records = std::move(*st);
     known = &records;
   }
-  for (const IfaceStatus& s : *known)
-    if (s.state == "ok" && s.present && s.netns_ino == paths_.netns_ino())
-      for (const HookStatus& h : s.hooks) sum.try_emplace({s.ifindex, h.hook});
+  if (paths_.netns_ino() == CurrentNetnsIno())
+    for (const IfaceStatus& s : *known)
+      if (s.state == "ok" && s.present)
+        for (const HookStatus& h : s.hooks) sum.try_emplace({s.ifindex, h.hook});
   const auto name_of = Namer(known);
   for (const auto& [k, v] : sum) {
     CounterRow r;
