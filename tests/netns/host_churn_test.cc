@@ -3,6 +3,7 @@
 // same interface name exists in two namespaces, `ip netns exec` itself, and a private bpffs.
 #include <unistd.h>
 
+#include <set>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -58,6 +59,18 @@ TEST_F(HostChurn, ATapRecreatedUnderItsNameIsAttachedAgain) {
   EXPECT_NE(s[0]["ifindex"].get<uint32_t>(), first);
   EXPECT_TRUE(s[0]["present"].get<bool>()) << s.dump();
   for (const auto& h : s[0]["hooks"]) EXPECT_TRUE(h["attached"].get<bool>()) << s.dump();
+  // Each hook of the new TAP has its counter row from the attach on, before its first packet
+  // (a scrape has the series at once), and none is left of the old TAP's ifindex.
+  CmdResult t = Csumfix({"-n", ns_.name(), "stats", "tapD", "-j"});
+  ASSERT_EQ(t.rc, 0) << t.err;
+  const json rows = json::parse(t.out);
+  std::set<std::string> hooks;
+  for (const json& r : rows) {
+    EXPECT_EQ(r["ifindex"], s[0]["ifindex"]) << rows.dump();
+    hooks.insert(r["hook"].get<std::string>());
+  }
+  EXPECT_EQ(hooks.size(), s[0]["hooks"].size()) << rows.dump();
+  EXPECT_EQ(hooks.size(), 2u) << rows.dump();
   // The old TAP's bounce pairs went with its record: only the new one's two pairs are left.
   EXPECT_EQ(ns_.Capture("ip -o link show | grep -c ': csf'"), "4\n") << CsfLinks(ns_);
   // Attaching the live one again is still refused.

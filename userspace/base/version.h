@@ -8,14 +8,14 @@
 namespace csumfix::base {
 
 struct BuildInfo {
-  std::string version;   // the project's version, e.g. "0.1.0"
+  std::string version;   // the project's version, e.g. "0.2.0"
   std::string revision;  // git revision, "-dirty" with local changes, "unknown" outside git
   std::string libbpf;    // the libbpf loaded at run time, e.g. "1.4"
 };
 
 const BuildInfo& Build();
 
-// "csumfix 0.1.0 (revision 1b99f82abcde, libbpf 1.4, pin ABI 1)".
+// "csumfix 0.2.0 (revision 1b99f82abcde, libbpf 1.4, pin ABI 1)".
 std::string VersionText();
 
 }  // namespace csumfix::base

@@ -103,7 +103,8 @@ void AddAttachCommand(CLI::App& app, Globals& g) {
                   "bpf_skb_change_tail fix) | act-csum (classic act_csum behind a csumfix "
                   "selector; needs CONFIG_NET_ACT_CSUM) | bounce (out of a tx-csum-off veth "
                   "and back; any kernel) | ifb (--ingress only: through a tx-csum-off ifb "
-                  "behind a csumfix selector; needs CONFIG_IFB, CONFIG_NET_ACT_MIRRED) | "
+                  "device; needs CONFIG_IFB, and before 6.4 a csumfix selector with "
+                  "CONFIG_NET_ACT_MIRRED) | "
                   "observe (never fill them)")
       ->check(CLI::IsMember(MechanismList()))
       ->capture_default_str();

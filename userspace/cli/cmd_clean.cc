@@ -1,6 +1,6 @@
 // csumfix clean [IFACE | --all]: remove what csumfix left in this network namespace that no live
 // attachment accounts for (as xdp-loader's clean): records of deleted interfaces, pins of an
-// interrupted attach, bounce veth pairs and csumfix filters whose pins vanished. Never anything
+// interrupted attach, bounce veth pairs, ifb devices and csumfix filters whose pins vanished. Never anything
 // csumfix did not create (control/leftovers.h says how it knows).
 #include <cstdio>
 #include <memory>
@@ -26,8 +26,8 @@ void AddCleanCommand(CLI::App& app, Globals& g) {
       ->excludes(iface);
   cmd->footer(
       "Removes: the record of an attached interface that was deleted (a VM or pod that went),\n"
-      "the pins of an attach that was interrupted, csumfix's bounce veth pairs (csf*) and\n"
-      "cls_bpf filters (handle 0xc5f, a csf_* program) that no attachment uses any more — e.g.\n"
+      "the pins of an attach that was interrupted, csumfix's bounce veth pairs (csf*), its ifb\n"
+      "devices (csfifb*) and cls_bpf filters (handle 0xc5f, a csf_* program) that no attachment uses any more — e.g.\n"
       "after `ip netns exec NS csumfix attach` on an older csumfix. Live attachments, and\n"
       "anything csumfix did not create, are left alone. `attach` replaces such leftovers itself.\n"
       "--all also removes the pins other network namespaces left when their interfaces went with\n"

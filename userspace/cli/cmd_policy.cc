@@ -30,8 +30,9 @@ constexpr Help kHelp{
     "policy", "Per-flow rules: which action a flow gets (the interface's action otherwise).",
     "A packet gets the action of the matching rule with the lowest --priority (then the\n"
     "oldest); with no match, its hook's action. Changes switch atomically. A rule with --iface\n"
-    "is bound to that interface's index: if the interface is deleted the rule matches nothing,\n"
-    "is flagged by `policy list` and `status`, and `serve` removes it. A fill rule warns about\n"
+    "is bound to that interface by name: if the interface is deleted the rule matches nothing\n"
+    "(flagged by `policy list` and `status`) until an interface of that name is attached, by\n"
+    "hand or by `serve`, which rebinds the rule to it. A fill rule warns about\n"
     "attached interfaces with fill mechanism observe (mechanism auto with an action that never\n"
     "fills): there it cannot fill partial packets. docs/POLICY.md.\n"
     "Examples:\n"

@@ -13,7 +13,7 @@
 //                                   #   without one (Xen's vif, a NIC)
 //   hooks = ["ingress", "egress"]   # ingress | egress | xdp; default both tc hooks
 //   action = "fill"                 # default "fill"
-//   mechanism = "auto"              # auto | bpf | act-csum | bounce | observe; default "auto":
+//   mechanism = "auto"              # auto | bpf | act-csum | bounce | ifb | observe; default "auto":
 //                                   #   the probe's for fill and zero-udp4, or when a rule of the
 //                                   #   file can fill here; observe (no helpers) otherwise
 //   redirect_to = "vc"              # only with "xdp" in hooks
@@ -51,7 +51,7 @@ struct InterfaceSpec {
   std::string kind;    // link kind, or the driver of a link without one
   bool ingress = false, egress = false, xdp = false;
   uint32_t action = CSF_ACT_FILL;
-  std::string mechanism = "auto";  // auto | bpf | act-csum | bounce | observe (see above)
+  std::string mechanism = "auto";  // auto | bpf | act-csum | bounce | ifb | observe (see above)
   std::string redirect_to;
   std::string where;  // "FILE:LINE:COL" of the [[interface]] table, for messages
 

@@ -147,8 +147,9 @@ std::string Render(const Snapshot& s) {
 
   Family info("csumfix_attachment_info", "gauge",
               "One per attached hook (value 1): fill mechanism, attach mode (tcx, clsact, xdp), "
-              "program id and default action; with mechanism act-csum also act_csum_prog_id, the "
-              "selector program of the classic cls_bpf + act_csum filter.");
+              "program id and default action; with mechanism act-csum (or ifb by mirred) also "
+              "act_csum_prog_id, the selector program of the classic cls_bpf + csum (mirred) "
+              "filter.");
   Family attached("csumfix_program_attached", "gauge",
                   "1 while the kernel still runs csumfix's program at the hook, else 0.");
   Family present("csumfix_interface_present", "gauge",
