@@ -202,16 +202,17 @@ absl::StatusOr<std::vector<CounterRow>> Controller::Counters(
   }
   // Every hook attached here has a row from the attach on, zero until its first packet: stats
   // shows the hook, and a scrape has the series before traffic (rate() and absent() need it).
-  // Only for this process's namespace: `present` is decided by the names here.
+  // Only for this process's namespace: `present` is decided by the names here. Another
+  // namespace's records are not read as statuses (Namer reads just their names).
   std::vector<IfaceStatus> records;
-  if (known == nullptr) {
-    if (auto st = Status(Detail::kRecords); st.ok()) records = std::move(*st);
-    known = &records;
+  if (paths_.netns_ino() == CurrentNetnsIno()) {
+    if (known == nullptr)
+      if (auto st = Status(Detail::kRecords); st.ok()) known = &(records = std::move(*st));
+    if (known != nullptr)
+      for (const IfaceStatus& s : *known)
+        if (s.state == "ok" && s.present)
+          for (const HookStatus& h : s.hooks) sum.try_emplace({s.ifindex, h.hook});
   }
-  if (paths_.netns_ino() == CurrentNetnsIno())
-    for (const IfaceStatus& s : *known)
-      if (s.state == "ok" && s.present)
-        for (const HookStatus& h : s.hooks) sum.try_emplace({s.ifindex, h.hook});
   const auto name_of = Namer(known);
   for (const auto& [k, v] : sum) {
     CounterRow r;
